@@ -1,0 +1,157 @@
+"""The compiled form every device spec builds into.
+
+A :class:`Device` is immutable. It never owns an integrator: it carries the family id that selects
+its Hamiltonian kernels, the physical element values ``w`` those kernels read, the input matrix
+``B`` that turns an input ``u`` into the drive ``s = B u``, a readout matrix, the initial state,
+and the map from the learnable vector ``theta`` (contiguous, named slices) onto ``w`` and ``B``.
+
+Raw learnable values pass through a fixed transform (``identity``, ``relu`` or ``sigmoid``) so
+that e.g. a LinHRU step ``Δt = sigmoid(θ)`` stays in (0, 1); gradients are pulled back through
+the same transform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Transform = Literal["identity", "relu", "sigmoid"]
+Prm = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _forward_transform(kind: Transform, raw: np.ndarray) -> np.ndarray:
+    if kind == "identity":
+        return raw.copy()
+    if kind == "relu":
+        return np.maximum(raw, 0.0)
+    return 1.0 / (1.0 + np.exp(-raw))
+
+
+def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
+    if kind == "identity":
+        return np.ones_like(raw)
+    if kind == "relu":
+        return (raw > 0.0).astype(np.float64)
+    sig = 1.0 / (1.0 + np.exp(-raw))
+    return sig * (1.0 - sig)
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """One named slice of ``theta``.
+
+    ``target`` says whether the slice sets entries of ``w`` (Hamiltonian elements) or of the
+    flattened input matrix ``B``; ``index`` lists those entries in slice order.
+    """
+
+    name: str
+    unit: str
+    target: Literal["w", "B"]
+    index: np.ndarray
+    transform: Transform = "identity"
+    labels: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(self.index.shape[0])
+
+
+@dataclass(frozen=True)
+class Physical:
+    """Kernel-ready values of a device at one ``theta``: ``prm = (w, ai, af, am)`` and ``B``."""
+
+    prm: Prm
+    B: np.ndarray
+
+    @property
+    def w(self) -> np.ndarray:
+        return self.prm[0]
+
+
+@dataclass(frozen=True)
+class Device:
+    """A Hamiltonian substrate ready to simulate (built from a spec; see ``physim.specs``)."""
+
+    name: str
+    family: int
+    n_dof: int
+    n_inputs: int
+    dt: float
+    w_base: np.ndarray
+    B_base: np.ndarray
+    readout: np.ndarray | None
+    q0: np.ndarray
+    p0: np.ndarray
+    groups: tuple[ParamGroup, ...]
+    theta0: np.ndarray
+    aux_fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    check_fn: Callable[[np.ndarray], None]
+    n_work: int
+    units: dict[str, str] = field(default_factory=dict)
+    spec: Any = None
+    w_labels: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ sizes and names
+    @property
+    def n_params(self) -> int:
+        return int(self.theta0.shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_dof if self.readout is None else int(self.readout.shape[0])
+
+    def slices(self) -> dict[str, slice]:
+        """Named slices of ``theta``, in order."""
+        out: dict[str, slice] = {}
+        start = 0
+        for g in self.groups:
+            out[g.name] = slice(start, start + g.size)
+            start += g.size
+        return out
+
+    def split(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """``theta`` (or a gradient of the same shape) as a dict of named groups."""
+        theta = self.check_theta(theta)
+        return {name: theta[sl] for name, sl in self.slices().items()}
+
+    def check_theta(self, theta: np.ndarray | None) -> np.ndarray:
+        if theta is None:
+            return self.theta0.copy()
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"theta for device {self.name!r} must have shape ({self.n_params},), got "
+                f"{theta.shape}; start from device.theta0"
+            )
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"theta for device {self.name!r} contains non-finite values")
+        return theta
+
+    # ------------------------------------------------------------------ theta <-> physics
+    def physical(self, theta: np.ndarray | None = None) -> Physical:
+        """Element values, kernel auxiliaries and input matrix at ``theta``."""
+        theta = self.check_theta(theta)
+        w = self.w_base.copy()
+        B = self.B_base.copy()
+        for g, sl in zip(self.groups, self.slices().values(), strict=True):
+            val = _forward_transform(g.transform, theta[sl])
+            if g.target == "w":
+                w[g.index] = val
+            else:
+                B.reshape(-1)[g.index] = val
+        self.check_fn(w)
+        ai, af, am = self.aux_fn(w)
+        return Physical(prm=(w, ai, af, am), B=B)
+
+    def pullback(self, theta: np.ndarray, g_w: np.ndarray, g_B: np.ndarray) -> np.ndarray:
+        """Chain rule from gradients w.r.t. ``w`` and ``B`` to the gradient w.r.t. ``theta``."""
+        theta = self.check_theta(theta)
+        out = np.zeros_like(theta)
+        g_B_flat = g_B.reshape(-1)
+        for g, sl in zip(self.groups, self.slices().values(), strict=True):
+            src = g_w if g.target == "w" else g_B_flat
+            out[sl] = src[g.index] * _transform_slope(g.transform, theta[sl])
+        return out

@@ -1,0 +1,158 @@
+"""Hamiltonian recurrent units (HRUs) of deep Hamiltonian state-space models, as devices.
+
+**LinHRU** (kernels in :mod:`physim.families.linhru_kernels`)::
+
+    H = Σ_i Δt_i (½ π_i² + ½ A_i φ_i² − φ_i (B u)_i),   A = relu(θ_A),  Δt = sigmoid(θ_Δt)
+
+**NonlinHRU** (kernels in :mod:`physim.families.nonlinhru_kernels`)::
+
+    H = ½‖π‖² + (α/2)‖φ‖² + Σ_i (c_i / W_i) log cosh(W_i φ_i + (B u)_i + b_i),   c = sigmoid(θ_c)
+
+State layout: ``q`` = φ (P modes), ``p`` = π (P modes); dimensionless, time in integrator steps.
+The readout is the identity (every mode is observed); a model's digital periphery applies its
+own output matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from physim.device import Device, ParamGroup
+from physim.families import linhru_kernels, nonlinhru_kernels
+from physim.spec_base import SpecModel
+
+
+def _no_aux(n: int):
+    ai = np.asarray([n], dtype=np.int64)
+    af = np.zeros(0)
+    am = np.zeros((0, 0))
+    return lambda w: (ai, af, am)
+
+
+def _hru_device(
+    spec, family: int, w: np.ndarray, B: np.ndarray, groups: list[ParamGroup], theta0, check
+) -> Device:
+    P = spec.n_modes
+    dev = Device(
+        name=spec.name,
+        family=family,
+        n_dof=P,
+        n_inputs=spec.n_inputs,
+        dt=float(spec.dt),
+        w_base=w,
+        B_base=np.ascontiguousarray(B),
+        readout=None,
+        q0=np.zeros(P),
+        p0=np.zeros(P),
+        groups=tuple(groups),
+        theta0=np.ascontiguousarray(theta0, dtype=np.float64),
+        aux_fn=_no_aux(P),
+        check_fn=check,
+        n_work=1,
+        units={"q": "1", "p": "1", "t": "step", "u": "1", "y": "1"},
+        spec=spec,
+        w_labels=(),
+    )
+    dev.physical(dev.theta0)
+    return dev
+
+
+class _HRUBase(SpecModel):
+    name: str = Field(min_length=1, description="catalogue name")
+    description: str = ""
+    n_modes: int = Field(ge=1, description="number of oscillators P (ssm_dim)")
+    n_inputs: int = Field(ge=1, description="input channels H (hidden width of the model)")
+    seed: int = Field(0, description="seed of the parameter initialisation")
+    input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs)")
+
+    def _input_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(
+            0.0, self.input_scale / np.sqrt(self.n_inputs), size=(self.n_modes, self.n_inputs)
+        )
+
+
+class LinHRUSpec(_HRUBase):
+    """A LinHRU layer (see module docstring); δ = 1 and each mode has its own step Δt_i."""
+
+    kind: Literal["linhru"]
+    dt: float = Field(1.0, gt=0, description="global integrator step δ (per-mode steps are Δt)")
+    a_range: tuple[float, float] = Field((0.0, 1.0), description="θ_A ~ U[a_range]")
+    dt_raw_range: tuple[float, float] = Field((-2.0, 2.0), description="θ_Δt ~ U[dt_raw_range]")
+    learnable: list[Literal["A", "dt", "input_weight"]] = Field(
+        default_factory=lambda: ["A", "dt", "input_weight"], description="trained groups"
+    )
+
+    def build(self) -> Device:
+        P, H = self.n_modes, self.n_inputs
+        rng = np.random.default_rng(self.seed)
+        a_raw = rng.uniform(*self.a_range, size=P)
+        dt_raw = rng.uniform(*self.dt_raw_range, size=P)
+        B = self._input_matrix(rng)
+        w = np.concatenate([np.maximum(a_raw, 0.0), 1.0 / (1.0 + np.exp(-dt_raw))])
+        table = {
+            "A": (ParamGroup("A", "1", "w", np.arange(P), "relu"), a_raw),
+            "dt": (ParamGroup("dt", "step", "w", P + np.arange(P), "sigmoid"), dt_raw),
+            "input_weight": (ParamGroup("input_weight", "1", "B", np.arange(P * H)), B.reshape(-1)),
+        }
+        chosen = [table[g] for g in dict.fromkeys(self.learnable)]
+        theta0 = np.concatenate([v for _, v in chosen]) if chosen else np.zeros(0)
+        return _hru_device(
+            self, linhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, lambda w: None
+        )
+
+
+class NonlinHRUSpec(_HRUBase):
+    """A NonlinHRU layer (see module docstring)."""
+
+    kind: Literal["nonlinhru"]
+    dt: float = Field(0.1, gt=0, description="integrator step δ (the paper's code uses 1e-4)")
+    alpha: float = Field(1.0, description="initial α of the harmonic term")
+    w_range: tuple[float, float] = Field((0.5, 1.0), description="W ~ U[w_range]")
+    c_raw_std: float = Field(1.0, ge=0, description="θ_c ~ N(0, c_raw_std²)")
+    b_std: float = Field(0.1, ge=0, description="b ~ N(0, b_std²)")
+    learnable: list[Literal["alpha", "c", "W", "b", "input_weight"]] = Field(
+        default_factory=lambda: ["alpha", "c", "W", "b", "input_weight"],
+        description="trained groups",
+    )
+
+    @model_validator(mode="after")
+    def _check_w(self) -> NonlinHRUSpec:
+        lo, hi = self.w_range
+        if not (0 < lo <= hi):
+            raise ValueError(
+                f"w_range must satisfy 0 < low <= high (W divides H), got {self.w_range}"
+            )
+        return self
+
+    def build(self) -> Device:
+        P, H = self.n_modes, self.n_inputs
+        rng = np.random.default_rng(self.seed)
+        W = rng.uniform(*self.w_range, size=P)
+        c_raw = rng.normal(0.0, self.c_raw_std, size=P)
+        b = rng.normal(0.0, self.b_std, size=P)
+        B = self._input_matrix(rng)
+        w = np.concatenate([[self.alpha], 1.0 / (1.0 + np.exp(-c_raw)), W, b])
+        table = {
+            "alpha": (ParamGroup("alpha", "1", "w", np.array([0])), np.array([self.alpha])),
+            "c": (ParamGroup("c", "1", "w", 1 + np.arange(P), "sigmoid"), c_raw),
+            "W": (ParamGroup("W", "1", "w", 1 + P + np.arange(P)), W),
+            "b": (ParamGroup("b", "1", "w", 1 + 2 * P + np.arange(P)), b),
+            "input_weight": (ParamGroup("input_weight", "1", "B", np.arange(P * H)), B.reshape(-1)),
+        }
+        chosen = [table[g] for g in dict.fromkeys(self.learnable)]
+        theta0 = np.concatenate([v for _, v in chosen]) if chosen else np.zeros(0)
+
+        def check(w: np.ndarray) -> None:
+            Wv = w[1 + P : 1 + 2 * P]
+            if np.any(np.abs(Wv) < 1e-12):
+                i = int(np.argmin(np.abs(Wv)))
+                raise ValueError(
+                    f"NonlinHRU W[{i}] = {Wv[i]!r} is zero; W divides H — keep W away from 0"
+                )
+
+        return _hru_device(
+            self, nonlinhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, check
+        )

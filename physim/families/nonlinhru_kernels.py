@@ -1,0 +1,134 @@
+"""Hamiltonian kernels of the nonlinear Hamiltonian recurrent unit (NonlinHRU).
+
+    H(φ, π; α, c, W, b, s) = ½‖π‖² + (α/2)‖φ‖² + Σ_i (c_i / W_i) log cosh(z_i),
+    z_i = W_i φ_i + s_i + b_i,     s = B u
+
+Packing: ``w = [α, c (P), W (P), b (P)]``; ``ai``, ``af``, ``am`` unused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+FAMILY_ID = 2
+_LOG2 = np.log(2.0)
+
+
+@njit(cache=True)
+def _logcosh(z):
+    # log cosh z = |z| + log1p(exp(−2|z|)) − log 2, stable for large |z|
+    a = abs(z)
+    return a + np.log1p(np.exp(-2.0 * a)) - _LOG2
+
+
+@njit(cache=True)
+def kinetic(p, prm, work):
+    t = 0.0
+    for i in range(p.shape[0]):
+        t += 0.5 * p[i] * p[i]
+    return t
+
+
+@njit(cache=True)
+def potential(q, s, prm, work):
+    w = prm[0]
+    n = q.shape[0]
+    e = 0.0
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        e += 0.5 * w[0] * q[i] * q[i] + c / W * _logcosh(W * q[i] + s[i] + b)
+    return e
+
+
+@njit(cache=True)
+def grad_T(p, prm, work, out):
+    for i in range(p.shape[0]):
+        out[i] = p[i]
+
+
+@njit(cache=True)
+def grad_V(q, s, prm, work, out):
+    w = prm[0]
+    n = q.shape[0]
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        out[i] = w[0] * q[i] + c * np.tanh(W * q[i] + s[i] + b)
+
+
+@njit(cache=True)
+def acc_dT_dw(p, prm, work, scale, gw):
+    return
+
+
+@njit(cache=True)
+def acc_dV_dw(q, s, prm, work, scale, gw):
+    w = prm[0]
+    n = q.shape[0]
+    ga = 0.0
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        z = W * q[i] + s[i] + b
+        lc = _logcosh(z)
+        th = np.tanh(z)
+        ga += 0.5 * q[i] * q[i]
+        gw[1 + i] += scale * lc / W
+        gw[1 + n + i] += scale * c * (th * q[i] / W - lc / (W * W))
+        gw[1 + 2 * n + i] += scale * c * th / W
+    gw[0] += scale * ga
+
+
+@njit(cache=True)
+def dV_ds(q, s, prm, work, out):
+    w = prm[0]
+    n = q.shape[0]
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        out[i] = c / W * np.tanh(W * q[i] + s[i] + b)
+
+
+@njit(cache=True)
+def hvp_T(p, prm, v, work, out):
+    for i in range(p.shape[0]):
+        out[i] = v[i]
+
+
+@njit(cache=True)
+def hvp_V(q, s, prm, v, work, out):
+    w = prm[0]
+    n = q.shape[0]
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        th = np.tanh(W * q[i] + s[i] + b)
+        out[i] = (w[0] + c * W * (1.0 - th * th)) * v[i]
+
+
+@njit(cache=True)
+def acc_vjp_gT_w(p, prm, lam, work, scale, gw):
+    return
+
+
+@njit(cache=True)
+def acc_vjp_gV_w(q, s, prm, lam, work, scale, gw):
+    w = prm[0]
+    n = q.shape[0]
+    ga = 0.0
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        th = np.tanh(W * q[i] + s[i] + b)
+        sech2 = 1.0 - th * th
+        ga += lam[i] * q[i]
+        gw[1 + i] += scale * lam[i] * th
+        gw[1 + n + i] += scale * lam[i] * c * sech2 * q[i]
+        gw[1 + 2 * n + i] += scale * lam[i] * c * sech2
+    gw[0] += scale * ga
+
+
+@njit(cache=True)
+def vjp_gV_s(q, s, prm, lam, work, out):
+    w = prm[0]
+    n = q.shape[0]
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        th = np.tanh(W * q[i] + s[i] + b)
+        out[i] = c * (1.0 - th * th) * lam[i]

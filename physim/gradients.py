@@ -1,0 +1,64 @@
+"""What RHEL and the BPTT twin share: the gradient result and the error signal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from physim.device import Device
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """Loss and its gradient from one method.
+
+    ``grad`` is w.r.t. ``theta``; ``grad_w`` / ``grad_B`` w.r.t. the physical element values
+    and the input matrix; ``grad_u`` (n_steps, batch, n_inputs) w.r.t. the inputs when asked
+    for. ``kick`` is the absolute nudge factor β (echo kicks are ±β e_k); ``None`` for BPTT.
+    """
+
+    method: str
+    loss: float
+    grad: np.ndarray
+    grad_w: np.ndarray
+    grad_B: np.ndarray
+    grad_u: np.ndarray | None
+    kick: float | None = None
+    echo_q: np.ndarray | None = None
+    echo_p: np.ndarray | None = None
+
+
+def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarray:
+    """e_k = Rᵀ ∂L/∂y_k for state indices k0 … k1−1 (e_0 = 0), shape (k1−k0, batch, n_dof)."""
+    nb = dLdy.shape[1]
+    out = np.zeros((k1 - k0, nb, device.n_dof))
+    lo = max(k0, 1)
+    if lo < k1:
+        g = dLdy[lo - 1 : k1 - 1]
+        out[lo - k0 :] = g if device.readout is None else g @ device.readout
+    return out
+
+
+def error_bound(device: Device, dLdy: np.ndarray) -> float:
+    """An upper bound on max |e_k| without forming e: max |∂L/∂y| times R's largest column sum."""
+    gmax = float(np.max(np.abs(dLdy))) if dLdy.size else 0.0
+    if device.readout is None:
+        return gmax
+    return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))
+
+
+def drive_gradient_to_inputs(
+    gs: np.ndarray,
+    u_chunk: np.ndarray,
+    B: np.ndarray,
+    g_B: np.ndarray,
+    grad_u: np.ndarray | None,
+    k0: int,
+) -> None:
+    """Fold a chunk of drive gradients ∂L/∂s_k into ∂L/∂B (in place) and ∂L/∂u_k."""
+    nk, nb, n = gs.shape
+    if u_chunk.shape[2]:
+        g_B += gs.reshape(nk * nb, n).T @ u_chunk.reshape(nk * nb, -1)
+    if grad_u is not None:
+        grad_u[k0 : k0 + nk] = gs @ B

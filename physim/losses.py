@@ -1,0 +1,85 @@
+"""Losses on the device readout ``y`` (n_steps, batch, n_outputs), ``y[k-1] = R q_k``.
+
+Each loss returns its value and ∂L/∂y; the error signal that nudges the echo is
+``e_k = Rᵀ ∂L/∂y_{k}`` (zero at the initial state, which no parameter can change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class Loss(Protocol):
+    name: str
+
+    def check_target(self, target: np.ndarray, y_shape: tuple[int, ...]) -> np.ndarray: ...
+
+    def value(self, y: np.ndarray, target: np.ndarray) -> float: ...
+
+    def error(self, y: np.ndarray, target: np.ndarray) -> np.ndarray: ...
+
+
+def _as_target(target: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    arr = np.asarray(target, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(
+            f"{what} must have shape {shape} (n_steps, batch, n_outputs), got {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains non-finite values")
+    return np.ascontiguousarray(arr)
+
+
+@dataclass(frozen=True)
+class MSELoss:
+    """Mean squared error over every step, batch element and output: mean((y − target)²)."""
+
+    name: str = "mse"
+
+    def check_target(self, target: np.ndarray, y_shape: tuple[int, ...]) -> np.ndarray:
+        return _as_target(target, y_shape, "MSE target")
+
+    def value(self, y: np.ndarray, target: np.ndarray) -> float:
+        return float(np.mean((y - target) ** 2))
+
+    def error(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return (2.0 / y.size) * (y - target)
+
+
+@dataclass(frozen=True)
+class FinalLoss:
+    """Final-time loss mean over batch and outputs of (y_K − target)²; target (batch, n_outputs).
+
+    RHEL with this loss is Hamiltonian echo backpropagation: a single kick at the echo start.
+    """
+
+    name: str = "final"
+
+    def check_target(self, target: np.ndarray, y_shape: tuple[int, ...]) -> np.ndarray:
+        arr = np.asarray(target, dtype=np.float64)
+        if arr.shape != y_shape[1:]:
+            raise ValueError(
+                f"final-time target must have shape {y_shape[1:]} (batch, n_outputs), got {arr.shape}"
+            )
+        return np.ascontiguousarray(arr)
+
+    def value(self, y: np.ndarray, target: np.ndarray) -> float:
+        return float(np.mean((y[-1] - target) ** 2))
+
+    def error(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        err = np.zeros_like(y)
+        err[-1] = (2.0 / target.size) * (y[-1] - target)
+        return err
+
+
+LOSSES: dict[str, Loss] = {"mse": MSELoss(), "final": FinalLoss()}
+
+
+def get_loss(name: str) -> Loss:
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}") from None

@@ -1,0 +1,190 @@
+"""Forward simulation of a device, chunked so that memory does not grow with sequence length.
+
+Arrays are time-major: inputs ``u`` (n_steps, batch, n_inputs), readouts ``y`` (n_steps, batch,
+n_outputs) with ``y[k-1] = R q_k``, recorded states (n_steps + 1, batch, n_dof) including the
+initial state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from physim.device import Device, Physical
+from physim.kernels.leapfrog import energy_chunk, forward_chunk
+
+#: elements (float64) per chunk array; 2 MiB keeps chunks in cache-friendly sizes
+CHUNK_ELEMENTS = 1 << 18
+_EMPTY3 = np.zeros((0, 1, 1))
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Result of :func:`simulate`. ``q``/``p`` are ``None`` unless ``record=True``."""
+
+    q_final: np.ndarray
+    p_final: np.ndarray
+    y: np.ndarray | None
+    q: np.ndarray | None
+    p: np.ndarray | None
+    dt: float
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.y.shape[0]) if self.y is not None else int(self.q.shape[0] - 1)
+
+    @property
+    def time(self) -> np.ndarray:
+        return self.dt * np.arange(self.n_steps + 1)
+
+
+def as_inputs(
+    device: Device, u: np.ndarray | None, n_steps: int | None = None, batch: int | None = None
+) -> np.ndarray:
+    """Validate an input sequence and return it as contiguous (n_steps, batch, n_inputs)."""
+    if u is None:
+        if device.n_inputs != 0:
+            raise ValueError(
+                f"device {device.name!r} has {device.n_inputs} inputs: pass u with shape "
+                f"(n_steps, batch, {device.n_inputs})"
+            )
+        if n_steps is None or n_steps < 1:
+            raise ValueError(f"without an input sequence give n_steps >= 1, got {n_steps}")
+        return np.zeros((int(n_steps), int(batch or 1), 0))
+    arr = np.asarray(u, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    if arr.ndim != 3 or arr.shape[2] != device.n_inputs:
+        raise ValueError(
+            f"input u for device {device.name!r} must have shape (n_steps, batch, "
+            f"{device.n_inputs}), got {np.shape(u)}"
+        )
+    if arr.shape[0] < 1:
+        raise ValueError("input u has no time steps; give at least one step")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("input u contains non-finite values")
+    return np.ascontiguousarray(arr)
+
+
+def initial_state(
+    device: Device, batch: int, q0: np.ndarray | None = None, p0: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch of initial states (batch, n_dof), from the device's own unless given."""
+    out = []
+    for name, given, default in (("q0", q0, device.q0), ("p0", p0, device.p0)):
+        arr = default if given is None else np.asarray(given, dtype=np.float64)
+        if arr.shape not in ((device.n_dof,), (batch, device.n_dof)):
+            raise ValueError(
+                f"{name} must have shape ({device.n_dof},) or ({batch}, {device.n_dof}), "
+                f"got {arr.shape}"
+            )
+        out.append(
+            np.array(np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C")
+        )
+    return out[0], out[1]
+
+
+def chunk_bounds(n_steps: int, width: int) -> list[tuple[int, int]]:
+    """Split ``range(n_steps)`` into chunks of about CHUNK_ELEMENTS / width steps."""
+    step = max(1, min(n_steps, CHUNK_ELEMENTS // max(1, width)))
+    return [(k0, min(n_steps, k0 + step)) for k0 in range(0, n_steps, step)]
+
+
+def drive(u: np.ndarray, B: np.ndarray, k0: int, k1: int) -> np.ndarray:
+    """Drive s_k = B u_k for steps k0 … k1−1, shape (k1−k0, batch, n_dof)."""
+    nk, nb = k1 - k0, u.shape[1]
+    if u.shape[2] == 0:
+        return np.zeros((nk, nb, B.shape[0]))
+    return (u[k0:k1].reshape(nk * nb, -1) @ B.T).reshape(nk, nb, B.shape[0])
+
+
+def readout(device: Device, q: np.ndarray) -> np.ndarray:
+    """y = R q over the last axis (identity readout when the device has none)."""
+    return q.copy() if device.readout is None else q @ device.readout.T
+
+
+def iter_forward(
+    device: Device,
+    phys: Physical,
+    u: np.ndarray,
+    Q: np.ndarray,
+    P: np.ndarray,
+    *,
+    record_p: bool = False,
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    """Advance ``Q, P`` in place chunk by chunk, yielding (k0, k1, positions, momenta)."""
+    n_steps, nb = u.shape[0], u.shape[1]
+    for k0, k1 in chunk_bounds(n_steps, nb * device.n_dof):
+        S = drive(u, phys.B, k0, k1)
+        Qrec = np.empty((k1 - k0, nb, device.n_dof))
+        Prec = np.empty((k1 - k0, nb, device.n_dof)) if record_p else _EMPTY3
+        forward_chunk(device.family, phys.prm, device.dt, device.n_work, Q, P, S, Qrec, Prec)
+        yield k0, k1, Qrec, (Prec if record_p else None)
+
+
+def simulate(
+    device: Device,
+    theta: np.ndarray | None = None,
+    u: np.ndarray | None = None,
+    *,
+    n_steps: int | None = None,
+    batch: int | None = None,
+    q0: np.ndarray | None = None,
+    p0: np.ndarray | None = None,
+    record: bool = False,
+    observe: bool = True,
+) -> Trajectory:
+    """Run the device forward from its initial state under the input ``u``.
+
+    Parameters
+    ----------
+    device, theta
+        The device and its learnable vector (``device.theta0`` when ``None``).
+    u
+        Inputs (n_steps, batch, n_inputs); ``None`` for undriven devices (give ``n_steps``).
+    record
+        Keep the full state trajectory (memory grows with n_steps).
+    observe
+        Keep the readout ``y`` (n_steps, batch, n_outputs). With ``record=False`` and
+        ``observe=False`` memory does not depend on n_steps.
+    """
+    theta = device.check_theta(theta)
+    u = as_inputs(device, u, n_steps, batch)
+    nb = u.shape[1]
+    phys = device.physical(theta)
+    Q, P = initial_state(device, nb, q0, p0)
+    K = u.shape[0]
+    y = np.empty((K, nb, device.n_outputs)) if observe else None
+    qs = ps = None
+    if record:
+        qs = np.empty((K + 1, nb, device.n_dof))
+        ps = np.empty((K + 1, nb, device.n_dof))
+        qs[0], ps[0] = Q, P
+    for k0, k1, Qrec, Prec in iter_forward(device, phys, u, Q, P, record_p=record):
+        if y is not None:
+            y[k0:k1] = readout(device, Qrec)
+        if record:
+            qs[k0 + 1 : k1 + 1] = Qrec
+            ps[k0 + 1 : k1 + 1] = Prec
+    return Trajectory(q_final=Q, p_final=P, y=y, q=qs, p=ps, dt=device.dt)
+
+
+def energy(
+    device: Device, theta: np.ndarray | None, traj: Trajectory, u: np.ndarray | None = None
+) -> np.ndarray:
+    """Total energy H(q_k, p_k; s_k) along a recorded trajectory, shape (n_steps + 1, batch).
+
+    The drive of state k is that of the step leaving it (the last state reuses the last drive).
+    """
+    if traj.q is None:
+        raise ValueError("energy needs a recorded trajectory: simulate(..., record=True)")
+    K, nb = traj.q.shape[0] - 1, traj.q.shape[1]
+    phys = device.physical(device.check_theta(theta))
+    u = as_inputs(device, u, K, nb)
+    S = drive(u, phys.B, 0, K)
+    S = np.ascontiguousarray(np.concatenate([S, S[-1:]], axis=0))
+    out = np.empty((K + 1, nb))
+    energy_chunk(device.family, phys.prm, traj.q, traj.p, S, out)
+    return out

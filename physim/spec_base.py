@@ -1,0 +1,76 @@
+"""Shared pieces of the pydantic specs people write (TOML / JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SpecModel(BaseModel):
+    """Base of every spec: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RandomMatrixSpec(SpecModel):
+    """A seeded random matrix: entries ~ N(0, (scale / sqrt(n_columns))²) or U[−scale, scale]."""
+
+    kind: Literal["random"] = "random"
+    distribution: Literal["normal", "uniform"] = Field("normal", description="entry distribution")
+    scale: Annotated[float, Field(gt=0, description="entry scale, in the matrix's unit")] = 1.0
+    seed: int = Field(0, description="seed of the generator that draws the entries")
+
+    def draw(self, shape: tuple[int, int]) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        if self.distribution == "uniform":
+            return rng.uniform(-self.scale, self.scale, size=shape)
+        return rng.normal(0.0, self.scale / np.sqrt(max(1, shape[1])), size=shape)
+
+
+class SinusoidTaskSpec(SpecModel):
+    """A built-in task: follow target(t) = offset + amplitude · sin(2π f t + phase) on one output.
+
+    Used by ``physim demo`` (the two-mass demo of the RHEL authors).
+    """
+
+    kind: Literal["sinusoid"] = "sinusoid"
+    output: int = Field(0, ge=0, description="index of the readout output that must follow")
+    offset: float = Field(0.0, description="target offset, in the readout unit")
+    amplitude: float = Field(1.0, description="target amplitude, in the readout unit")
+    frequency: float = Field(0.1, gt=0, description="target frequency, Hz")
+    phase: float = Field(0.0, description="target phase, rad")
+    duration: float = Field(10.0, gt=0, description="length of one run, s")
+
+    def target(self, dt: float) -> tuple[int, np.ndarray]:
+        n_steps = int(round(self.duration / dt))
+        t = dt * np.arange(1, n_steps + 1)
+        return n_steps, self.offset + self.amplitude * np.sin(
+            2 * np.pi * self.frequency * t + self.phase
+        )
+
+
+def matrix_field(
+    value: list[list[float]] | RandomMatrixSpec | None, shape: tuple[int, int], what: str
+) -> np.ndarray:
+    """Materialise a matrix given explicitly or as a random spec, checking its shape."""
+    if value is None:
+        return np.zeros(shape)
+    if isinstance(value, RandomMatrixSpec):
+        return value.draw(shape)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{what} must have shape {shape}, got {arr.shape}")
+    return arr
+
+
+def vector_field(value: list[float] | None, n: int, what: str) -> np.ndarray:
+    if value is None:
+        return np.zeros(n)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(
+            f"{what} must have {n} entries, got {arr.shape[0] if arr.ndim else 'a scalar'}"
+        )
+    return arr
