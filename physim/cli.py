@@ -1,0 +1,84 @@
+"""The ``physim`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from physim import __version__
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from physim.specs import catalogue, load_spec
+
+    for name, path in catalogue().items():
+        spec = load_spec(path)
+        print(f"{name:<18} {spec.kind:<19} {spec.description}")
+    return 0
+
+
+def _cmd_gradcheck(args: argparse.Namespace) -> int:
+    from physim.gradcheck import format_report, gradcheck
+    from physim.specs import load_device
+
+    device = load_device(args.device)
+    rep = gradcheck(device, n_steps=args.steps, batch=args.batch, eps=args.eps, seed=args.seed, n_fd=args.n_fd)
+    print(json.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
+    return 0 if rep.passed else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from physim.demo import run_demo
+
+    res = run_demo(args.device, epochs=args.epochs, lr=args.lr, eps=args.eps, out=args.out, plot=not args.no_plot)
+    print(f"loss {res.losses[0]:.4g} -> {res.losses[-1]:.4g} after {args.epochs} epochs of in-situ RHEL")
+    print(f"wrote {res.metrics}")
+    if res.png is not None:
+        print(f"wrote {res.png}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="physim", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"physim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("devices", help="list the device catalogue (name first)")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("gradcheck", help="RHEL vs BPTT twin vs finite differences on a device")
+    p.add_argument("device", help="catalogue name or path to a device TOML")
+    p.add_argument("--steps", type=int, default=200, help="sequence length (default 200)")
+    p.add_argument("--batch", type=int, default=2, help="independent sequences (default 2)")
+    p.add_argument("--eps", type=float, default=1e-6, help="relative nudge strength (default 1e-6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input and target")
+    p.add_argument("--n-fd", type=int, default=3, help="finite-difference samples per group")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_gradcheck)
+
+    p = sub.add_parser("demo", help="train the two-mass device in situ by RHEL; write metrics and a figure")
+    p.add_argument("--device", default="two-mass", help="a device with a [task] table (default two-mass)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate")
+    p.add_argument("--eps", type=float, default=1e-3, help="relative nudge strength")
+    p.add_argument("--out", type=Path, default=Path("physim-out"), help="output folder")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"physim {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
