@@ -24,7 +24,9 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     from physim.specs import load_device
 
     device = load_device(args.device)
-    rep = gradcheck(device, n_steps=args.steps, batch=args.batch, eps=args.eps, seed=args.seed, n_fd=args.n_fd)
+    rep = gradcheck(
+        device, n_steps=args.steps, batch=args.batch, eps=args.eps, seed=args.seed, n_fd=args.n_fd
+    )
     print(json.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
     return 0 if rep.passed else 1
 
@@ -32,8 +34,17 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from physim.demo import run_demo
 
-    res = run_demo(args.device, epochs=args.epochs, lr=args.lr, eps=args.eps, out=args.out, plot=not args.no_plot)
-    print(f"loss {res.losses[0]:.4g} -> {res.losses[-1]:.4g} after {args.epochs} epochs of in-situ RHEL")
+    res = run_demo(
+        args.device,
+        epochs=args.epochs,
+        lr=args.lr,
+        eps=args.eps,
+        out=args.out,
+        plot=not args.no_plot,
+    )
+    print(
+        f"loss {res.losses[0]:.4g} -> {res.losses[-1]:.4g} after {args.epochs} epochs of in-situ RHEL"
+    )
     print(f"wrote {res.metrics}")
     if res.png is not None:
         print(f"wrote {res.png}")
@@ -52,14 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device", help="catalogue name or path to a device TOML")
     p.add_argument("--steps", type=int, default=200, help="sequence length (default 200)")
     p.add_argument("--batch", type=int, default=2, help="independent sequences (default 2)")
-    p.add_argument("--eps", type=float, default=1e-6, help="relative nudge strength (default 1e-6)")
+    p.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        help="relative nudge strength (default 1e-2 for quadratic Hamiltonians, 1e-6 otherwise)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random input and target")
     p.add_argument("--n-fd", type=int, default=3, help="finite-difference samples per group")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_gradcheck)
 
-    p = sub.add_parser("demo", help="train the two-mass device in situ by RHEL; write metrics and a figure")
-    p.add_argument("--device", default="two-mass", help="a device with a [task] table (default two-mass)")
+    p = sub.add_parser(
+        "demo", help="train the two-mass device in situ by RHEL; write metrics and a figure"
+    )
+    p.add_argument(
+        "--device", default="two-mass", help="a device with a [task] table (default two-mass)"
+    )
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate")
     p.add_argument("--eps", type=float, default=1e-3, help="relative nudge strength")

@@ -19,7 +19,7 @@ from physim.gradients import error_bound, error_signal
 from physim.kernels.leapfrog import forward_chunk
 from physim.losses import MSELoss
 from physim.rhel import nudge_factor, rhel_gradient
-from physim.simulate import as_inputs, drive, readout, simulate
+from physim.simulate import as_inputs, drive, simulate
 from physim.specs import load_device
 
 _EMPTY3 = np.zeros((0, 1, 1))
@@ -48,7 +48,9 @@ class Adam:
         return theta - self.lr * mhat / (np.sqrt(vhat) + self.tiny)
 
 
-def record_echoes(device: Device, theta: np.ndarray, u: np.ndarray, eps: float, target: np.ndarray) -> dict:
+def record_echoes(
+    device: Device, theta: np.ndarray, u: np.ndarray, eps: float, target: np.ndarray
+) -> dict:
     """Forward run and both nudged echoes with every state recorded (for plotting).
 
     Uses the shared integrator one step at a time, so the recorded echoes are the very
@@ -69,11 +71,19 @@ def record_echoes(device: Device, theta: np.ndarray, u: np.ndarray, eps: float, 
         for j in range(1, K + 1):
             k = K - j
             S = drive(u, phys.B, k, k + 1)
-            forward_chunk(device.family, phys.prm, device.dt, device.n_work, q, p, S, _EMPTY3, _EMPTY3)
+            forward_chunk(
+                device.family, phys.prm, device.dt, device.n_work, q, p, S, _EMPTY3, _EMPTY3
+            )
             p += sign * beta * error_signal(device, dLdy, k, k + 1)[0]
             qs[j] = q
         echoes[sign] = qs
-    return {"forward_q": fwd.q, "y": fwd.y, "echo_plus_q": echoes[1.0], "echo_minus_q": echoes[-1.0], "kick": beta}
+    return {
+        "forward_q": fwd.q,
+        "y": fwd.y,
+        "echo_plus_q": echoes[1.0],
+        "echo_minus_q": echoes[-1.0],
+        "kick": beta,
+    }
 
 
 @dataclass
@@ -104,11 +114,20 @@ def run_demo(
     device = load_device(device_name)
     task = getattr(device.spec, "task", None)
     if task is None:
-        raise ValueError(f"device {device.name!r} has no [task] table; the demo needs a target to follow")
+        raise ValueError(
+            f"device {device.name!r} has no [task] table; the demo needs a target to follow"
+        )
     n_steps, tgt = task.target(device.dt)
     if not 0 <= task.output < device.n_outputs:
-        raise ValueError(f"task.output = {task.output} but the device has {device.n_outputs} outputs")
-    u = as_inputs(device, None if device.n_inputs == 0 else np.zeros((n_steps, 1, device.n_inputs)), n_steps, 1)
+        raise ValueError(
+            f"task.output = {task.output} but the device has {device.n_outputs} outputs"
+        )
+    u = as_inputs(
+        device,
+        None if device.n_inputs == 0 else np.zeros((n_steps, 1, device.n_inputs)),
+        n_steps,
+        1,
+    )
     base = simulate(device, None, u).y
     target = base.copy()
     target[:, 0, task.output] = tgt
@@ -117,7 +136,12 @@ def run_demo(
     opt = Adam(lr=lr)
     res = DemoResult(device=device.name, theta_initial=theta.copy())
     before = record_echoes(device, theta, u, eps, target)
-    bar = tqdm(range(1, epochs + 1), desc=f"RHEL training {device.name}", unit="epoch", disable=not progress)
+    bar = tqdm(
+        range(1, epochs + 1),
+        desc=f"RHEL training {device.name}",
+        unit="epoch",
+        disable=not progress,
+    )
     every = max(1, epochs // 10)
     for epoch in bar:
         g = rhel_gradient(device, theta, u, target, eps=eps)
@@ -148,5 +172,7 @@ def run_demo(
     if plot:
         from physim.plots import plot_demo
 
-        res.png = plot_demo(out / "demo.png", device, u.shape[0], tgt, task.output, before, after, res.losses)
+        res.png = plot_demo(
+            out / "demo.png", device, u.shape[0], tgt, task.output, before, after, res.losses
+        )
     return res

@@ -93,6 +93,8 @@ class Device:
     units: dict[str, str] = field(default_factory=dict)
     spec: Any = None
     w_labels: tuple[str, ...] = ()
+    #: H is quadratic in (q, p): dynamics are linear and centred RHEL is exact at any ε
+    quadratic: bool = False
 
     # ------------------------------------------------------------------ sizes and names
     @property

@@ -49,9 +49,30 @@ def plot_demo(
         if ax is not None:
             # echoes run backwards in time: plot them against the forward time they retrace
             for i in range(device.n_dof):
-                ax.plot(t, rec["forward_q"][:, 0, i], color=f"C{i}", lw=3, alpha=0.3, label=f"q{i + 1} forward")
-                ax.plot(t[::-1], rec["echo_plus_q"][:, 0, i], color=f"C{i}", lw=1, ls="-", label=f"q{i + 1} echo +ε")
-                ax.plot(t[::-1], rec["echo_minus_q"][:, 0, i], color=f"C{i}", lw=1, ls=":", label=f"q{i + 1} echo −ε")
+                ax.plot(
+                    t,
+                    rec["forward_q"][:, 0, i],
+                    color=f"C{i}",
+                    lw=3,
+                    alpha=0.3,
+                    label=f"q{i + 1} forward",
+                )
+                ax.plot(
+                    t[::-1],
+                    rec["echo_plus_q"][:, 0, i],
+                    color=f"C{i}",
+                    lw=1,
+                    ls="-",
+                    label=f"q{i + 1} echo +ε",
+                )
+                ax.plot(
+                    t[::-1],
+                    rec["echo_minus_q"][:, 0, i],
+                    color=f"C{i}",
+                    lw=1,
+                    ls=":",
+                    label=f"q{i + 1} echo −ε",
+                )
             ax.set_title("before training: the ±ε-nudged echoes retrace the forward run backwards")
             ax.set_xlabel(f"forward time retraced ({tu})")
             ax.set_ylabel(f"position ({qu})")

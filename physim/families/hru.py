@@ -33,7 +33,14 @@ def _no_aux(n: int):
 
 
 def _hru_device(
-    spec, family: int, w: np.ndarray, B: np.ndarray, groups: list[ParamGroup], theta0, check
+    spec,
+    family: int,
+    w: np.ndarray,
+    B: np.ndarray,
+    groups: list[ParamGroup],
+    theta0,
+    check,
+    quadratic: bool,
 ) -> Device:
     P = spec.n_modes
     dev = Device(
@@ -55,6 +62,7 @@ def _hru_device(
         units={"q": "1", "p": "1", "t": "step", "u": "1", "y": "1"},
         spec=spec,
         w_labels=(),
+        quadratic=quadratic,
     )
     dev.physical(dev.theta0)
     return dev
@@ -100,7 +108,14 @@ class LinHRUSpec(_HRUBase):
         chosen = [table[g] for g in dict.fromkeys(self.learnable)]
         theta0 = np.concatenate([v for _, v in chosen]) if chosen else np.zeros(0)
         return _hru_device(
-            self, linhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, lambda w: None
+            self,
+            linhru_kernels.FAMILY_ID,
+            w,
+            B,
+            [g for g, _ in chosen],
+            theta0,
+            lambda w: None,
+            True,
         )
 
 
@@ -154,5 +169,5 @@ class NonlinHRUSpec(_HRUBase):
                 )
 
         return _hru_device(
-            self, nonlinhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, check
+            self, nonlinhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, check, False
         )

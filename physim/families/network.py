@@ -141,6 +141,7 @@ def compile_network(
         units=units,
         spec=spec,
         w_labels=labels,
+        quadratic=not (parts.quarts or parts.coss),
     )
     dev.physical(dev.theta0)  # fail at build time, not at the first run
     return dev
