@@ -1,0 +1,192 @@
+"""Configurations of HSSM models and training runs (pydantic, ``extra="forbid"``, frozen).
+
+:data:`PRESETS` holds the paper's configurations (REFERENCE §2 table) and CPU-sized variants.
+A configuration file is JSON or TOML holding a :class:`TrainSpec` (any field may be omitted
+to keep its default); ``load_train_spec`` reports every invalid field with the value received
+and what must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from physim.spec_base import SpecModel
+
+DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
+DatasetName = Literal["scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny"]
+
+
+class ConfigError(ValueError):
+    """An HSSM or training configuration is invalid; the message says what must hold."""
+
+
+class HSSMSpec(SpecModel):
+    """Architecture of a deep Hamiltonian state-space model (REFERENCE §2)."""
+
+    model: Literal["linhru", "nonlinhru"] = Field("linhru", description="HRU family of the cores")
+    n_blocks: int = Field(6, description="number of blocks N")
+    hidden: int = Field(64, description="hidden width H (encoder output, HRU input channels)")
+    ssm_dim: int = Field(256, description="oscillators per HRU core P")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout rate of both dropouts")
+    output_step: int = Field(1, ge=1, description="regression: every output_step-th step is read")
+    hru_dt: float | None = Field(
+        None, gt=0, description="HRU integrator step δ (default: 1 for LinHRU, 0.1 for NonlinHRU)"
+    )
+    norm_eps: float = Field(1e-5, gt=0, description="variance floor of the layer norm")
+    eps: float = Field(
+        1e-6, description="RHEL nudge, relative to the final momenta (see physim.rhel)"
+    )
+
+    @field_validator("n_blocks", "hidden", "ssm_dim")
+    @classmethod
+    def _positive_size(cls, v: int, info) -> int:
+        if v < 1:
+            what = {"ssm_dim": "P (oscillators per core)", "hidden": "H", "n_blocks": "N"}
+            raise ValueError(
+                f"{info.field_name} = {what[info.field_name]} must be >= 1, got {v}; a block "
+                "needs at least one oscillator, one channel and the model one block"
+            )
+        return v
+
+    @field_validator("eps")
+    @classmethod
+    def _eps(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"RHEL nudge eps must be > 0, got {v}; try 1e-6")
+        return v
+
+
+class TrainSpec(SpecModel):
+    """A training run: data, model, algorithm and optimiser settings."""
+
+    data: DatasetName = Field("tiny", description="dataset name (physim.data)")
+    algo: Literal["rhel", "bptt"] = Field("rhel", description="gradient algorithm of the cores")
+    model: HSSMSpec = Field(default_factory=HSSMSpec)
+    seed: int = Field(0, description="seed of initialisation, split, batches and dropout")
+    length: int | None = Field(None, ge=1, description="sequence length (None: the dataset's)")
+    n_samples: int | None = Field(None, ge=1, description="synthetic tasks: number of samples")
+    time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
+    lr: float = Field(1e-4, description="Adam learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam moment decays")
+    adam_eps: float = Field(1e-8, gt=0, description="Adam denominator floor")
+    clip_norm: float | None = Field(1.0, description="clip the global gradient norm (None: off)")
+    batch_size: int = Field(32, ge=1, description="training batch size")
+    eval_batch_size: int = Field(64, ge=1, description="evaluation batch size")
+    n_steps: int = Field(1000, ge=1, description="maximum number of optimiser steps")
+    eval_every: int = Field(100, ge=1, description="evaluate on validation every this many steps")
+    patience: int | None = Field(
+        10, ge=1, description="early stop after this many evaluations without improvement"
+    )
+    checkpoint_every: int = Field(100, ge=1, description="write a checkpoint every this many steps")
+    memory_budget_gb: float = Field(4.0, gt=0, description="refuse runs estimated above this")
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"learning rate lr must be > 0, got {v}; the paper uses 1e-4")
+        return v
+
+    @field_validator("clip_norm")
+    @classmethod
+    def _clip(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"clip_norm must be > 0 or null (no clipping), got {v}")
+        return v
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, v):
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(DATASETS)}")
+        return v
+
+
+def _paper(data: DatasetName, model: str, **kw) -> TrainSpec:
+    return TrainSpec(data=data, model=HSSMSpec(model=model, **kw.pop("arch", {})), **kw)
+
+
+#: Paper configurations (REFERENCE §2) and CPU-sized ones documented next to them.
+PRESETS: dict[str, TrainSpec] = {
+    "scp1-linhru-paper": _paper("scp1", "linhru", lr=1e-4, batch_size=32, n_steps=100_000),
+    "scp1-nonlinhru-paper": _paper(
+        "scp1", "nonlinhru", lr=1e-4, batch_size=32, n_steps=100_000, arch={"hidden": 128}
+    ),
+    "scp2-linhru-paper": _paper("scp2", "linhru", lr=1e-5, batch_size=32, n_steps=100_000),
+    "scp2-nonlinhru-paper": _paper("scp2", "nonlinhru", lr=1e-5, batch_size=32, n_steps=100_000),
+    "ppg-linhru-paper": _paper(
+        "ppg", "linhru", lr=1e-4, batch_size=4, n_steps=100_000, arch={"ssm_dim": 16}
+    ),
+    # CPU-sized: 2 blocks, H = 16, P = 32 — minutes per run on 2 cores
+    "scp1-linhru-cpu": _paper(
+        "scp1",
+        "linhru",
+        lr=1e-3,
+        batch_size=16,
+        n_steps=2000,
+        eval_every=50,
+        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
+    ),
+    "scp1-nonlinhru-cpu": _paper(
+        "scp1",
+        "nonlinhru",
+        lr=1e-3,
+        batch_size=16,
+        n_steps=2000,
+        eval_every=50,
+        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
+    ),
+    "adding-linhru-cpu": _paper(
+        "adding",
+        "linhru",
+        lr=1e-3,
+        batch_size=16,
+        n_steps=3000,
+        eval_every=100,
+        length=4000,
+        time_channel=False,
+        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32, "output_step": 4000},
+    ),
+}
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"invalid training configuration {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        lines.append(
+            f"  {loc}: {msg} (got {got!r})" if not isinstance(got, dict) else f"  {loc}: {msg}"
+        )
+    return "\n".join(lines)
+
+
+def parse_train_spec(data: dict, source: str = "(mapping)") -> TrainSpec:
+    """Validate a mapping as a :class:`TrainSpec`, raising :class:`ConfigError` on failure."""
+    try:
+        return TrainSpec.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format(err, source)) from None
+
+
+def load_train_spec(name_or_path: str | Path) -> TrainSpec:
+    """A training spec from a preset name or a JSON/TOML file."""
+    if str(name_or_path) in PRESETS:
+        return PRESETS[str(name_or_path)]
+    path = Path(name_or_path)
+    if not path.exists():
+        raise ConfigError(
+            f"no configuration {str(name_or_path)!r}: not a preset ({', '.join(PRESETS)}) nor a file"
+        )
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: cannot parse configuration: {err}") from None
+    return parse_train_spec(data, str(path))

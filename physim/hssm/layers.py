@@ -1,0 +1,138 @@
+"""Digital layers of the HSSM with hand-derived backward passes (numpy only).
+
+Every array is channels-last; leading axes (time, batch) are arbitrary. Each ``*_forward``
+returns its output and what its backward needs; each ``*_backward`` takes the upstream
+gradient and returns the gradient w.r.t. its input and, where it has some, its parameters.
+Parameter gradients are summed over all leading axes. The tests check every backward against
+central finite differences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf, expit
+
+_SQRT_HALF = np.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1, a.shape[-1])
+
+
+# ---------------------------------------------------------------------------------- linear
+def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """y = x Wᵀ + b over the last axis; ``W`` is (n_out, n_in)."""
+    y = (_flat(x) @ W.T).reshape(*x.shape[:-1], W.shape[0])
+    if b is not None:
+        y += b
+    return y
+
+
+def linear_backward(
+    dy: np.ndarray, x: np.ndarray, W: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dW, db) of y = x Wᵀ + b."""
+    dy2 = _flat(dy)
+    dx = (dy2 @ W).reshape(x.shape)
+    dW = dy2.T @ _flat(x)
+    return dx, dW, dy2.sum(axis=0)
+
+
+# ---------------------------------------------------------------------------------- layer norm
+def layer_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise over channels: (y, xhat, rstd) with y = γ·xhat + β, xhat = (x − μ)·rstd."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    xhat = xc * rstd
+    return layer_norm_apply(xhat, gamma, beta), xhat, rstd
+
+
+def layer_norm_apply(xhat: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """γ·xhat + β (recomputes the norm output from stored ``xhat``, bit-identical)."""
+    y = xhat * gamma
+    y += beta
+    return y
+
+
+def layer_norm_backward(
+    dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dγ, dβ) of the layer norm."""
+    dgamma = _flat(dy * xhat).sum(axis=0)
+    dbeta = _flat(dy).sum(axis=0)
+    g = dy * gamma
+    dx = g - g.mean(axis=-1, keepdims=True)
+    dx -= xhat * (g * xhat).mean(axis=-1, keepdims=True)
+    dx *= rstd
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------- GELU
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU x·Φ(x) (Φ the standard normal CDF)."""
+    return 0.5 * x * (1.0 + erf(x * _SQRT_HALF))
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dy · (Φ(x) + x·φ(x))."""
+    slope = 0.5 * (1.0 + erf(x * _SQRT_HALF)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    return dy * slope
+
+
+# ---------------------------------------------------------------------------------- dropout
+def dropout_mask(rng: np.random.Generator | None, shape: tuple[int, ...], rate: float):
+    """Inverted-dropout keep mask (bool) or ``None`` when dropout is off (rate 0 or eval)."""
+    if rng is None or rate <= 0.0:
+        return None
+    return rng.random(shape) >= rate
+
+
+def dropout_apply(x: np.ndarray, mask: np.ndarray | None, rate: float) -> np.ndarray:
+    """x · mask / (1 − rate); also the backward (the map is linear and diagonal)."""
+    if mask is None:
+        return x
+    return np.where(mask, x * (1.0 / (1.0 - rate)), 0.0)
+
+
+# ---------------------------------------------------------------------------------- GLU
+def glu_forward(x, W1, b1, W2, b2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, a, g) with a = x W₁ᵀ + b₁, g = sigmoid(x W₂ᵀ + b₂), y = a ⊙ g."""
+    a = linear_forward(x, W1, b1)
+    g = expit(linear_forward(x, W2, b2))
+    return a * g, a, g
+
+
+def glu_backward(dy, x, a, g, W1, W2):
+    """Gradients (dx, dW1, db1, dW2, db2) of the GLU."""
+    da = dy * g
+    dpre = dy * a * g * (1.0 - g)
+    dx, dW1, db1 = linear_backward(da, x, W1)
+    dx2, dW2, db2 = linear_backward(dpre, x, W2)
+    dx += dx2
+    return dx, dW1, db1, dW2, db2
+
+
+# ---------------------------------------------------------------------------------- heads
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy over the batch and its gradient w.r.t. the logits (batch, n_classes)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    n = logits.shape[0]
+    idx = np.arange(n)
+    loss = -float(logp[idx, labels].mean())
+    d = np.exp(logp)
+    d[idx, labels] -= 1.0
+    return loss, d / n
+
+
+def tanh_mse(pre: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(loss, dpre, out): out = tanh(pre), loss = mean((out − target)²)."""
+    out = np.tanh(pre)
+    r = out - target
+    loss = float(np.mean(r * r))
+    dpre = (2.0 / r.size) * r * (1.0 - out * out)
+    return loss, dpre, out
