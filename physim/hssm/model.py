@@ -358,10 +358,13 @@ class HSSM:
         return self.forward(params, X)[0]
 
 
-def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo) -> int:
-    """Peak bytes of one training step (stored activations plus the largest transients)."""
+def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo | None) -> int:
+    """Peak bytes of one training step (stored activations plus the largest transients);
+    ``algo=None`` for an evaluation forward pass, which stores nothing between blocks."""
     H, P, N = spec.hidden, spec.ssm_dim, spec.n_blocks
     lb = n_steps * batch
+    if algo is None:
+        return int(8 * lb * (6 * H + 2 * P))
     per_block = 8 * lb * (2 * H + (2 * P if algo == "bptt" else P)) + 2 * lb * H
     transient = 8 * lb * (10 * H + 3 * P)
     return int(N * per_block + transient)

@@ -1,0 +1,287 @@
+"""Seeded, resumable training of an HSSM by chained RHEL or the BPTT twin.
+
+Randomness is stateless per step: the batch of step ``k`` is slice ``k mod n_batches`` of a
+permutation drawn from ``default_rng([seed, 1, epoch])`` and its dropout masks come from
+``default_rng([seed, 2, k])``. A checkpoint therefore only needs parameters, Adam moments and
+the early-stopping bookkeeping, and a resumed run continues bit-identically.
+
+Outputs in ``out_dir``: ``checkpoint.npz`` (latest), ``best.npz`` (best validation),
+``train_log.h5`` (see :mod:`physim.hssm.trainlog`), ``metrics.json`` and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physim.hssm.config import ConfigError, TrainSpec
+from physim.hssm.model import HSSM, estimate_memory_bytes
+from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
+from physim.hssm.trainlog import TrainLog
+
+CHECKPOINT = "checkpoint.npz"
+BEST = "best.npz"
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, Any]
+    params: dict[str, np.ndarray]
+    out_dir: Path
+    model: HSSM
+
+
+def load_data(spec: TrainSpec):
+    """The dataset of ``spec`` through :func:`physim.data.load_dataset`."""
+    try:
+        from physim.data import load_dataset
+    except ImportError as err:  # the data module is optional for the model itself
+        raise ConfigError(f"physim.data is not available in this installation: {err}") from None
+    return load_dataset(
+        spec.data,
+        seed=spec.seed,
+        time_channel=spec.time_channel,
+        length=spec.length,
+        n_samples=spec.n_samples,
+    )
+
+
+def _n_outputs(ds) -> int:
+    if ds.task == "classification":
+        return int(ds.n_classes)
+    y = np.asarray(ds.y_train)
+    return 1 if y.ndim == 1 else int(y.shape[-1])
+
+
+def _regression_targets(model: HSSM, y: np.ndarray, n_steps: int) -> np.ndarray:
+    """Targets as (n, n_out_steps, n_outputs); per-sample targets need one output step."""
+    y = np.asarray(y, dtype=np.float64)
+    n_out = model.n_out_steps(n_steps)
+    if y.ndim == 1:
+        y = y[:, None, None]
+    elif y.ndim == 2:
+        y = y[:, None, :]
+    if y.shape[1] != n_out:
+        raise ConfigError(
+            f"regression targets have {y.shape[1]} value(s) per sample but the model reads "
+            f"{n_out} output step(s) (L = {n_steps} // output_step = {model.spec.output_step}); "
+            f"set model.output_step = {n_steps // max(1, y.shape[1])}"
+        )
+    return y
+
+
+def check_memory(spec: TrainSpec, n_steps: int) -> int:
+    """Estimated peak bytes of one training step; :class:`ConfigError` above the budget."""
+    est = max(
+        estimate_memory_bytes(spec.model, n_steps, spec.batch_size, spec.algo),
+        estimate_memory_bytes(spec.model, n_steps, spec.eval_batch_size, None),
+    )
+    budget = spec.memory_budget_gb * 1e9
+    if est > budget:
+        per_step = est / n_steps
+        raise ConfigError(
+            f"sequence length {n_steps} needs about {est / 1e9:.2f} GB per training step with "
+            f"{spec.algo} (batch {spec.batch_size}, {spec.model.n_blocks} blocks, H = "
+            f"{spec.model.hidden}, P = {spec.model.ssm_dim}) but memory_budget_gb = "
+            f"{spec.memory_budget_gb}; the budget allows L <= {int(budget // per_step)} — "
+            "shorten the sequence, lower the batch size or raise memory_budget_gb"
+        )
+    return est
+
+
+def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
+    """Sample indices of training step ``step`` (epoch permutations, last partial batch dropped)."""
+    b = min(batch_size, n)
+    per_epoch = n // b
+    epoch, j = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, 1, epoch]).permutation(n)
+    return perm[j * b : (j + 1) * b]
+
+
+def evaluate(model: HSSM, params, X, y, batch_size: int) -> dict[str, float]:
+    """Loss and metric (accuracy or MSE) over a split, in batches, without dropout."""
+    tot: dict[str, float] = {}
+    n = X.shape[0]
+    for i in range(0, n, batch_size):
+        out = model.predict(params, X[i : i + batch_size])
+        _, _, m = model.loss(out, y[i : i + batch_size])
+        w = out.shape[0] / n
+        for k, v in m.items():
+            tot[k] = tot.get(k, 0.0) + w * v
+    return tot
+
+
+def _save(path: Path, params, adam: AdamState | None, meta: dict) -> None:
+    arrays = {f"p/{k}": v for k, v in params.items()}
+    if adam is not None:
+        arrays.update({f"m/{k}": v for k, v in adam.m.items()})
+        arrays.update({f"v/{k}": v for k, v in adam.v.items()})
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)  # atomic: an interrupted write never leaves a broken checkpoint
+
+
+def _load(path: Path) -> tuple[dict, dict, dict, dict]:
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        parts: dict[str, dict] = {"p": {}, "m": {}, "v": {}}
+        for key in z.files:
+            if "/" in key:
+                kind, name = key.split("/", 1)
+                parts[kind][name] = z[key].copy()
+    return parts["p"], parts["m"], parts["v"], meta
+
+
+def train(
+    spec: TrainSpec,
+    out_dir: str | Path,
+    *,
+    dataset=None,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+    plots: bool = True,
+) -> TrainResult:
+    """Train, evaluate and write checkpoints, the HDF5 log, ``metrics.json`` and plots.
+
+    ``dataset`` defaults to ``load_data(spec)``. With ``resume`` an existing checkpoint of the
+    same configuration is continued. ``stop_after`` ends the run after that many steps in this
+    call (an interruption, for tests) without final evaluation.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = dataset if dataset is not None else load_data(spec)
+    n_steps_seq = int(ds.X_train.shape[1])
+    check_memory(spec, n_steps_seq)
+    model = HSSM.build(spec.model, int(ds.X_train.shape[2]), _n_outputs(ds), ds.task, spec.seed)
+    ys = {}
+    for split in ("train", "val", "test"):
+        y = getattr(ds, f"y_{split}")
+        ys[split] = y if ds.task == "classification" else _regression_targets(model, y, n_steps_seq)
+    metric = "accuracy" if ds.task == "classification" else "mse"
+    better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
+    config_json = spec.model_dump_json()
+
+    ckpt = out / CHECKPOINT
+    if resume and ckpt.exists():
+        params, m, v, meta = _load(ckpt)
+        if meta["config"] != config_json:
+            raise ConfigError(
+                f"{ckpt} belongs to a different configuration; use another --out directory "
+                "or delete the checkpoint to start afresh"
+            )
+        adam = AdamState(meta["adam_step"], m, v)
+        state = meta["state"]
+        best_params = _load(out / BEST)[0] if (out / BEST).exists() else dict(params)
+    else:
+        params = model.init_params(spec.seed)
+        adam = AdamState.zeros(params)
+        state = {
+            "step": 0,
+            "best": None,
+            "best_step": 0,
+            "bad_evals": 0,
+            "stopped": False,
+            "train_seconds": 0.0,
+        }
+        best_params = {k: v.copy() for k, v in params.items()}
+    names = list(params)
+    log = TrainLog(
+        out / "train_log.h5",
+        config_json=config_json,
+        param_names=names,
+        metric=metric,
+        resume_step=state["step"] if ckpt.exists() and resume else None,
+    )
+
+    n_train = ds.X_train.shape[0]
+    start = state["step"]
+    end = spec.n_steps if stop_after is None else min(spec.n_steps, start + stop_after)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=spec.n_steps, initial=start, desc=f"{spec.algo} {spec.data}", dynamic_ncols=True
+        )
+    last_val = float("nan")
+    try:
+        step = start
+        while step < end and not state["stopped"]:
+            t0 = time.perf_counter()
+            idx = batch_indices(spec.seed, step, n_train, spec.batch_size)
+            value, mets, grads = model.loss_and_grad(
+                params,
+                ds.X_train[idx],
+                ys["train"][idx],
+                algo=spec.algo,
+                rng=np.random.default_rng([spec.seed, 2, step]),
+            )
+            grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
+            adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
+            step += 1
+            secs = time.perf_counter() - t0
+            state["train_seconds"] += secs
+            pgn = np.array([np.linalg.norm(grads[k]) for k in names])
+            log.log_step(step, value, mets[metric], gnorm, pgn, secs)
+            if step % spec.eval_every == 0 or step == spec.n_steps:
+                ev = evaluate(model, params, ds.X_val, ys["val"], spec.eval_batch_size)
+                last_val = ev[metric]
+                log.log_eval(step, ev["loss"], last_val)
+                if state["best"] is None or better(last_val, state["best"]):
+                    state.update(best=last_val, best_step=step, bad_evals=0)
+                    best_params = {k: v.copy() for k, v in params.items()}
+                    _save(out / BEST, best_params, None, {"step": step})
+                else:
+                    state["bad_evals"] += 1
+                    if spec.patience is not None and state["bad_evals"] >= spec.patience:
+                        state["stopped"] = True
+            state["step"] = step
+            if step % spec.checkpoint_every == 0 or step == end or state["stopped"]:
+                log.flush()
+                _save(
+                    ckpt,
+                    params,
+                    adam,
+                    {"config": config_json, "adam_step": adam.step, "state": state},
+                )
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{value:.4f}",
+                    **{metric[:3]: f"{mets[metric]:.3f}"},
+                    val=f"{last_val:.3f}",
+                    gnorm=f"{gnorm:.2e}",
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+
+    finished = state["step"] >= spec.n_steps or state["stopped"]
+    metrics: dict[str, Any] = {
+        "config": json.loads(config_json),
+        "steps": state["step"],
+        "finished": finished,
+        "early_stopped": state["stopped"],
+        "best_step": state["best_step"],
+        "train_seconds": state["train_seconds"],
+        "seconds_per_step": state["train_seconds"] / max(1, state["step"]),
+        "metric": metric,
+    }
+    if finished:
+        final = best_params if state["best"] is not None else params
+        for split, X in (("val", ds.X_val), ("test", ds.X_test)):
+            ev = evaluate(model, final, X, ys[split], spec.eval_batch_size)
+            metrics.update({f"{split}_{k}": v for k, v in ev.items()})
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if plots:
+            from physim.hssm.plots import plot_training
+
+            plot_training(out / "train_log.h5", out / "training.png")
+    return TrainResult(metrics, params, out, model)

@@ -1,0 +1,144 @@
+"""HSSM training: bit-identical resume, logs and metrics, optimiser, configuration errors."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
+from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
+from physim.hssm.train import batch_indices, check_memory, train
+from physim.hssm.trainlog import read_log
+
+#: Adam's first bias-corrected step is exactly lr·g/(|g| + eps); only round-off remains
+TOL_ADAM_FIRST = 1e-15
+
+
+def _dataset(n=30, length=16, seed=0):
+    """A separable synthetic classification task: the class is the sign of channel 0's mean."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, length, 2))
+    y = (X[:, :, 0].mean(axis=1) > 0).astype(np.int64)
+    X[:, :, 0] += np.where(y, 0.5, -0.5)[:, None]
+    k1, k2 = int(0.7 * n), int(0.85 * n)
+    return SimpleNamespace(
+        X_train=X[:k1],
+        y_train=y[:k1],
+        X_val=X[k1:k2],
+        y_val=y[k1:k2],
+        X_test=X[k2:],
+        y_test=y[k2:],
+        task="classification",
+        n_classes=2,
+        n_channels=2,
+    )
+
+
+def _spec(**kw):
+    base = dict(
+        data="tiny",
+        model=HSSMSpec(n_blocks=2, hidden=4, ssm_dim=3, dropout=0.1),
+        lr=1e-2,
+        batch_size=5,
+        eval_batch_size=8,
+        n_steps=6,
+        eval_every=2,
+        checkpoint_every=3,
+    )
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+@pytest.mark.parametrize("algo", ["rhel", "bptt"])
+def test_resume_is_bit_identical(tmp_path, algo):
+    ds, spec = _dataset(), _spec(algo=algo)
+    full = train(spec, tmp_path / "full", dataset=ds, progress=False, plots=False)
+    part = train(spec, tmp_path / "part", dataset=ds, progress=False, stop_after=4)
+    assert part.metrics["steps"] == 4 and not part.metrics["finished"]
+    # the interrupted run continues from its step-4 checkpoint (written at the interruption)
+    resumed = train(spec, tmp_path / "part", dataset=ds, progress=False, plots=False)
+    for k, v in full.params.items():
+        assert np.array_equal(v, resumed.params[k]), k
+    a, b = read_log(tmp_path / "full/train_log.h5"), read_log(tmp_path / "part/train_log.h5")
+    for key in ("step", "loss", "grad_norm", "param_grad_norm"):
+        assert np.array_equal(a["train"][key], b["train"][key]), key
+    assert np.array_equal(a["eval"]["val_metric"], b["eval"]["val_metric"])
+    assert full.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
+
+
+def test_resume_after_mid_interval_interrupt_truncates_log(tmp_path):
+    # stop between checkpoints: the log holds steps the checkpoint does not; resume drops them
+    ds, spec = _dataset(), _spec(checkpoint_every=100)
+    train(spec, tmp_path / "r", dataset=ds, progress=False, stop_after=2)
+    res = train(spec, tmp_path / "r", dataset=ds, progress=False, plots=False)
+    log = read_log(tmp_path / "r/train_log.h5")
+    assert list(log["train"]["step"]) == list(range(1, 7))
+    assert res.metrics["finished"]
+
+
+def test_training_writes_outputs_and_learns(tmp_path):
+    ds = _dataset(n=60)
+    spec = _spec(n_steps=40, eval_every=10, checkpoint_every=20, patience=None, lr=2e-2)
+    train(spec, tmp_path, dataset=ds, progress=False)
+    for name in ("metrics.json", "train_log.h5", "training.png", "checkpoint.npz", "best.npz"):
+        assert (tmp_path / name).exists(), name
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["steps"] == 40 and "test_accuracy" in m and "val_loss" in m
+    loss = read_log(tmp_path / "train_log.h5")["train"]["loss"]
+    # the task is linearly separable: the mean loss of the last 10 steps drops clearly
+    assert loss[-10:].mean() < 0.8 * loss[:10].mean()
+
+
+def test_early_stopping(tmp_path):
+    ds = _dataset()
+    spec = _spec(lr=1e-9, n_steps=50, eval_every=1, patience=2, checkpoint_every=50)
+    res = train(spec, tmp_path, dataset=ds, progress=False, plots=False)
+    assert res.metrics["early_stopped"] and res.metrics["steps"] < 50
+
+
+def test_regression_target_mismatch_is_explained(tmp_path):
+    ds = _dataset()
+    ds.task, ds.y_train, ds.y_val, ds.y_test = (
+        "regression",
+        ds.y_train * 1.0,
+        ds.y_val * 1.0,
+        ds.y_test * 1.0,
+    )
+    with pytest.raises(ConfigError, match="set model.output_step = 16"):
+        train(_spec(), tmp_path, dataset=ds, progress=False)
+
+
+def test_batches_cover_an_epoch_once():
+    idx = np.concatenate([batch_indices(3, k, 20, 5) for k in range(4)])
+    assert sorted(idx) == list(range(20))
+    assert not np.array_equal(batch_indices(3, 0, 20, 5), batch_indices(3, 4, 20, 5))
+
+
+def test_adam_first_step_and_clipping():
+    p = {"a": np.array([1.0, -2.0, 3.0])}
+    g = {"a": np.array([0.5, -4.0, 1e-3])}
+    st = AdamState.zeros(p)
+    adam_update(p, g, st, lr=0.1)
+    expected = np.array([1.0, -2.0, 3.0]) - 0.1 * g["a"] / (np.abs(g["a"]) + 1e-8)
+    np.testing.assert_allclose(p["a"], expected, rtol=0, atol=TOL_ADAM_FIRST)
+    clipped, norm = clip_by_global_norm({"a": np.array([3.0, 4.0])}, 1.0)
+    assert norm == 5.0
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.8], rtol=1e-15)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown dataset 'mnist'; choose one of scp1"):
+        parse_train_spec({"data": "mnist"})
+    with pytest.raises(ConfigError, match="learning rate lr must be > 0, got -0.001"):
+        parse_train_spec({"lr": -1e-3})
+    with pytest.raises(ConfigError, match="ssm_dim = P .* must be >= 1, got 0"):
+        parse_train_spec({"model": {"ssm_dim": 0}})
+    with pytest.raises(ConfigError, match="Extra inputs are not permitted"):
+        parse_train_spec({"learning_rate": 1e-3})
+    spec = parse_train_spec({"data": "adding", "memory_budget_gb": 1.0})
+    with pytest.raises(
+        ConfigError, match=r"sequence length 50000 needs about .* GB .* allows L <="
+    ):
+        check_memory(spec, 50_000)
+    assert check_memory(spec, 896) < 1e9
