@@ -33,7 +33,11 @@ class HSSMSpec(SpecModel):
     hidden: int = Field(64, description="hidden width H (encoder output, HRU input channels)")
     ssm_dim: int = Field(256, description="oscillators per HRU core P")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout rate of both dropouts")
-    output_step: int = Field(1, ge=1, description="regression: every output_step-th step is read")
+    output_step: int | None = Field(
+        None,
+        ge=1,
+        description="regression: every output_step-th step is read (None: the dataset's steps)",
+    )
     hru_dt: float | None = Field(
         None, gt=0, description="HRU integrator step δ (default: 1 for LinHRU, 0.1 for NonlinHRU)"
     )
@@ -150,7 +154,7 @@ PRESETS: dict[str, TrainSpec] = {
         eval_every=100,
         length=4000,
         time_channel=False,
-        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32, "output_step": 4000},
+        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
     ),
 }
 

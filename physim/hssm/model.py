@@ -223,13 +223,13 @@ class HSSM:
     def _decode(self, params, x: np.ndarray) -> np.ndarray:
         if self.task == "classification":
             return L.linear_forward(x.mean(axis=0), params["decoder.W"], params["decoder.b"])
-        s = self.spec.output_step
+        s = self.spec.output_step or 1
         xs = x[s - 1 :: s]
         pre = L.linear_forward(xs, params["decoder.W"], params["decoder.b"])
         return np.ascontiguousarray(pre.transpose(1, 0, 2))
 
     def n_out_steps(self, n_steps: int) -> int:
-        return n_steps // self.spec.output_step
+        return n_steps // (self.spec.output_step or 1)
 
     # ------------------------------------------------------------------ loss
     def loss(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, dict[str, float]]:
@@ -274,7 +274,7 @@ class HSSM:
             dx = np.empty_like(x_top)
             dx[...] = dxm / n_steps
         else:
-            s = self.spec.output_step
+            s = self.spec.output_step or 1
             xs = x_top[s - 1 :: s]
             dpre = np.ascontiguousarray(dout.transpose(1, 0, 2))
             dxs, grads["decoder.W"], grads["decoder.b"] = L.linear_backward(

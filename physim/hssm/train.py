@@ -69,10 +69,25 @@ def _regression_targets(model: HSSM, y: np.ndarray, n_steps: int) -> np.ndarray:
     if y.shape[1] != n_out:
         raise ConfigError(
             f"regression targets have {y.shape[1]} value(s) per sample but the model reads "
-            f"{n_out} output step(s) (L = {n_steps} // output_step = {model.spec.output_step}); "
+            f"{n_out} output step(s) (L = {n_steps} // output_step = {model.spec.output_step or 1}); "
             f"set model.output_step = {n_steps // max(1, y.shape[1])}"
         )
     return y
+
+
+def output_step_for(spec: TrainSpec, ds) -> TrainSpec:
+    """Fill ``model.output_step`` from the dataset's regression target steps when unset."""
+    steps = getattr(ds, "target_steps", None)
+    if ds.task != "regression" or steps is None or spec.model.output_step is not None:
+        return spec
+    steps = np.asarray(steps)
+    s = int(steps[0]) + 1
+    if not np.array_equal(steps, np.arange(s - 1, int(ds.X_train.shape[1]), s)):
+        raise ConfigError(
+            f"dataset {spec.data!r} targets steps {steps[:4]}… which are not every s-th step; "
+            "the HSSM regression head reads x[s-1::s]"
+        )
+    return spec.model_copy(update={"model": spec.model.model_copy(update={"output_step": s})})
 
 
 def check_memory(spec: TrainSpec, n_steps: int) -> int:
@@ -157,6 +172,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset if dataset is not None else load_data(spec)
     n_steps_seq = int(ds.X_train.shape[1])
+    spec = output_step_for(spec, ds)
     check_memory(spec, n_steps_seq)
     model = HSSM.build(spec.model, int(ds.X_train.shape[2]), _n_outputs(ds), ds.task, spec.seed)
     ys = {}

@@ -1,0 +1,136 @@
+"""``physim train`` and ``physim compare-gradients`` (wired into :mod:`physim.cli` by ``register``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from physim.hssm.config import PRESETS, ConfigError, HSSMSpec, TrainSpec, load_train_spec
+
+MODELS = ("linhru", "nonlinhru")
+TRAIN_DATA = ("scp1", "scp2", "ethanol", "ppg", "adding")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``compare-gradients`` sub-commands."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a deep Hamiltonian SSM by RHEL or BPTT (metrics JSON, HDF5 log, plots)",
+        description="Train an HSSM. Without --config the CPU-sized preset for the dataset and "
+        f"model is used when one exists (presets: {', '.join(PRESETS)}); --model/--data/--algo/"
+        "--seed override the configuration.",
+    )
+    p.add_argument("--model", choices=MODELS, help="HRU family of the cores")
+    p.add_argument("--data", choices=TRAIN_DATA, help="dataset")
+    p.add_argument("--algo", choices=("rhel", "bptt"), help="gradient algorithm of the cores")
+    p.add_argument("--config", help="preset name or JSON/TOML file holding a TrainSpec")
+    p.add_argument("--seed", type=int, help="seed of initialisation, split, batches and dropout")
+    p.add_argument("--steps", type=int, help="override the number of training steps")
+    p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser(
+        "compare-gradients",
+        help="RHEL vs BPTT gradient alignment per block and parameter (paper Fig. 4)",
+    )
+    p.add_argument("--model", choices=MODELS, default="linhru")
+    p.add_argument("--blocks", type=int, default=6, help="number of blocks (paper: 6)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden width H (paper: 64 / 128)")
+    p.add_argument("--ssm", type=int, default=256, help="oscillators per core P (paper: 256)")
+    p.add_argument("--length", type=int, default=896, help="sequence length (SCP1: 896)")
+    p.add_argument("--batch", type=int, default=8, help="batch size of the sample")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p.add_argument("--out", help="directory for alignment.png and alignment.json")
+    p.set_defaults(func=_cmd_compare)
+
+
+def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
+    """The TrainSpec a ``physim train`` command line describes."""
+    if args.config:
+        spec = load_train_spec(args.config)
+    else:
+        data, model = args.data or "scp1", args.model or "linhru"
+        key = f"{data}-{model}-cpu"
+        spec = PRESETS[key] if key in PRESETS else TrainSpec(data=data, model=HSSMSpec(model=model))
+    upd: dict = {}
+    if args.data:
+        upd["data"] = args.data
+    if args.algo:
+        upd["algo"] = args.algo
+    if args.seed is not None:
+        upd["seed"] = args.seed
+    if args.steps is not None:
+        upd["n_steps"] = args.steps
+    if args.model:
+        upd["model"] = spec.model.model_copy(update={"model": args.model})
+    # re-validate so overrides get the same checks as a file
+    data = spec.model_dump()
+    data.update({k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in upd.items()})
+    from physim.hssm.config import parse_train_spec
+
+    return parse_train_spec(data, "(command line)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from physim.hssm.train import train
+
+    try:
+        spec = resolve_train_spec(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"runs/{spec.data}-{spec.model.model}-{spec.algo}-s{spec.seed}")
+    try:
+        res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
+    except (ConfigError, ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    m = res.metrics
+    shown = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "steps": m["steps"],
+                "best_step": m["best_step"],
+                "seconds_per_step": m["seconds_per_step"],
+                **shown,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from physim.hssm.compare import compare_gradients, plot_alignment, write_summary
+
+    try:
+        res = compare_gradients(
+            args.model,
+            n_blocks=args.blocks,
+            hidden=args.hidden,
+            ssm_dim=args.ssm,
+            length=args.length,
+            batch=args.batch,
+            seed=args.seed,
+        )
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_alignment(res, out / "alignment.png")
+        write_summary(res, out / "alignment.json")
+    if args.json:
+        s = res.summary()
+        print(json.dumps({k: s[k] for k in ("min_cosine", "max_abs_ratio_minus_1", "config")}))
+    else:
+        print(res.table())
+    return 0

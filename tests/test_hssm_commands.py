@@ -1,0 +1,100 @@
+"""The ``train`` and ``compare-gradients`` sub-commands (driven through their own parser)."""
+
+import argparse
+import json
+
+import pytest
+
+from physim.hssm.commands import register, resolve_train_spec
+
+#: the Figure-4 targets of the issue (RHEL exact up to echo round-off)
+MIN_COSINE = 0.999999
+MAX_RATIO_DEV = 1e-5
+
+
+def _parse(argv):
+    ap = argparse.ArgumentParser()
+    register(ap.add_subparsers())
+    return ap.parse_args(argv)
+
+
+def test_compare_gradients_json(capsys, tmp_path):
+    args = _parse(
+        [
+            "compare-gradients",
+            "--model",
+            "nonlinhru",
+            "--blocks",
+            "2",
+            "--hidden",
+            "6",
+            "--ssm",
+            "4",
+            "--length",
+            "30",
+            "--batch",
+            "2",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert args.func(args) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["min_cosine"] >= MIN_COSINE and s["max_abs_ratio_minus_1"] <= MAX_RATIO_DEV
+    assert (tmp_path / "alignment.png").stat().st_size > 0
+    rows = json.loads((tmp_path / "alignment.json").read_text())["rows"]
+    assert {r["block"] for r in rows} == {"encoder", "block 0", "block 1", "decoder"}
+
+
+def test_train_command_on_tiny_data(capsys, tmp_path):
+    pytest.importorskip("physim.data")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "data": "tiny",
+                "n_samples": 40,
+                "length": 32,
+                "batch_size": 8,
+                "n_steps": 2,
+                "eval_every": 1,
+                "model": {"n_blocks": 1, "hidden": 4, "ssm_dim": 3},
+            }
+        )
+    )
+    args = _parse(
+        [
+            "train",
+            "--config",
+            str(cfg),
+            "--algo",
+            "bptt",
+            "--seed",
+            "2",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and "test_accuracy" in out
+    m = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert m["config"]["algo"] == "bptt" and m["config"]["seed"] == 2
+
+
+def test_train_command_reports_bad_config(capsys, tmp_path):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"lr": -1.0}))
+    args = _parse(["train", "--config", str(cfg), "--quiet"])
+    assert args.func(args) == 2
+    assert "learning rate lr must be > 0" in capsys.readouterr().err
+
+
+def test_cli_overrides_preset():
+    spec = resolve_train_spec(
+        _parse(["train", "--data", "scp1", "--model", "nonlinhru", "--algo", "bptt", "--seed", "4"])
+    )
+    assert (spec.data, spec.model.model, spec.algo, spec.seed) == ("scp1", "nonlinhru", "bptt", 4)
+    assert spec.model.n_blocks == 2  # the CPU-sized preset
