@@ -1,0 +1,172 @@
+"""HSSM training-step benchmark: chained RHEL vs the BPTT twin on the paper's SCP1 shapes.
+
+Default shapes: LinHRU, 6 blocks, H = 64, P = 256, batch 32, L = 896 (REFERENCE §2), float64,
+dropout 0.05, synthetic N(0, 1) inputs with 7 channels (SCP1's 6 plus the time channel).
+
+Each algorithm runs in its own fresh process (so each peak resident memory is its own): one
+warm-up step (numba compilation / caches), then ``--repeats`` timed steps; the best time is
+reported with the breakdown into Hamiltonian cores (simulate + echo / adjoint) and the digital
+periphery (encoder, norms, readouts, GELU, GLU, dropout, decoder, Adam excluded). Achieved
+GFLOP/s counts the dense matrix products of one step analytically and is set against a numpy
+matmul of the step's dominant shape measured in the same process.
+
+Targets (issue 4): RHEL step <= 3.5 s, peak memory <= 1 GB, RHEL <= 1.5x BPTT.
+
+    python benchmarks/bench_hssm.py                 # paper shapes
+    python benchmarks/bench_hssm.py --length 128 --batch 8 --repeats 2   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def step_flops(n_blocks: int, hidden: int, ssm: int, n_steps: int, batch: int, algo: str) -> float:
+    """Dense matrix-product FLOPs of one training step (forward + backward)."""
+    lb = n_steps * batch
+    H, P = hidden, ssm
+    hp = 2.0 * lb * H * P  # one (LB × H) · (H × P) product
+    hh = 2.0 * lb * H * H
+    # forward: drive B u, readout C φ, GLU (2 products)
+    fwd = 2 * hp + 2 * hh
+    # backward: GLU recompute (2) + GLU dx, dW (4); dC and dφ (2 hp); core: drive replay, ∂B, ∂u
+    bwd = 6 * hh + 2 * hp + 3 * hp
+    return n_blocks * (fwd + bwd)
+
+
+def _matmul_gflops(lb: int, hidden: int, ssm: int) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(lb, ssm)), rng.normal(size=(ssm, hidden))
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * lb * ssm * hidden / best / 1e9
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from physim.hssm import HSSM, HSSMSpec, Timings
+    from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
+
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    spec = HSSMSpec(
+        model=args.model, n_blocks=args.blocks, hidden=args.hidden, ssm_dim=args.ssm, dropout=0.05
+    )
+    net = HSSM.build(spec, 7, 2, "classification", seed=0)
+    params = net.init_params(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(args.batch, args.length, 7))
+    y = rng.integers(0, 2, args.batch)
+    adam = AdamState.zeros(params)
+    runs = []
+    for rep in range(args.repeats + 1):
+        t = Timings()
+        t0 = time.perf_counter()
+        _, _, grads = net.loss_and_grad(
+            params, X, y, algo=args.algo, rng=np.random.default_rng([1, rep]), timings=t
+        )
+        grads, _ = clip_by_global_norm(grads, 1.0)
+        adam_update(params, grads, adam, lr=1e-4)
+        total = time.perf_counter() - t0
+        if rep > 0:  # rep 0 is the warm-up
+            runs.append(
+                {
+                    "step": total,
+                    "core": t.core,
+                    "digital": t.digital,
+                    "core_forward": t.core_forward,
+                    "core_backward": t.core_backward,
+                    "digital_forward": t.digital_forward,
+                    "digital_backward": t.digital_backward,
+                }
+            )
+    best = min(runs, key=lambda r: r["step"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    flops = step_flops(args.blocks, args.hidden, args.ssm, args.length, args.batch, args.algo)
+    return {
+        "algo": args.algo,
+        **best,
+        "steps_timed": [r["step"] for r in runs],
+        "peak_rss_bytes": peak,
+        "baseline_rss_bytes": base_rss,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflops": flops / best["step"] / 1e9,
+        "numpy_matmul_gflops": _matmul_gflops(args.length * args.batch, args.hidden, args.ssm),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="linhru", choices=("linhru", "nonlinhru"))
+    ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--ssm", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--length", type=int, default=896)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    ap.add_argument("--worker", choices=("rhel", "bptt"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        args.algo = args.worker
+        print(json.dumps(worker(args)))
+        return
+    res = {}
+    for algo in ("rhel", "bptt"):
+        cmd = [sys.executable, __file__, "--worker", algo] + [
+            f"--{k}={getattr(args, k)}"
+            for k in ("model", "blocks", "hidden", "ssm", "batch", "length", "repeats")
+        ]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        res[algo] = json.loads(out.strip().splitlines()[-1])
+    r, b = res["rhel"], res["bptt"]
+    summary = {
+        "shapes": {
+            k: getattr(args, k) for k in ("model", "blocks", "hidden", "ssm", "batch", "length")
+        },
+        "rhel_step_s": r["step"],
+        "bptt_step_s": b["step"],
+        "rhel_over_bptt": r["step"] / b["step"],
+        "rhel_peak_gb": r["peak_rss_bytes"] / 1e9,
+        "bptt_peak_gb": b["peak_rss_bytes"] / 1e9,
+        "targets_met": {
+            "rhel_step_le_3.5s": r["step"] <= 3.5,
+            "rhel_peak_le_1GB": r["peak_rss_bytes"] <= 1e9,
+            "rhel_le_1.5x_bptt": r["step"] <= 1.5 * b["step"],
+        },
+        "runs": res,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"shapes: {summary['shapes']}")
+    print(
+        f"{'':8}{'step s':>9}{'cores s':>9}{'digital s':>11}{'peak GB':>9}{'base GB':>9}"
+        f"{'GFLOP':>8}{'GFLOP/s':>9}{'matmul GFLOP/s':>16}"
+    )
+    for name, x in res.items():
+        print(
+            f"{name:8}{x['step']:9.2f}{x['core']:9.2f}{x['digital']:11.2f}"
+            f"{x['peak_rss_bytes'] / 1e9:9.2f}{x['baseline_rss_bytes'] / 1e9:9.2f}"
+            f"{x['gflop_per_step']:8.1f}{x['achieved_gflops']:9.1f}"
+            f"{x['numpy_matmul_gflops']:16.1f}"
+        )
+    print(f"RHEL / BPTT step time: {summary['rhel_over_bptt']:.2f}")
+    print(
+        "targets:",
+        ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in summary["targets_met"].items()),
+    )
+
+
+if __name__ == "__main__":
+    main()
