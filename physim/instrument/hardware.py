@@ -1,0 +1,435 @@
+"""The simulated instrument: one device, one integrator, and every non-ideality.
+
+An :class:`Instrument` offers what a lab setup offers — program parameters, prepare a state,
+drive, flip momenta, kick, and read back trajectories or integrated ∂H/∂θ through converters —
+and nothing else. It owns the mutable state of the experiment (the device's q, p for each
+parallel branch) and one seeded generator per noise source. The protocol engine
+(:mod:`physim.protocol.engine`) is its only driver.
+
+Integrator selection (never by device type): the plain leapfrog kernels when there is no
+loss, the Langevin splitting of :mod:`physim.kernels.langevin` when there is, and the
+fixed-point kernels of :mod:`physim.kernels.fixedpoint` in fixed-point mode. With every source
+at its zero value the calls, arrays and arithmetic are those of :func:`physim.rhel_gradient`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from physim.device import Device, Physical
+from physim.gradients import error_signal
+from physim.instrument.bath import Bath, build_bath, thermal_state
+from physim.instrument.converters import ADC, DAC
+from physim.instrument.specs import BOLTZMANN, NonidealSpec
+from physim.kernels import fixedpoint, langevin, leapfrog
+from physim.simulate import chunk_bounds, drive
+
+_EMPTY3 = np.zeros((0, 1, 1))
+_EMPTY4 = np.zeros((0, 1, 1, 1))
+
+
+@dataclass(frozen=True)
+class DriveOutput:
+    """What one drive returns to the engine before digitisation.
+
+    ``samples`` (n_samples, n_branches, batch, n_outputs) are readouts R q after the sampled
+    steps (state indices ``sample_index``); ``acc_w`` / ``acc_B`` are the integrated ∂H/∂w and
+    ∂H/∂B (summed over batch) per accumulator, already multiplied by the integrator gains.
+    """
+
+    samples: np.ndarray | None
+    sample_index: np.ndarray | None
+    acc_w: np.ndarray | None
+    acc_B: np.ndarray | None
+    drive_energy: float
+
+
+class Instrument:
+    """A device under test with its non-idealities (see module docstring).
+
+    Parameters
+    ----------
+    device
+        The nominal device (what the designer specified).
+    nonideal
+        Its imperfections; ``None`` or an empty spec is the ideal instrument.
+    seed
+        Seed of the protocol's own draws (thermal state preparation).
+    """
+
+    def __init__(self, device: Device, nonideal: NonidealSpec | None = None, *, seed: int = 0):
+        self.device = device
+        self.spec = nonideal or NonidealSpec()
+        spec = self.spec
+        self.seed = int(seed)
+        self.prep_rng = np.random.default_rng(self.seed)
+        mis = spec.get("mismatch")
+        self.w_factor = np.ones_like(device.w_base)
+        self.B_factor = np.ones_like(device.B_base)
+        if mis is not None:
+            rng = np.random.default_rng(mis.seed)
+            self.w_factor = 1.0 + mis.relative_dtod * rng.standard_normal(device.w_base.shape)
+            self.B_factor = 1.0 + mis.input_dtod * rng.standard_normal(device.B_base.shape)
+        self.drift_spec = spec.get("drift")
+        self.drift_rng = np.random.default_rng(self.drift_spec.seed) if self.drift_spec else None
+        self.drift = np.zeros_like(device.w_base)
+        self._drift_poles: np.ndarray | None = None
+        self.flip_spec = spec.get("flip_error")
+        self.flip_rng = np.random.default_rng(self.flip_spec.seed) if self.flip_spec else None
+        self.diss = spec.get("dissipation")
+        self.bath_rng = np.random.default_rng(self.diss.seed) if self.diss else None
+        self.adc_readout = ADC(spec.get("adc", "readout"))
+        self.adc_accumulator = ADC(spec.get("adc", "accumulator"))
+        self.dac_parameters = DAC(spec.get("dac", "parameters"))
+        self.dac_drive = DAC(spec.get("dac", "drive"))
+        num = spec.get("numerics")
+        self.mode = num.mode if num is not None else "float64"
+        self.fraction_bits = num.fraction_bits if num is not None else 40
+        self.lq = self.lp = None  # fixed-point grid steps, set by calibrate()
+        self.kT = (self.diss.boltzmann if self.diss else BOLTZMANN) * (
+            self.diss.temperature if self.diss else 0.0
+        )
+        self.n_runs = 0
+        self.theta: np.ndarray | None = None
+        self.phys: Physical | None = None
+        self.bath: Bath | None = None
+        self.Q = np.zeros((1, 1, device.n_dof))
+        self.P = np.zeros((1, 1, device.n_dof))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dtype(self):
+        return np.float32 if self.mode == "float32" else np.float64
+
+    @property
+    def lossy(self) -> bool:
+        return self.bath is not None and not self.bath.lossless
+
+    @property
+    def n_branches(self) -> int:
+        return int(self.Q.shape[0])
+
+    # ------------------------------------------------------------------ programming
+    def program(self, theta: np.ndarray | None) -> np.ndarray:
+        """Write ``theta`` through the parameter DAC; returns the value actually written."""
+        theta = self.device.check_theta(theta)
+        groups = list(self.device.slices().values())
+        written = self.dac_parameters.write(theta, groups)
+        self.theta = np.ascontiguousarray(written, dtype=np.float64)
+        self._update_physics()
+        return self.theta
+
+    def _update_physics(self) -> None:
+        dev = self.device
+        nominal = dev.physical(self.theta)
+        if not (np.any(self.w_factor != 1.0) or np.any(self.drift != 0.0)):
+            w = nominal.w
+            prm = nominal.prm
+        else:
+            w = nominal.w * self.w_factor * (1.0 + self.drift)
+            dev.check_fn(w)
+            prm = (w, *dev.aux_fn(w))
+        B = nominal.B if not np.any(self.B_factor != 1.0) else nominal.B * self.B_factor
+        self.phys = Physical(prm=prm, B=np.ascontiguousarray(B))
+        self.bath = build_bath(dev, self.phys, self.diss) if self.diss is not None else None
+
+    def _advance_drift(self) -> None:
+        spec = self.drift_spec
+        if spec is None or spec.relative_std == 0.0:
+            return
+        shape = self.device.w_base.shape
+        if spec.model == "random_walk":
+            self.drift = self.drift + spec.relative_std * self.drift_rng.standard_normal(shape)
+            return
+        # 1/f: OU components with log-spaced correlation times and equal variance per decade
+        taus = np.logspace(0.0, np.log10(spec.longest_runs), spec.n_poles)
+        a = np.exp(-1.0 / taus)
+        sigma = spec.relative_std / np.sqrt(spec.n_poles)
+        if self._drift_poles is None:
+            self._drift_poles = sigma * self.drift_rng.standard_normal((spec.n_poles, *shape))
+        else:
+            xi = self.drift_rng.standard_normal((spec.n_poles, *shape))
+            self._drift_poles = (
+                a[:, None] * self._drift_poles + sigma * np.sqrt(1.0 - a[:, None] ** 2) * xi
+            )
+        self.drift = self._drift_poles.sum(axis=0)
+
+    # ------------------------------------------------------------------ state operations
+    def prepare(
+        self,
+        state: str,
+        batch: int,
+        *,
+        temperature: float | None = None,
+        q: np.ndarray | None = None,
+        p: np.ndarray | None = None,
+    ) -> None:
+        """Start a new physical run from a prepared state (one branch)."""
+        if self.theta is None:
+            self.program(self.device.theta0)
+        if self.n_runs > 0 and self.drift_spec is not None:
+            self._advance_drift()
+            self._update_physics()
+        self.n_runs += 1
+        n = self.device.n_dof
+        if state == "device":
+            q, p = self.device.q0, self.device.p0
+        elif state == "zero":
+            q, p = np.zeros(n), np.zeros(n)
+        elif state == "thermal":
+            kB = self.diss.boltzmann if self.diss else BOLTZMANN
+            T = temperature if temperature is not None else (self.diss.temperature if self.diss else 0)
+            q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng)
+        Q = np.broadcast_to(np.asarray(q, dtype=np.float64), (batch, n))
+        P = np.broadcast_to(np.asarray(p, dtype=np.float64), (batch, n))
+        self.Q = np.array(Q[None], dtype=self.dtype, order="C")
+        self.P = np.array(P[None], dtype=self.dtype, order="C")
+        self._snap()
+
+    def split(self, n_branches: int) -> None:
+        """Copy the state into ``n_branches`` identical parallel branches (an idealisation)."""
+        self.Q = np.ascontiguousarray(np.repeat(self.Q[:1], n_branches, axis=0))
+        self.P = np.ascontiguousarray(np.repeat(self.P[:1], n_branches, axis=0))
+
+    def flip(self) -> None:
+        """Reverse the momenta, with the flip's gain and timing errors if any."""
+        spec = self.flip_spec
+        if spec is None:
+            self.P = -self.P
+            return
+        tau = spec.timing_error + (spec.timing_std * self.flip_rng.standard_normal())
+        gain = spec.gain_error + (spec.gain_std * self.flip_rng.standard_normal())
+        if tau != 0.0:
+            # the flip comes τ late: one free leapfrog step of length τ (undriven)
+            for t in range(self.n_branches):
+                S = np.zeros((1, *self.Q.shape[1:]), dtype=self.dtype)
+                self._forward_kernel(self.Q[t], self.P[t], S, tau, _EMPTY3, _EMPTY3)
+        self.P = np.ascontiguousarray(-(1.0 + gain) * self.P, dtype=self.dtype)
+
+    def kick(self, e: np.ndarray, amplitudes: np.ndarray) -> None:
+        """p_t ← p_t + amplitudes[t] · e for every branch t (``e`` has shape (batch, n_dof))."""
+        for t in range(self.n_branches):
+            self.P[t] += (amplitudes[t] * e).astype(self.dtype)
+
+    def momentum_rms(self) -> float:
+        P = self.P[0].astype(np.float64)
+        return float(np.sqrt(np.mean(P**2))) if P.size else 0.0
+
+    # ------------------------------------------------------------------ calibration
+    def calibrate(self, u: np.ndarray) -> None:
+        """Fixed-point grid steps from an ideal float64 run of the input ``u`` from the
+        current state: 4 × max |q| (resp. |p|) rounded up to a power of two, over
+        2^fraction_bits."""
+        Q = self.Q[0].astype(np.float64).copy()
+        P = self.P[0].astype(np.float64).copy()
+        qmax = float(np.max(np.abs(Q), initial=0.0))
+        pmax = float(np.max(np.abs(P), initial=0.0))
+        nb = u.shape[1]
+        for k0, k1 in chunk_bounds(u.shape[0], nb * self.device.n_dof):
+            S = drive(u, self.phys.B, k0, k1)
+            Qr = np.empty((k1 - k0, nb, self.device.n_dof))
+            Pr = np.empty_like(Qr)
+            leapfrog.forward_chunk(
+                self.device.family, self.phys.prm, self.device.dt, self.device.n_work, Q, P, S,
+                Qr, Pr,
+            )
+            qmax = max(qmax, float(np.max(np.abs(Qr))))
+            pmax = max(pmax, float(np.max(np.abs(Pr))))
+        # powers of two, so that integer · step is exact
+        def grid(peak: float) -> float:
+            return 2.0 ** (np.ceil(np.log2(4.0 * (peak or 1.0))) - self.fraction_bits)
+
+        self.lq, self.lp = grid(qmax), grid(pmax)
+        self._snap()
+
+    def _snap(self) -> None:
+        """Put the state on the fixed-point grid (the instrument's state *is* that grid)."""
+        if self.mode == "fixed_point" and self.lq is not None:
+            self.Q = np.rint(self.Q / self.lq) * self.lq
+            self.P = np.rint(self.P / self.lp) * self.lp
+
+    # ------------------------------------------------------------------ kernels
+    def _prm(self):
+        if self.mode != "float32":
+            return self.phys.prm
+        w, ai, af, am = self.phys.prm
+        return (w.astype(np.float32), ai, af.astype(np.float32), am.astype(np.float32))
+
+    def _forward_kernel(self, Q, P, S, dt, Qrec, Prec) -> None:
+        dev = self.device
+        if self.lossy:
+            XI = self.bath_rng.standard_normal((S.shape[0], Q.shape[0], 2, dev.n_dof))
+            langevin.forward_chunk(
+                dev.family, self._prm(), dt, dev.n_work, Q, P, S, self.bath.A, self.bath.N, XI,
+                Qrec, Prec,
+            )
+        elif self.mode == "fixed_point":
+            QI = np.rint(Q / self.lq).astype(np.int64)
+            PI = np.rint(P / self.lp).astype(np.int64)
+            fixedpoint.forward_chunk(
+                dev.family, self.phys.prm, dt, dev.n_work, QI, PI, self.lq, self.lp, S, Qrec, Prec
+            )
+            Q[:] = QI * self.lq
+            P[:] = PI * self.lp
+        else:
+            leapfrog.forward_chunk(dev.family, self._prm(), dt, dev.n_work, Q, P, S, Qrec, Prec)
+
+    def _echo_kernel(self, Q, P, S, E, kicks, weights, GW, DS, Qrec, echo: bool) -> None:
+        """One backwards pass over a chunk for the branches in ``Q, P`` (nt, nb, n)."""
+        dev = self.device
+        dt = dev.dt
+        if self.lossy:
+            XI = self.bath_rng.standard_normal((S.shape[0], *Q.shape[:2], 2, dev.n_dof))
+            A, N = (self.bath.A_echo, self.bath.N_echo) if echo else (self.bath.A, self.bath.N)
+            langevin.echo_chunk(
+                dev.family, self._prm(), dt, dev.n_work, Q, P, S, E, kicks, weights, A, N, XI,
+                GW, DS, Qrec,
+            )
+        elif self.mode == "fixed_point":
+            QI = np.rint(Q / self.lq).astype(np.int64)
+            PI = np.rint(P / self.lp).astype(np.int64)
+            fixedpoint.echo_chunk(
+                dev.family, self.phys.prm, dt, dev.n_work, QI, PI, self.lq, self.lp, S, E, kicks,
+                weights, GW, DS, Qrec,
+            )
+            Q[:] = QI * self.lq
+            P[:] = PI * self.lp
+        elif Qrec.shape[0] == 0:
+            leapfrog.echo_chunk(
+                dev.family, self._prm(), dt, dev.n_work, Q, P, S, E, kicks, weights, GW, DS
+            )
+        else:
+            # the ideal echo has no recording kernel: step it one sample at a time
+            for k in range(S.shape[0] - 1, -1, -1):
+                ds = DS[k : k + 1] if DS.shape[0] else DS
+                leapfrog.echo_chunk(
+                    dev.family, self._prm(), dt, dev.n_work, Q, P, S[k : k + 1], E[k : k + 1],
+                    kicks, weights, GW, ds,
+                )
+                Qrec[k] = Q
+
+    # ------------------------------------------------------------------ drive
+    def write_drive(self, u: np.ndarray) -> np.ndarray:
+        """The input as the drive DAC writes it."""
+        return np.ascontiguousarray(self.dac_drive.write(u))
+
+    def run(
+        self,
+        u: np.ndarray,
+        *,
+        reverse: bool = False,
+        error: np.ndarray | None = None,
+        kicks: np.ndarray | None = None,
+        integrate: str | None = None,
+        weights: np.ndarray | None = None,
+        gains: np.ndarray | None = None,
+        sample_every: int = 0,
+        readout: np.ndarray | None = None,
+    ) -> DriveOutput:
+        """Drive every branch through ``u`` (n_steps, batch, n_inputs), already DAC-written.
+
+        ``reverse`` replays ``u`` backwards (an echo). ``error`` is ∂L/∂y (n_steps, batch, n_outputs)
+        of the forward run; after the echo step landing on state k, branch t is kicked by
+        ``kicks[t] · e_k`` with e_k = Rᵀ ∂L/∂y_k. ``integrate`` = "branches" keeps one
+        accumulator of ∂H½/∂θ per branch; "differential" keeps one accumulator of
+        Σ_t weights[t] ∂H½/∂θ (a matched differential integrator, combined every step).
+        Accumulator a is read out multiplied by its integrator gain ``gains[a]``.
+        ``sample_every`` > 0 records R q every that many steps (``readout`` R; identity if None).
+        """
+        dev = self.device
+        K, nb = u.shape[0], u.shape[1]
+        nt = self.n_branches
+        n = dev.n_dof
+        dtype = self.dtype
+        if self.mode == "fixed_point" and self.lq is None:
+            self.calibrate(u)
+        energy = float(np.sum(u.astype(np.float64) ** 2) * dev.dt * nt)
+        samples = idx = None
+        if sample_every > 0:
+            idx = (
+                np.arange(K - sample_every, -1, -sample_every)
+                if reverse
+                else np.arange(sample_every, K + 1, sample_every)
+            )
+            samples = np.empty((idx.shape[0], nt, nb, dev.n_outputs))
+        empty3 = _EMPTY3.astype(dtype)
+        if not (reverse or integrate):
+            for k0, k1 in chunk_bounds(K, nb * n):
+                S = np.ascontiguousarray(drive(u, self.phys.B, k0, k1), dtype=dtype)
+                for t in range(nt):
+                    Qrec = np.empty((k1 - k0, nb, n), dtype=dtype) if samples is not None else empty3
+                    self._forward_kernel(self.Q[t], self.P[t], S, dev.dt, Qrec, empty3)
+                    if samples is not None:
+                        _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
+            return DriveOutput(samples, idx, None, None, energy)
+
+        if integrate not in (None, "branches", "differential"):
+            raise ValueError(f"integrate must be 'branches' or 'differential', got {integrate!r}")
+        accs = [[t] for t in range(nt)] if integrate != "differential" else [list(range(nt))]
+        n_acc = len(accs)
+        nw = self.phys.w.shape[0]
+        need_B = integrate is not None and any(g.target == "B" for g in dev.groups)
+        weights = np.ones(nt) if weights is None else np.asarray(weights, dtype=np.float64)
+        gains = np.ones(n_acc) if gains is None else np.asarray(gains, dtype=np.float64)
+        kicks = np.zeros(nt) if kicks is None else np.asarray(kicks, dtype=np.float64)
+        GW = [np.zeros((nb, nw)) for _ in range(n_acc)]
+        acc_B = np.zeros((n_acc, *self.phys.B.shape))
+        bounds = chunk_bounds(K, nt * nb * n)
+        for k0, k1 in reversed(bounds) if reverse else bounds:
+            S = drive(u, self.phys.B, k0, k1)
+            uc = u[k0:k1]
+            if reverse and error is not None:
+                E = np.ascontiguousarray(error_signal(dev, error, k0, k1), dtype=dtype)
+            else:
+                E = np.zeros((k1 - k0, nb, n), dtype=dtype)
+            if not reverse:  # the kernel walks a chunk backwards: hand it the chunk reversed
+                S, uc = S[::-1], uc[::-1]
+            S = np.ascontiguousarray(S, dtype=dtype)
+            for a, ts in enumerate(accs):
+                sel = slice(ts[0], ts[-1] + 1)
+                DS = np.zeros((k1 - k0, nb, n)) if need_B else _EMPTY3
+                Qrec = (
+                    np.empty((k1 - k0, len(ts), nb, n), dtype=dtype)
+                    if samples is not None
+                    else _EMPTY4.astype(dtype)
+                )
+                self._echo_kernel(
+                    self.Q[sel], self.P[sel], S, E, kicks[sel].astype(dtype),
+                    weights[sel].astype(dtype), GW[a], DS, Qrec, echo=reverse,
+                )
+                if need_B:
+                    acc_B[a] += _fold(gains[a] * DS, uc)
+                if samples is not None:
+                    for j, t in enumerate(ts):
+                        if reverse:
+                            _store(samples, t, Qrec[:, j], k0, sample_every, readout, K, True)
+                        else:
+                            _store(samples, t, Qrec[::-1, j], k0 + 1, sample_every, readout, K,
+                                   False)
+        acc_w = None
+        if integrate:
+            acc_w = np.stack([gains[a] * GW[a].sum(axis=0) for a in range(n_acc)])
+        return DriveOutput(samples, idx, acc_w, acc_B if integrate else None, energy)
+
+
+def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
+    """Copy the sampled states of a chunk record (Qrec[i] is state first_state + i)."""
+    states = first_state + np.arange(Qrec.shape[0])
+    keep = ((K - states) % every == 0) & (states < K) if reverse else (states % every == 0)
+    if not np.any(keep):
+        return
+    y = Qrec[keep].astype(np.float64)
+    if R is not None:
+        y = y @ R.T
+    pos = (K - states[keep]) // every - 1 if reverse else states[keep] // every - 1
+    samples[pos, t] = y
+
+
+def _fold(ds: np.ndarray, u_chunk: np.ndarray) -> np.ndarray:
+    """Σ_k ds_k u_kᵀ over a chunk (batch summed): the ∂H/∂B integrand."""
+    nk, nb, n = ds.shape
+    if u_chunk.shape[2] == 0:
+        return np.zeros((n, 0))
+    return ds.reshape(nk * nb, n).T @ u_chunk.reshape(nk * nb, -1)
