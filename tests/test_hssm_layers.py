@@ -121,3 +121,13 @@ def test_tanh_mse_backward(rng):
     pre, target = rng.normal(size=(4, 3, 2)), 0.5 * rng.normal(size=(4, 3, 2))
     _, d, _ = L.tanh_mse(pre, target)
     _close(d, _fd(lambda: L.tanh_mse(pre, target)[0], pre))
+
+
+def test_fused_gelu_matches_plain(rng):
+    x, R = 2 * rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    g, cdf = L.gelu_with_cdf(x)
+    # same formula with the product taken in another order: equal to a few ulps
+    np.testing.assert_allclose(g, L.gelu(x), rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(
+        L.gelu_backward_from_cdf(R, x, cdf), L.gelu_backward(R, x), rtol=1e-14, atol=1e-16
+    )

@@ -83,6 +83,22 @@ def gelu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     return dy * slope
 
 
+def gelu_with_cdf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(GELU(x), Φ(x)) with one erf evaluation; Φ feeds :func:`gelu_backward_from_cdf`."""
+    cdf = erf(x * _SQRT_HALF)
+    cdf += 1.0
+    cdf *= 0.5
+    return x * cdf, cdf
+
+
+def gelu_backward_from_cdf(dy: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """Same as :func:`gelu_backward`, reusing Φ(x); overwrites ``cdf`` with the slope."""
+    slope = cdf
+    slope += x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    slope *= dy
+    return slope
+
+
 # ---------------------------------------------------------------------------------- dropout
 def dropout_mask(rng: np.random.Generator | None, shape: tuple[int, ...], rate: float):
     """Inverted-dropout keep mask (bool) or ``None`` when dropout is off (rate 0 or eval)."""

@@ -19,8 +19,8 @@ twin (``bptt_backward``). Both run from the same forward pass. Arrays inside are
 (n_steps, batch, channels); model inputs are batch-first (batch, n_steps, channels).
 
 Memory: a block keeps only what its backward cannot cheaply recompute — the normalised input
-``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT), the pre-GELU readout ``z`` and
-the dropout masks; the GLU is recomputed during the backward pass.
+``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT) and the dropout masks; the
+readout, GELU and GLU are recomputed during the backward pass (bit-identical to the forward).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class _BlockCache:
     rstd: np.ndarray
     phi: np.ndarray
     traj: Trajectory
-    z: np.ndarray
     mask1: np.ndarray | None
     mask2: np.ndarray | None
 
@@ -198,9 +197,9 @@ class HSSM:
             t2 = time.perf_counter()
             z = L.linear_forward(phi, params[k + "C"], None)
             z += params[k + "D"] * u
-            del u
             m1 = L.dropout_mask(rng, z.shape, rate)
-            h = L.dropout_apply(L.gelu(z), m1, rate)
+            h = L.dropout_apply(L.gelu_with_cdf(z)[0], m1, rate)
+            del z
             o, _, _ = L.glu_forward(
                 h,
                 params[k + "glu.W1"],
@@ -212,7 +211,7 @@ class HSSM:
             m2 = L.dropout_mask(rng, o.shape, rate)
             x = x + L.dropout_apply(o, m2, rate)
             if keep is not None:
-                caches.append(_BlockCache(xhat, rstd, phi, traj, z, m1, m2))
+                caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2))
             t.core_forward += t2 - t1
             t.digital_forward += time.perf_counter() - t0 - (t2 - t1)
         t0 = time.perf_counter()
@@ -290,7 +289,10 @@ class HSSM:
             t0 = time.perf_counter()
             gamma = params[k + "norm.gamma"]
             u = L.layer_norm_apply(c.xhat, gamma, params[k + "norm.beta"])
-            gz = L.gelu(c.z)
+            C = params[k + "C"]
+            z = L.linear_forward(c.phi, C, None)  # same operations as forward: bit-identical
+            z += params[k + "D"] * u
+            gz, cdf = L.gelu_with_cdf(z)
             h = L.dropout_apply(gz, c.mask1, rate)
             del gz
             W1, W2 = params[k + "glu.W1"], params[k + "glu.W2"]
@@ -304,9 +306,8 @@ class HSSM:
                 grads[k + "glu.b2"],
             ) = L.glu_backward(do, h, a, g, W1, W2)
             del a, g, h, do
-            dz = L.gelu_backward(L.dropout_apply(dh, c.mask1, rate), c.z)
-            del dh
-            C = params[k + "C"]
+            dz = L.gelu_backward_from_cdf(L.dropout_apply(dh, c.mask1, rate), z, cdf)
+            del dh, z, cdf
             _, grads[k + "C"], _ = L.linear_backward(dz, c.phi, C)
             grads[k + "D"] = (dz * u).reshape(-1, u.shape[-1]).sum(axis=0)
             dphi = np.ascontiguousarray(L.linear_forward(dz, C.T, None))
@@ -365,6 +366,6 @@ def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo |
     lb = n_steps * batch
     if algo is None:
         return int(8 * lb * (6 * H + 2 * P))
-    per_block = 8 * lb * (2 * H + (2 * P if algo == "bptt" else P)) + 2 * lb * H
+    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * H
     transient = 8 * lb * (10 * H + 3 * P)
     return int(N * per_block + transient)
