@@ -100,3 +100,12 @@ def test_memory_estimate_scales_with_length():
     small = estimate_memory_bytes(spec, 896, 32, "rhel")
     assert estimate_memory_bytes(spec, 2 * 896, 32, "rhel") == pytest.approx(2 * small, rel=1e-9)
     assert estimate_memory_bytes(spec, 896, 32, "bptt") > small
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "hidden"), [("linhru", 64), ("nonlinhru", 128)])
+def test_figure4_at_paper_scp1_sizes(model, hidden):
+    # 6 blocks, P = 256, L = 896, float64 (issue 4); ~10-30 s each on 2 cores
+    res = compare_gradients(model, n_blocks=6, hidden=hidden, ssm_dim=256, length=896, batch=4)
+    assert res.min_cosine >= MIN_COSINE
+    assert res.max_abs_ratio_minus_1 <= MAX_RATIO_DEV
