@@ -69,8 +69,9 @@ def test_dither_makes_sub_lsb_signals_visible_on_average():
     #: 5 standard errors of the mean of uniform dither (std 1/√12 LSB) over n samples
     bound = 5 / np.sqrt(12 * n)
     for dither, expect in ((False, 0.0), (True, 0.3)):
-        adc = ADC(ADCSpec(kind="adc", target="readout", bits=8, full_scale=127.0,
-                          dither=dither, seed=1))
+        adc = ADC(
+            ADCSpec(kind="adc", target="readout", bits=8, full_scale=127.0, dither=dither, seed=1)
+        )
         r = adc.read("x", np.full((n, 1), 0.3))
         assert abs(float(np.mean(r.value)) - expect) <= bound
 

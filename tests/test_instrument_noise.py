@@ -30,8 +30,16 @@ def test_thermal_equipartition():
     device = physim.load_device("two-mass")
     kT = 1.0
     nb, steps = 4000, 1500  # γ = 1/s: 15 relaxation times from rest
-    inst = _inst(device, {"kind": "dissipation", "damping_rate": 1.0, "temperature": kT,
-                          "boltzmann": 1.0, "seed": 7})
+    inst = _inst(
+        device,
+        {
+            "kind": "dissipation",
+            "damping_rate": 1.0,
+            "temperature": kT,
+            "boltzmann": 1.0,
+            "seed": 7,
+        },
+    )
     inst.program(None)
     inst.prepare("zero", nb)
     inst.run(np.zeros((steps, nb, 0)))
@@ -73,8 +81,7 @@ def test_dissipation_bias_grows_with_gamma_T_and_compensation_reduces_it():
     def err(Q, c=0.0):
         inst = _inst(device, {"kind": "dissipation", "quality_factor": Q, "compensation": c})
         res = run_protocol(inst, proto, task=task)
-        return fidelity(estimate_gradient(res, device, proto.estimator).grad, ref,
-                        device).rel_error
+        return fidelity(estimate_gradient(res, device, proto.estimator).grad, ref, device).rel_error
 
     e = {Q: err(Q) for Q in (1e4, 1e3, 1e2)}
     # first order in γT = ωT/Q: a decade of Q is a decade of error (within a factor 2)
@@ -107,8 +114,17 @@ def test_mismatch_is_frozen_at_build_and_drift_moves_between_runs():
 
 def test_one_over_f_drift_has_the_stated_rms():
     device = physim.load_device("two-mass")
-    d = _inst(device, {"kind": "drift", "model": "one_over_f", "relative_std": 0.01,
-                       "longest_runs": 10.0, "n_poles": 4, "seed": 3})
+    d = _inst(
+        device,
+        {
+            "kind": "drift",
+            "model": "one_over_f",
+            "relative_std": 0.01,
+            "longest_runs": 10.0,
+            "n_poles": 4,
+            "seed": 3,
+        },
+    )
     d.program(None)
     xs = []
     for _ in range(3000):
@@ -128,8 +144,9 @@ def test_flip_gain_error_costs_about_its_size():
     for g in (1e-3, 1e-2):
         inst = _inst(device, {"kind": "flip_error", "gain_error": g})
         res = run_protocol(inst, proto, task=task)
-        errs.append(fidelity(estimate_gradient(res, device, proto.estimator).grad, ref,
-                             device).rel_error)
+        errs.append(
+            fidelity(estimate_gradient(res, device, proto.estimator).grad, ref, device).rel_error
+        )
     # linear in the gain error (REFERENCE §4 reports ≈ 4δ on a 16-oscillator chain)
     assert 5 < errs[1] / errs[0] < 20
     assert 0.1 * 1e-2 < errs[1] < 50 * 1e-2
@@ -158,10 +175,13 @@ def test_bad_nonideal_spec_names_field_value_and_fix():
     with pytest.raises(NonidealError, match=r"sources\.0\.mismatch\.relative_dtod.*'big'"):
         parse_nonideal({"sources": [{"kind": "mismatch", "relative_dtod": "big"}]})
     with pytest.raises(NonidealError, match="tempreature: Extra inputs.*check the spelling"):
-        parse_nonideal({"sources": [{"kind": "dissipation", "quality_factor": 3,
-                                     "tempreature": 3}]})
+        parse_nonideal(
+            {"sources": [{"kind": "dissipation", "quality_factor": 3, "tempreature": 3}]}
+        )
     with pytest.raises(NonidealError, match="exactly one of quality_factor"):
         parse_nonideal({"sources": [{"kind": "dissipation"}]})
     with pytest.raises(ValueError, match="device has 2 modes"):
-        _inst(physim.load_device("two-mass"),
-              {"kind": "dissipation", "quality_factor": [1.0, 2.0, 3.0]}).program(None)
+        _inst(
+            physim.load_device("two-mass"),
+            {"kind": "dissipation", "quality_factor": [1.0, 2.0, 3.0]},
+        ).program(None)

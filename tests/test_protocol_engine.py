@@ -21,8 +21,13 @@ from physim.protocol.specs import (
 from physim.protocol.task import build_task
 from physim.specs import catalogue
 
-REQUIRED = {"rhel-centred", "rhel-centred-rerun", "rhel-one-sided", "heb-final-kick",
-            "characterise"}
+REQUIRED = {
+    "rhel-centred",
+    "rhel-centred-rerun",
+    "rhel-one-sided",
+    "heb-final-kick",
+    "characterise",
+}
 
 
 def test_catalogue_has_the_required_protocols_and_round_trips():
@@ -56,10 +61,20 @@ def test_echo_without_flip_is_rejected_with_the_reason():
         ([PREP, {"op": "drive"}, {"op": "flip"}, {"op": "kick"}], "kick needs the error"),
         ([PREP, FWD, {"op": "kick"}], "kick without a preceding flip"),
         ([PREP, {"op": "flip"}, {"op": "drive", "direction": "reverse"}], "there is none"),
-        ([PREP, FWD, {"op": "flip"}, {"op": "kick", "sign": -1},
-          {"op": "drive", "direction": "reverse", "nudge": True}], "make them equal"),
-        ([PREP, FWD, {"op": "drive", "integrate": {"name": "g", "combine": "differential"}}],
-         "add {op = 'split'}"),
+        (
+            [
+                PREP,
+                FWD,
+                {"op": "flip"},
+                {"op": "kick", "sign": -1},
+                {"op": "drive", "direction": "reverse", "nudge": True},
+            ],
+            "make them equal",
+        ),
+        (
+            [PREP, FWD, {"op": "drive", "integrate": {"name": "g", "combine": "differential"}}],
+            "add {op = 'split'}",
+        ),
         ([PREP, {"op": "teleport"}], "valid ops: drive, flip"),
         ([PREP, {"op": "drive", "directon": "reverse"}], "directon: Extra inputs"),
         ([PREP, {"op": "drive", "every": 0}], r"steps\.1\.drive\.every.*greater than"),
@@ -111,8 +126,19 @@ def test_adc_gradient_error_scales_like_two_to_minus_bits_over_eps():
         # otherwise make single readings jump by whole LSBs
         out = []
         for seed in range(6):
-            ni = parse_nonideal({"sources": [{"kind": "adc", "target": "accumulator",
-                                              "bits": bits, "dither": True, "seed": seed}]})
+            ni = parse_nonideal(
+                {
+                    "sources": [
+                        {
+                            "kind": "adc",
+                            "target": "accumulator",
+                            "bits": bits,
+                            "dither": True,
+                            "seed": seed,
+                        }
+                    ]
+                }
+            )
             out.append(_error(device, "rhel-centred-rerun", task, ref, eps, ni))
         return float(np.sqrt(np.mean(np.square(out))))
 
@@ -142,8 +168,12 @@ def test_characterise_records_impulse_and_step_responses():
     imp, step = res.get("impulse"), res.get("step")
     assert imp.value.shape == (400, 1, 1, device.n_outputs)
     # the impulse response is the derivative of the step response (same linear system)
-    assert np.allclose(np.cumsum(imp.value[:, 0, 0], axis=0), step.value[:, 0, 0],
-                       rtol=1e-9, atol=1e-9 * np.max(np.abs(step.value)))
+    assert np.allclose(
+        np.cumsum(imp.value[:, 0, 0], axis=0),
+        step.value[:, 0, 0],
+        rtol=1e-9,
+        atol=1e-9 * np.max(np.abs(step.value)),
+    )
     with pytest.raises(ValueError, match="no estimator|measurement-only"):
         estimate_gradient(res, device, proto.estimator)
 

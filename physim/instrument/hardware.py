@@ -180,7 +180,11 @@ class Instrument:
             q, p = np.zeros(n), np.zeros(n)
         elif state == "thermal":
             kB = self.diss.boltzmann if self.diss else BOLTZMANN
-            T = temperature if temperature is not None else (self.diss.temperature if self.diss else 0)
+            T = (
+                temperature
+                if temperature is not None
+                else (self.diss.temperature if self.diss else 0)
+            )
             q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng)
         Q = np.broadcast_to(np.asarray(q, dtype=np.float64), (batch, n))
         P = np.broadcast_to(np.asarray(p, dtype=np.float64), (batch, n))
@@ -232,11 +236,19 @@ class Instrument:
             Qr = np.empty((k1 - k0, nb, self.device.n_dof))
             Pr = np.empty_like(Qr)
             leapfrog.forward_chunk(
-                self.device.family, self.phys.prm, self.device.dt, self.device.n_work, Q, P, S,
-                Qr, Pr,
+                self.device.family,
+                self.phys.prm,
+                self.device.dt,
+                self.device.n_work,
+                Q,
+                P,
+                S,
+                Qr,
+                Pr,
             )
             qmax = max(qmax, float(np.max(np.abs(Qr))))
             pmax = max(pmax, float(np.max(np.abs(Pr))))
+
         # powers of two, so that integer · step is exact
         def grid(peak: float) -> float:
             return 2.0 ** (np.ceil(np.log2(4.0 * (peak or 1.0))) - self.fraction_bits)
@@ -262,8 +274,18 @@ class Instrument:
         if self.lossy:
             XI = self.bath_rng.standard_normal((S.shape[0], Q.shape[0], 2, dev.n_dof))
             langevin.forward_chunk(
-                dev.family, self._prm(), dt, dev.n_work, Q, P, S, self.bath.A, self.bath.N, XI,
-                Qrec, Prec,
+                dev.family,
+                self._prm(),
+                dt,
+                dev.n_work,
+                Q,
+                P,
+                S,
+                self.bath.A,
+                self.bath.N,
+                XI,
+                Qrec,
+                Prec,
             )
         elif self.mode == "fixed_point":
             QI = np.rint(Q / self.lq).astype(np.int64)
@@ -284,15 +306,42 @@ class Instrument:
             XI = self.bath_rng.standard_normal((S.shape[0], *Q.shape[:2], 2, dev.n_dof))
             A, N = (self.bath.A_echo, self.bath.N_echo) if echo else (self.bath.A, self.bath.N)
             langevin.echo_chunk(
-                dev.family, self._prm(), dt, dev.n_work, Q, P, S, E, kicks, weights, A, N, XI,
-                GW, DS, Qrec,
+                dev.family,
+                self._prm(),
+                dt,
+                dev.n_work,
+                Q,
+                P,
+                S,
+                E,
+                kicks,
+                weights,
+                A,
+                N,
+                XI,
+                GW,
+                DS,
+                Qrec,
             )
         elif self.mode == "fixed_point":
             QI = np.rint(Q / self.lq).astype(np.int64)
             PI = np.rint(P / self.lp).astype(np.int64)
             fixedpoint.echo_chunk(
-                dev.family, self.phys.prm, dt, dev.n_work, QI, PI, self.lq, self.lp, S, E, kicks,
-                weights, GW, DS, Qrec,
+                dev.family,
+                self.phys.prm,
+                dt,
+                dev.n_work,
+                QI,
+                PI,
+                self.lq,
+                self.lp,
+                S,
+                E,
+                kicks,
+                weights,
+                GW,
+                DS,
+                Qrec,
             )
             Q[:] = QI * self.lq
             P[:] = PI * self.lp
@@ -305,8 +354,18 @@ class Instrument:
             for k in range(S.shape[0] - 1, -1, -1):
                 ds = DS[k : k + 1] if DS.shape[0] else DS
                 leapfrog.echo_chunk(
-                    dev.family, self._prm(), dt, dev.n_work, Q, P, S[k : k + 1], E[k : k + 1],
-                    kicks, weights, GW, ds,
+                    dev.family,
+                    self._prm(),
+                    dt,
+                    dev.n_work,
+                    Q,
+                    P,
+                    S[k : k + 1],
+                    E[k : k + 1],
+                    kicks,
+                    weights,
+                    GW,
+                    ds,
                 )
                 Qrec[k] = Q
 
@@ -359,7 +418,9 @@ class Instrument:
             for k0, k1 in chunk_bounds(K, nb * n):
                 S = np.ascontiguousarray(drive(u, self.phys.B, k0, k1), dtype=dtype)
                 for t in range(nt):
-                    Qrec = np.empty((k1 - k0, nb, n), dtype=dtype) if samples is not None else empty3
+                    Qrec = (
+                        np.empty((k1 - k0, nb, n), dtype=dtype) if samples is not None else empty3
+                    )
                     self._forward_kernel(self.Q[t], self.P[t], S, dev.dt, Qrec, empty3)
                     if samples is not None:
                         _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
@@ -396,8 +457,16 @@ class Instrument:
                     else _EMPTY4.astype(dtype)
                 )
                 self._echo_kernel(
-                    self.Q[sel], self.P[sel], S, E, kicks[sel].astype(dtype),
-                    weights[sel].astype(dtype), GW[a], DS, Qrec, echo=reverse,
+                    self.Q[sel],
+                    self.P[sel],
+                    S,
+                    E,
+                    kicks[sel].astype(dtype),
+                    weights[sel].astype(dtype),
+                    GW[a],
+                    DS,
+                    Qrec,
+                    echo=reverse,
                 )
                 if need_B:
                     acc_B[a] += _fold(gains[a] * DS, uc)
@@ -406,8 +475,9 @@ class Instrument:
                         if reverse:
                             _store(samples, t, Qrec[:, j], k0, sample_every, readout, K, True)
                         else:
-                            _store(samples, t, Qrec[::-1, j], k0 + 1, sample_every, readout, K,
-                                   False)
+                            _store(
+                                samples, t, Qrec[::-1, j], k0 + 1, sample_every, readout, K, False
+                            )
         acc_w = None
         if integrate:
             acc_w = np.stack([gains[a] * GW[a].sum(axis=0) for a in range(n_acc)])

@@ -107,9 +107,7 @@ class DriftSpec(SpecModel):
     """
 
     kind: Literal["drift"]
-    model: Literal["random_walk", "one_over_f"] = Field(
-        "random_walk", description="drift process"
-    )
+    model: Literal["random_walk", "one_over_f"] = Field("random_walk", description="drift process")
     relative_std: NonNeg = Field(0.0, description="relative size of the drift (1), see model")
     n_poles: int = Field(6, ge=1, le=32, description="OU components of the 1/f model")
     longest_runs: float = Field(
@@ -189,13 +187,7 @@ class NumericsSpec(SpecModel):
 
 
 SourceSpec = Annotated[
-    DissipationSpec
-    | MismatchSpec
-    | DriftSpec
-    | FlipErrorSpec
-    | DACSpec
-    | ADCSpec
-    | NumericsSpec,
+    DissipationSpec | MismatchSpec | DriftSpec | FlipErrorSpec | DACSpec | ADCSpec | NumericsSpec,
     Field(discriminator="kind"),
 ]
 SOURCE_KINDS = ("adc", "dac", "dissipation", "drift", "flip_error", "mismatch", "numerics")
@@ -217,9 +209,7 @@ class NonidealSpec(SpecModel):
             key = (s.kind, getattr(s, "target", ""))
             if key in seen:
                 what = f"{s.kind} (target {key[1]})" if key[1] else s.kind
-                raise ValueError(
-                    f"sources[{i}]: a second {what} source; merge them into one entry"
-                )
+                raise ValueError(f"sources[{i}]: a second {what} source; merge them into one entry")
             seen.add(key)
         kinds = {s.kind for s in self.sources}
         num = self.get("numerics")

@@ -114,8 +114,19 @@ def run_protocol(
             y = Q if dev.readout is None else Q @ dev.readout.T
             rd = instrument.adc_readout.read(st.name, y)
             new.append(
-                Record(st.name, "snapshot", i, run, rd.value, dev.units.get("y", ""), None,
-                       rd.codes, rd.lsb, rd.n_saturated, {"signs": signs.tolist()})
+                Record(
+                    st.name,
+                    "snapshot",
+                    i,
+                    run,
+                    rd.value,
+                    dev.units.get("y", ""),
+                    None,
+                    rd.codes,
+                    rd.lsb,
+                    rd.n_saturated,
+                    {"signs": signs.tolist()},
+                )
             )
         elif st.op == "drive":
             u = _drive_signal(instrument, st, task, u_task)
@@ -132,8 +143,10 @@ def run_protocol(
                     gains = np.array([_integrator_gain(integ.gain, integ.sign, dev.dt, beta)])
                 else:
                     gains = np.array(
-                        [_integrator_gain(integ.gain, integ.sign * s, dev.dt, beta or 1.0)
-                         for s in signs]
+                        [
+                            _integrator_gain(integ.gain, integ.sign * s, dev.dt, beta or 1.0)
+                            for s in signs
+                        ]
                     )
             out = instrument.run(
                 u,
@@ -151,10 +164,25 @@ def run_protocol(
             if st.measure:
                 rd = instrument.adc_readout.read(st.measure, out.samples)
                 new.append(
-                    Record(st.measure, "trajectory", i, run, rd.value, dev.units.get("y", ""),
-                           out.sample_index, rd.codes, rd.lsb, rd.n_saturated,
-                           {"direction": st.direction, "input": st.input, "every": st.every,
-                            "signs": signs.tolist(), "dt": dev.dt})
+                    Record(
+                        st.measure,
+                        "trajectory",
+                        i,
+                        run,
+                        rd.value,
+                        dev.units.get("y", ""),
+                        out.sample_index,
+                        rd.codes,
+                        rd.lsb,
+                        rd.n_saturated,
+                        {
+                            "direction": st.direction,
+                            "input": st.input,
+                            "every": st.every,
+                            "signs": signs.tolist(),
+                            "dt": dev.dt,
+                        },
+                    )
                 )
                 if st.input == "task" and not reverse and st.every == 1:
                     y = rd.value[:, 0]
@@ -164,14 +192,19 @@ def run_protocol(
                     if beta is None:
                         e_max = error_bound(dev, dLdy)
                         P = instrument.P[0].astype(np.float64)
-                        beta = (nudge_factor(protocol.eps, protocol.relative_eps, P, e_max)
-                                if e_max > 0 else protocol.eps)
+                        beta = (
+                            nudge_factor(protocol.eps, protocol.relative_eps, P, e_max)
+                            if e_max > 0
+                            else protocol.eps
+                        )
             if integ is not None:
                 acc_w, acc_B = out.acc_w, out.acc_B
                 if deferred:
                     g = np.array(
-                        [_integrator_gain(integ.gain, integ.sign * s, dev.dt, beta)
-                         for s in (signs if combine != "differential" else [1.0])]
+                        [
+                            _integrator_gain(integ.gain, integ.sign * s, dev.dt, beta)
+                            for s in (signs if combine != "differential" else [1.0])
+                        ]
                     )
                     acc_w = acc_w * g[:, None]
                     acc_B = acc_B * g[:, None, None]
@@ -179,12 +212,28 @@ def run_protocol(
                 value = np.concatenate([acc_w, acc_B.reshape(acc_w.shape[0], -1)], axis=1)
                 rd = instrument.adc_accumulator.read(integ.name, value)
                 new.append(
-                    Record(integ.name, "accumulator", i, run, rd.value, "dL/dw", None, rd.codes,
-                           rd.lsb, rd.n_saturated,
-                           {"gain": integ.gain, "gains": np.asarray(gains).tolist(),
-                            "combine": combine, "signs": signs.tolist(), "kick": beta,
-                            "n_w": int(acc_w.shape[1]), "B_shape": list(acc_B.shape[1:]),
-                            "direction": st.direction})
+                    Record(
+                        integ.name,
+                        "accumulator",
+                        i,
+                        run,
+                        rd.value,
+                        "dL/dw",
+                        None,
+                        rd.codes,
+                        rd.lsb,
+                        rd.n_saturated,
+                        {
+                            "gain": integ.gain,
+                            "gains": np.asarray(gains).tolist(),
+                            "combine": combine,
+                            "signs": signs.tolist(),
+                            "kick": beta,
+                            "n_w": int(acc_w.shape[1]),
+                            "B_shape": list(acc_B.shape[1:]),
+                            "direction": st.direction,
+                        },
+                    )
                 )
         records.extend(new)
         if on_step is not None:

@@ -35,8 +35,10 @@ def estimate_gradient(
     that was written.
     """
     if estimator.kind != "sum":
-        raise ValueError(f"protocol {result.protocol!r} has no gradient estimator (kind = "
-                         f"{estimator.kind!r}); it is a measurement-only protocol")
+        raise ValueError(
+            f"protocol {result.protocol!r} has no gradient estimator (kind = "
+            f"{estimator.kind!r}); it is a measurement-only protocol"
+        )
     total = None
     for name in estimator.records:
         rec = result.get(name)
@@ -61,8 +63,12 @@ class Fidelity:
     groups: dict[str, dict[str, float]]
 
     def as_dict(self) -> dict:
-        return {"cosine": self.cosine, "norm_ratio": self.norm_ratio,
-                "rel_error": self.rel_error, "groups": self.groups}
+        return {
+            "cosine": self.cosine,
+            "norm_ratio": self.norm_ratio,
+            "rel_error": self.rel_error,
+            "groups": self.groups,
+        }
 
 
 def _compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

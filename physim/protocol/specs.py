@@ -208,11 +208,15 @@ def validate_sequence(spec: ProtocolSpec) -> None:
                         "there is none earlier in this run"
                     )
                 if st.input != "task":
-                    raise ValueError(f"{where}: a reverse drive replays the task; set input = 'task'")
+                    raise ValueError(
+                        f"{where}: a reverse drive replays the task; set input = 'task'"
+                    )
             if st.nudge:
                 if st.direction != "reverse":
-                    raise ValueError(f"{where}: nudge = true is only meaningful in an echo "
-                                     "(direction = 'reverse')")
+                    raise ValueError(
+                        f"{where}: nudge = true is only meaningful in an echo "
+                        "(direction = 'reverse')"
+                    )
                 if not measured_forward:
                     raise ValueError(
                         f"{where}: nudging needs the error signal of a measured forward drive "

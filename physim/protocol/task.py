@@ -29,8 +29,9 @@ class Task:
         return int(self.u.shape[1])
 
 
-def smooth_inputs(n_steps: int, batch: int, n_inputs: int, std: float, smoothing: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def smooth_inputs(
+    n_steps: int, batch: int, n_inputs: int, std: float, smoothing: int, rng: np.random.Generator
+) -> np.ndarray:
     """White noise averaged over ``smoothing`` steps, scaled to rms ``std``."""
     white = rng.standard_normal((n_steps + smoothing - 1, batch, n_inputs))
     c = np.cumsum(white, axis=0)
@@ -51,14 +52,19 @@ def build_task(device: Device, spec: TaskSpec, loss_name: str = "mse") -> Task:
                 "kind = 'teacher'"
             )
         n_steps, tgt = sin.target(device.dt)
-        u = as_inputs(device, None if device.n_inputs == 0 else
-                      np.zeros((n_steps, spec.batch, device.n_inputs)), n_steps, spec.batch)
+        u = as_inputs(
+            device,
+            None if device.n_inputs == 0 else np.zeros((n_steps, spec.batch, device.n_inputs)),
+            n_steps,
+            spec.batch,
+        )
         y = np.zeros((n_steps, spec.batch, device.n_outputs))
         y[:, :, sin.output] = tgt[:, None]
         return Task(u, y if loss_name == "mse" else y[-1], loss)
     rng = np.random.default_rng(spec.seed)
-    u = smooth_inputs(spec.n_steps, spec.batch, device.n_inputs, spec.input_std, spec.smoothing,
-                      rng)
+    u = smooth_inputs(
+        spec.n_steps, spec.batch, device.n_inputs, spec.input_std, spec.smoothing, rng
+    )
     theta_t = device.theta0 * (1.0 + spec.teacher_spread * rng.standard_normal(device.n_params))
     y = simulate(device, theta_t, u, n_steps=spec.n_steps, batch=spec.batch).y
     return Task(u, y if loss_name == "mse" else np.ascontiguousarray(y[-1]), loss)

@@ -1,0 +1,152 @@
+"""Sub-commands of ``physim`` for protocols, instruments and logs.
+
+``register(subparsers)`` adds ``run``, ``inspect``, ``plot``, ``replay`` and ``protocols`` to
+an argparse sub-parser set; each sets ``func`` to a function of the parsed arguments that
+returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _cmd_protocols(args: argparse.Namespace) -> int:
+    from physim.protocol.specs import load_protocol, protocol_catalogue
+
+    for name, path in protocol_catalogue().items():
+        spec = load_protocol(path)
+        first = " ".join(spec.description.split())
+        print(f"{name:<20} {first}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from physim.instrument.specs import load_nonideal
+    from physim.protocol.session import run_session
+    from physim.protocol.specs import load_protocol
+    from physim.specs import load_device
+
+    device = load_device(args.device)
+    protocol = load_protocol(args.protocol)
+    task = protocol.task
+    upd = {k: v for k, v in (("n_steps", args.steps), ("batch", args.batch)) if v is not None}
+    if getattr(device.spec, "task", None) is not None and task.kind == "teacher" and not upd:
+        upd["kind"] = "device"
+    if upd:
+        protocol = protocol.model_copy(update={"task": task.model_copy(update=upd)})
+    if args.eps is not None:
+        protocol = protocol.model_copy(update={"eps": args.eps})
+    nonideal = load_nonideal(args.nonideal)
+    res = run_session(
+        device, protocol, nonideal, seed=args.seed, log=args.log, epochs=args.epochs, lr=args.lr
+    )
+    last = res.results[-1]
+    out = {
+        "device": device.name,
+        "protocol": protocol.name,
+        "nonideal": nonideal.name,
+        "loss": last.loss,
+        "cost": last.cost.as_dict(),
+        "saturated": last.n_saturated,
+    }
+    if res.fidelity is not None:
+        out["fidelity_vs_ideal_twin"] = res.fidelity.as_dict()
+    if res.losses is not None:
+        out["loss_first"], out["loss_last"] = float(res.losses[0]), float(res.losses[-1])
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"{device.name} · {protocol.name} · {nonideal.name}: loss {last.loss:.4g}, "
+            f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
+        )
+        if res.fidelity is not None:
+            f = res.fidelity
+            print(
+                f"gradient vs ideal twin: cosine {f.cosine:.6f}, norm ratio "
+                f"{f.norm_ratio:.6f}, rel. error {f.rel_error:.3e}"
+            )
+            for g, d in f.groups.items():
+                print(
+                    f"  {g:<20} cosine {d['cosine']:.6f}  norm ratio {d['norm_ratio']:.6f}  "
+                    f"rel. error {d['rel_error']:.3e}"
+                )
+        if res.losses is not None:
+            print(
+                f"trained {len(res.losses)} epochs: loss {res.losses[0]:.4g} -> "
+                f"{res.losses[-1]:.4g}"
+            )
+        sat = {k: v for k, v in last.n_saturated.items() if v}
+        if sat:
+            print(f"saturated converter samples: {sat}")
+    if args.log:
+        print(f"wrote {args.log}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from physim.logs import summary
+
+    print(summary(args.log))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from physim.protocol.logplot import plot_log
+
+    print(f"wrote {plot_log(args.log, args.out, args.run)}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from physim.protocol.session import replay
+
+    rep = replay(args.log)
+    if rep.ok:
+        print(
+            f"{args.log}: replay reproduces {rep.n_records} records of {rep.n_runs} "
+            "execution(s) bit for bit"
+        )
+        return 0
+    print(
+        f"{args.log}: replay differs in {len(rep.mismatches)} of {rep.n_records} records: "
+        f"{', '.join(rep.mismatches[:10])}"
+    )
+    return 1
+
+
+def register(subparsers) -> None:
+    """Add run / inspect / plot / replay / protocols to ``physim``'s sub-parsers."""
+    p = subparsers.add_parser("protocols", help="list the protocol catalogue (name first)")
+    p.set_defaults(func=_cmd_protocols)
+
+    p = subparsers.add_parser(
+        "run", help="run a protocol on a simulated instrument (optionally train, log to HDF5)"
+    )
+    p.add_argument("device", help="catalogue name or path to a device TOML")
+    p.add_argument("protocol", help="catalogue name or path to a protocol TOML")
+    p.add_argument("--nonideal", metavar="FILE", help="non-ideality TOML (default: ideal)")
+    p.add_argument("--log", metavar="OUT.h5", help="write an H5MD log of every measurement")
+    p.add_argument("--seed", type=int, default=0, help="seed of the protocol's own draws")
+    p.add_argument("--steps", type=int, help="override the task's sequence length")
+    p.add_argument("--batch", type=int, help="override the task's batch size")
+    p.add_argument("--eps", type=float, help="override the protocol's nudge ε")
+    p.add_argument("--epochs", type=int, default=0, help="train in situ for this many epochs")
+    p.add_argument("--lr", type=float, default=1e-2, help="relative learning rate")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_run)
+
+    p = subparsers.add_parser("inspect", help="summarise an HDF5 run log and its provenance")
+    p.add_argument("log")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = subparsers.add_parser("plot", help="plot a run log (trajectories, ∂H/∂θ, gradients)")
+    p.add_argument("log")
+    p.add_argument("--out", help="PNG path (default: next to the log)")
+    p.add_argument("--run", help="protocol execution to plot (default: the first)")
+    p.set_defaults(func=_cmd_plot)
+
+    p = subparsers.add_parser("replay", help="re-run a log from its provenance and compare")
+    p.add_argument("log")
+    p.set_defaults(func=_cmd_replay)
