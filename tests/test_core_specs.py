@@ -106,17 +106,18 @@ def test_coupling_on_missing_mass():
         parse_spec(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug reported to the lead: an empty readout list passes validation (LC: builds a "
-    "device with 0 outputs whose (0, n) readout matrix the new kernels take for the identity "
-    "and write past y; oscillator: a confusing ValueError from build())",
-)
 @pytest.mark.parametrize("name", ["lc-ladder-8", "two-mass"])
 def test_empty_readout_is_rejected(name):
     data = _spec_dict(name)
     data["readout"] = []
-    with pytest.raises(SpecError, match=r"readout"):
+    with pytest.raises(SpecError, match=r"readout: .*at least 1 item"):
+        parse_spec(data)
+
+
+def test_quartic_term_joining_a_mass_to_itself_is_rejected():
+    data = _spec_dict("duffing-chain-5")
+    data["quartic"][0]["nodes"] = [2, 2]
+    with pytest.raises(SpecError, match=r"quartic\[0\] joins mass 2 to itself"):
         parse_spec(data)
 
 

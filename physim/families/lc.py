@@ -73,7 +73,7 @@ class LCNetworkSpec(SpecModel):
         None, ge=0, description="input channels; default 1 + the largest source input"
     )
     readout: list[str] | None = Field(
-        None, description="nodes whose flux is read; all when omitted"
+        None, min_length=1, description="nodes whose flux is read; all when omitted"
     )
     q0: list[float] | None = Field(None, description="initial node fluxes, Wb")
     p0: list[float] | None = Field(None, description="initial node charges, C")

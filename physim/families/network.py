@@ -83,8 +83,8 @@ def compile_network(
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"{kinetic_name} {labels[i]!r} must be positive, got {w[i]!r}; a learned value "
-                f"crossed zero — lower the learning rate or keep {kinetic_name}s fixed"
+                f"{kinetic_name} {labels[i]!r} must be positive, got {float(w[i])!r}; a learned "
+                f"value crossed zero — lower the learning rate or keep the {kinetic_name} group fixed"
             )
 
     def aux(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

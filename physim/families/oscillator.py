@@ -68,6 +68,7 @@ class OscillatorNetworkSpec(SpecModel):
     )
     readout: list[int] | list[list[float]] | None = Field(
         None,
+        min_length=1,
         description="mass indices whose positions are read, or a readout matrix; all when omitted",
     )
     q0: list[float] | None = Field(None, description="initial displacements, m")
@@ -96,6 +97,10 @@ class OscillatorNetworkSpec(SpecModel):
         for i, qd in enumerate(self.quartic):
             for j in qd.nodes:
                 check(f"quartic[{i}].nodes", j)
+            if len(qd.nodes) == 2 and qd.nodes[0] == qd.nodes[1]:
+                raise ValueError(
+                    f"quartic[{i}] joins mass {qd.nodes[0]} to itself; give one node for an on-site term"
+                )
         if isinstance(self.readout, list) and self.readout and isinstance(self.readout[0], int):
             for j in self.readout:
                 check("readout", j)
