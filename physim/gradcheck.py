@@ -26,6 +26,8 @@ FD_REL = 1e-5
 #: default relative nudges: quadratic H is exact at any ε, so a large nudge keeps the echo
 #: difference far above round-off; otherwise the O(ε²) bias needs a small one
 EPS_QUADRATIC = 1e-2
+#: below this readout-to-state ratio a failure is most likely round-off, and the report says so
+SIGNAL_HINT = 1e-4
 EPS_NONLINEAR = 1e-6
 
 
@@ -56,6 +58,8 @@ class GradcheckReport:
     groups: list[GroupCheck] = field(default_factory=list)
     tol_rhel_vs_bptt: float = TOL_RHEL_VS_BPTT
     tol_vs_fd: float = TOL_VS_FD
+    #: rms of the readout over rms of the whole state along the forward run
+    signal_ratio: float = 1.0
 
     @property
     def worst_bptt(self) -> float:
@@ -91,6 +95,7 @@ class GradcheckReport:
             "rhel_vs_bptt": {"max_rel_err": self.worst_bptt, "cosine": self.worst_cosine},
             "rhel_vs_fd": {"max_rel_err": self.worst_fd},
             "tolerances": {"rhel_vs_bptt": self.tol_rhel_vs_bptt, "vs_fd": self.tol_vs_fd},
+            "signal_ratio": self.signal_ratio,
             "groups": [asdict(g) for g in self.groups],
         }
 
@@ -195,7 +200,11 @@ def gradcheck(
                 0,
             )
         )
+    fwd = simulate(device, theta, u, n_steps=n_steps, batch=batch, record=True)
+    q_rms = float(np.sqrt(np.mean(fwd.q**2)))
+    ratio = float(np.sqrt(np.mean(fwd.y**2))) / q_rms if q_rms > 0 else 1.0
     return GradcheckReport(
+        signal_ratio=ratio,
         device=device.name,
         n_steps=n_steps,
         batch=batch,
@@ -227,4 +236,10 @@ def format_report(rep: GradcheckReport) -> str:
         f"{verdict}: worst RHEL~BPTT {rep.worst_bptt:.2e} (tol {rep.tol_rhel_vs_bptt:g}), "
         f"worst vs FD {rep.worst_fd:.2e} (tol {rep.tol_vs_fd:g})"
     )
+    if not rep.passed and rep.signal_ratio < SIGNAL_HINT:
+        lines.append(
+            f"note: the readout is {rep.signal_ratio:.1e} of the state's size, so the echo difference "
+            "that carries the gradient sits near float64 round-off of the large state; run more "
+            "steps (let the drive reach the readout) or read out nearer the drive"
+        )
     return "\n".join(lines)
