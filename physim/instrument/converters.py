@@ -74,7 +74,7 @@ class ADC:
     def read(self, name: str, x: np.ndarray) -> Reading:
         spec = self.spec
         if spec is None:
-            return Reading(np.array(x, dtype=np.float64), None, None, 0)
+            return Reading(np.asarray(x, dtype=np.float64), None, None, 0)  # no copy
         if name not in self.lsb:
             self.lsb[name] = auto_lsb(x, spec.bits, spec.headroom, spec.full_scale)
         lsb = self.lsb[name]
