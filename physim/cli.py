@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from physim import __version__
+from physim.hssm.commands import register as register_hssm
+from physim.protocol.commands import register as register_protocol
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("physim-out"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.set_defaults(func=_cmd_demo)
+
+    register_protocol(sub)
+    register_hssm(sub)
     return parser
 
 
