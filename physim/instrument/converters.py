@@ -4,7 +4,8 @@ One uniform mid-tread quantiser serves both directions: ``code = clip(rint(x / l
 with ``n = 2^(bits−1) − 1`` and ``lsb = full_scale / n`` per channel (last axis); the value is
 ``code · lsb``. Inside the range the error is at most half an LSB; outside, the code saturates
 and the saturation is counted. Ranges not given explicitly are calibrated once, from the first
-values a converter sees for a given record (then frozen, as an instrument would be).
+values a converter sees for a given record, to the smallest power-of-two range that holds them
+with headroom (then frozen, as an instrument's gain setting would be).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def dequantize(codes: np.ndarray, lsb: np.ndarray | float) -> np.ndarray:
 
 
 def auto_lsb(x: np.ndarray, bits: int, headroom: float, full_scale: float | None) -> np.ndarray:
-    """Per-channel LSB from an explicit full scale or ``headroom`` × the largest |x|."""
+    """Per-channel LSB from an explicit full scale, or the smallest power-of-two range holding
+    ``headroom`` × the largest |x|."""
     n = max_code(bits)
     x = np.asarray(x, dtype=np.float64)
     if full_scale is not None:
@@ -46,7 +48,10 @@ def auto_lsb(x: np.ndarray, bits: int, headroom: float, full_scale: float | None
     # an all-zero channel borrows the largest range so that it can still read a signal later
     fallback = float(np.max(peak)) if np.any(peak > 0) else 1.0
     peak = np.where(peak > 0, peak, fallback)
-    return headroom * peak / n
+    # auto-ranging picks the smallest binary range (a programmable-gain stage in steps of 2)
+    # that holds headroom × the calibration shot; a range fitted exactly to the shot would
+    # make that shot read back almost without error
+    return 2.0 ** np.ceil(np.log2(headroom * peak)) / n
 
 
 @dataclass(frozen=True)

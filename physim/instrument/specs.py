@@ -135,7 +135,8 @@ class DACSpec(SpecModel):
 
     Uniform mid-tread quantiser with 2^bits codes over [−full_scale, full_scale]; values
     outside saturate (counted). Without ``full_scale`` the range of each parameter group (or
-    input channel) is ``headroom`` times its largest magnitude at the first programming.
+    input channel) is the smallest power of two above ``headroom`` times its largest magnitude
+    at the first programming.
     """
 
     kind: Literal["dac"]
@@ -153,8 +154,9 @@ class ADCSpec(SpecModel):
     ``readout``: trajectory readouts (positions, fluxes); ``accumulator``: the integrating
     readout of ∂H/∂θ. Additive Gaussian noise of ``noise_lsb`` LSB and, with ``dither``, uniform
     ±½ LSB dither are added before rounding. Codes outside ±(2^(bits−1) − 1) saturate (counted).
-    Without ``full_scale`` each channel's range is ``headroom`` times its largest magnitude at
-    the first measurement of that record (a calibration shot), then fixed.
+    Without ``full_scale`` each channel's range is the smallest power of two above ``headroom``
+    times its largest magnitude at the first measurement of that record (a calibration shot),
+    then fixed.
     """
 
     kind: Literal["adc"]
