@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from physim.spec_base import SpecModel
+from physim.specs import SpecError
 
 BOLTZMANN = 1.380649e-23  # J/K
 
@@ -233,7 +234,7 @@ class NonidealSpec(SpecModel):
 _ADAPTER: TypeAdapter = TypeAdapter(NonidealSpec)
 
 
-class NonidealError(ValueError):
+class NonidealError(SpecError):
     """A non-ideality file failed validation; the message names field, value and fix."""
 
 
