@@ -48,6 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"loss {res.losses[0]:.4g} -> {res.losses[-1]:.4g} after {args.epochs} epochs of in-situ RHEL"
     )
     print(f"wrote {res.metrics}")
+    print(f"wrote {res.log}  (inspect with: physim inspect {res.log})")
     if res.png is not None:
         print(f"wrote {res.png}")
     return 0
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # output piped into e.g. `head`, which closed early: not an error of the command
+        sys.stderr.close()
+        return 0
     except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"physim {args.command}: error: {msg}", file=sys.stderr)

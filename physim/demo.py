@@ -17,7 +17,9 @@ from tqdm import tqdm
 from physim.device import Device
 from physim.gradients import error_bound, error_signal
 from physim.kernels.leapfrog import forward_chunk
+from physim.logs import LogWriter
 from physim.losses import MSELoss
+from physim.protocol.session import make_provenance
 from physim.rhel import nudge_factor, rhel_gradient
 from physim.simulate import as_inputs, drive, simulate
 from physim.specs import load_device
@@ -86,6 +88,11 @@ def record_echoes(
     }
 
 
+def _log_echoes(log: LogWriter, when: str, rec: dict, unit: str) -> None:
+    for key in ("forward_q", "echo_plus_q", "echo_minus_q"):
+        log.write_array(f"{key}_{when}", rec[key], unit=unit)
+
+
 @dataclass
 class DemoResult:
     device: str
@@ -94,6 +101,7 @@ class DemoResult:
     theta_final: np.ndarray | None = None
     png: Path | None = None
     metrics: Path | None = None
+    log: Path | None = None
 
 
 def run_demo(
@@ -134,27 +142,39 @@ def run_demo(
 
     theta = device.theta0.copy()
     opt = Adam(lr=lr)
-    res = DemoResult(device=device.name, theta_initial=theta.copy())
-    before = record_echoes(device, theta, u, eps, target)
-    bar = tqdm(
-        range(1, epochs + 1),
-        desc=f"RHEL training {device.name}",
-        unit="epoch",
-        disable=not progress,
-    )
-    every = max(1, epochs // 10)
-    for epoch in bar:
-        g = rhel_gradient(device, theta, u, target, eps=eps)
-        res.losses.append(g.loss)
-        theta = opt.step(theta, g.grad)
-        bar.set_postfix(loss=f"{g.loss:.3e}")
-        if progress and (epoch % every == 0 or epoch == 1):
-            bar.write(f"epoch {epoch:4d}  loss {g.loss:.4e}")
-    res.losses.append(MSELoss().value(simulate(device, theta, u).y, target))
-    res.theta_final = theta
-    after = record_echoes(device, theta, u, eps, target)
-
+    res = DemoResult(device=device.name, theta_initial=theta.copy(), log=out / "demo.h5")
     out.mkdir(parents=True, exist_ok=True)
+    settings = {"epochs": epochs, "lr": lr, "eps": eps, "optimizer": "adam"}
+    prov = make_provenance(device, extra={"demo": json.dumps(settings)})
+    qunit = device.units.get("q", "")
+    # appended epoch by epoch: an interrupted demo leaves every finished epoch readable
+    with LogWriter(res.log, provenance=prov) as log:
+        log.write_array("target", tgt, unit=device.units.get("y", ""))
+        before = record_echoes(device, theta, u, eps, target)
+        _log_echoes(log, "before", before, qunit)
+        bar = tqdm(
+            range(1, epochs + 1),
+            desc=f"RHEL training {device.name}",
+            unit="epoch",
+            disable=not progress,
+        )
+        every = max(1, epochs // 10)
+        for epoch in bar:
+            g = rhel_gradient(device, theta, u, target, eps=eps)
+            res.losses.append(g.loss)
+            log.append("loss", epoch - 1, float(epoch - 1), g.loss)
+            log.append("theta", epoch - 1, float(epoch - 1), theta)
+            log.append("gradient", epoch - 1, float(epoch - 1), g.grad)
+            theta = opt.step(theta, g.grad)
+            bar.set_postfix(loss=f"{g.loss:.3e}")
+            if progress and (epoch % every == 0 or epoch == 1):
+                bar.write(f"epoch {epoch:4d}  loss {g.loss:.4e}")
+        res.losses.append(MSELoss().value(simulate(device, theta, u).y, target))
+        log.append("loss", epochs, float(epochs), res.losses[-1])
+        log.append("theta", epochs, float(epochs), theta)
+        res.theta_final = theta
+        after = record_echoes(device, theta, u, eps, target)
+        _log_echoes(log, "after", after, qunit)
     names = [f"{g.name}[{i}]" for g in device.groups for i in range(g.size)]
     summary = {
         "device": device.name,

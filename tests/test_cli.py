@@ -5,6 +5,7 @@ import json
 import pytest
 
 from physim.cli import main
+from physim.logs import open_log
 from physim.specs import catalogue
 
 
@@ -56,3 +57,9 @@ def test_demo_trains_and_writes_metrics_and_figure(tmp_path, capsys):
     # 30 Adam steps on the two-mass device cut the loss by more than 10x (measured ~40x)
     assert metrics["loss_final"] < 0.1 * metrics["loss_initial"]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+    with open_log(tmp_path / "demo.h5") as f:
+        assert int(f.attrs["complete"]) == 1
+        loss = f["observables/training/loss/value"][:]
+        assert loss.tolist() == metrics["loss_per_epoch"]
+        assert "two-mass" in f["parameters/physim/device"][()].decode()
+        assert f["observables/forward_q_before"].shape == (1001, 1, 2)
