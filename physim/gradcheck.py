@@ -106,11 +106,22 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def align(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Cosine similarity and norm ratio ‖a‖/‖b‖ of two gradients (estimate ``a``, reference ``b``).
+
+    Two zero vectors count as perfectly aligned (1, 1); a zero estimate of a non-zero
+    reference as unaligned (0, 0); a non-zero estimate of a zero reference as (0, inf).
+    """
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if nb == 0.0:
+        return (1.0, 1.0) if na == 0.0 else (0.0, float("inf"))
+    if na == 0.0:
+        return 0.0, 0.0
+    return float(np.dot(np.ravel(a), np.ravel(b)) / (na * nb)), na / nb
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 and nb == 0:
-        return 1.0
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+    return align(a, b)[0]
 
 
 def random_problem(

@@ -78,14 +78,14 @@ def test_forward_measurement_is_the_simulated_readout():
     res, _, task = _run(device, "rhel-centred")
     y = physim.simulate(device, None, task.u).y
     assert np.array_equal(res.get("forward").value[:, 0], y)
-    assert res.cost.n_runs == 1
+    assert res.cost.n_runs == 3  # forward, +ε echo, −ε echo
     assert res.get("forward").codes is None
 
 
-def test_rerun_costs_two_physical_runs_and_matches_centred():
+def test_rerun_costs_four_physical_runs_and_matches_centred():
     device = physim.load_device("duffing-chain-5")
     res_c, est_c, task = _run(device, "rhel-centred")
     res_r, est_r, _ = _run(device, "rhel-centred-rerun", task=task)
-    assert res_r.cost.n_runs == 2 and res_c.cost.n_runs == 1
+    assert res_r.cost.n_runs == 4 and res_c.cost.n_runs == 3
     # the two echoes are accumulated separately: the difference loses ~|G|/|ΔG| ulps
     assert fidelity(est_r.grad, est_c.grad, device).rel_error < TWIN_RTOL

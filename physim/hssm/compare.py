@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from physim.gradcheck import align
 from physim.hssm.config import HSSMSpec
 from physim.hssm.model import HSSM
 
@@ -58,16 +59,6 @@ class CompareResult:
             f"min cosine {self.min_cosine:.15f}   max |ratio - 1| {self.max_abs_ratio_minus_1:.2e}"
         )
         return "\n".join(lines)
-
-
-def align(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(cosine, ‖a‖/‖b‖); two zero vectors count as perfectly aligned."""
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if nb == 0.0:
-        return (1.0, 1.0) if na == 0.0 else (0.0, float("inf"))
-    if na == 0.0:
-        return 0.0, 0.0
-    return float(np.dot(a.ravel(), b.ravel()) / (na * nb)), na / nb
 
 
 def _split_name(name: str) -> tuple[str, str]:

@@ -90,7 +90,7 @@ def run_protocol(
     beta: float | None = None
     dLdy: np.ndarray | None = None
     loss_value: float | None = None
-    n_runs = n_steps = 0
+    n_runs = n_steps = n_prepared = 0
     energy = 0.0
     run = 0
     for i, st in enumerate(protocol.steps):
@@ -99,8 +99,8 @@ def run_protocol(
             instrument.prepare(st.state, nb, temperature=st.temperature, q=st.q, p=st.p)
             signs = np.ones(1)
             dLdy = None
-            n_runs += 1
-            run = n_runs
+            n_prepared += 1
+            run = n_prepared
         elif st.op == "flip":
             instrument.flip()
         elif st.op == "split":
@@ -161,6 +161,8 @@ def run_protocol(
             )
             energy += out.drive_energy
             n_steps += u.shape[0] * instrument.n_branches
+            # a physical run is one trajectory driven end to end: lockstep branches each count
+            n_runs += instrument.n_branches
             if st.measure:
                 rd = instrument.adc_readout.read(st.measure, out.samples)
                 new.append(

@@ -8,6 +8,7 @@ import numpy as np
 
 from physim.bptt import bptt_gradient
 from physim.device import Device
+from physim.gradcheck import align
 from physim.protocol.records import ProtocolCost, ProtocolResult
 from physim.protocol.specs import EstimatorSpec
 from physim.protocol.task import Task
@@ -72,11 +73,11 @@ class Fidelity:
 
 
 def _compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    cos = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
+    cos, ratio = align(a, b)
+    nb = float(np.linalg.norm(b))
     return {
         "cosine": cos,
-        "norm_ratio": na / nb if nb > 0 else float("nan"),
+        "norm_ratio": ratio,
         "rel_error": float(np.linalg.norm(a - b)) / nb if nb > 0 else float("nan"),
     }
 

@@ -35,7 +35,7 @@ class Record:
 class ProtocolCost:
     """What a protocol execution cost on the hardware."""
 
-    n_runs: int
+    n_runs: int  # trajectories driven end to end (forward, each echo)
     n_steps: int
     drive_energy: float  # Σ ‖u‖² δ over every drive, input-unit² · s
 
