@@ -26,8 +26,14 @@ import numpy as np
 CPU_ARCH = {"n_blocks": 2, "hidden": 16, "ssm_dim": 32}
 
 
-def config(data: str, model: str, steps: int, batch: int) -> dict:
+#: synthetic long-range tasks get no time channel (the task itself marks positions)
+SYNTHETIC = ("adding", "copy")
+
+
+def config(data: str, model: str, steps: int, batch: int, length: int | None) -> dict:
+    extra = {"length": length, "time_channel": False} if data in SYNTHETIC else {}
     return {
+        **extra,
         "data": data,
         "model": {"model": model, **CPU_ARCH},
         "lr": 1e-3,
@@ -72,6 +78,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--length", type=int, default=4000, help="sequence length of adding/copy")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     ap.add_argument("--out", type=Path, default=Path("runs/hssm-table"))
     ap.add_argument("--quick", action="store_true", help="CI size: tiny data, 3 steps, 1 seed")
@@ -84,7 +91,9 @@ def main() -> None:
     for data in args.data:
         for model in args.models:
             cfg_path = args.out / f"{data}-{model}.json"
-            cfg_path.write_text(json.dumps(config(data, model, args.steps, args.batch)))
+            cfg_path.write_text(
+                json.dumps(config(data, model, args.steps, args.batch, args.length))
+            )
             for algo in ("rhel", "bptt"):
                 for seed in args.seeds:
                     jobs.append(
