@@ -11,10 +11,18 @@ from dataclasses import replace
 import numpy as np
 
 from physim.device import Device
-from physim.gradients import GradientResult, drive_gradient_to_inputs, error_signal
-from physim.kernels.adjoint import adjoint_chunk
+from physim.gradients import GradientResult, error_signal
+from physim.kernels.adjoint import adjoint_inputs
+from physim.kernels.leapfrog import batch_groups
 from physim.losses import Loss, MSELoss
-from physim.simulate import Trajectory, as_inputs, chunk_bounds, drive, simulate
+from physim.simulate import (
+    Trajectory,
+    as_inputs,
+    chunk_bounds,
+    parallel_schedule,
+    readout_matrix,
+    simulate,
+)
 
 
 def bptt_gradient(
@@ -37,7 +45,9 @@ def bptt_gradient(
     traj = simulate(device, theta, u, q0=q0, p0=p0, record=True)
     target = loss.check_target(target, traj.y.shape)
     value = loss.value(traj.y, target)
-    res = bptt_backward(device, theta, u, traj, loss.error(traj.y, target), input_grad=input_grad)
+    res = bptt_backward(
+        device, theta, u, traj, loss.error(traj.y, target), input_grad=input_grad
+    )
     return replace(res, loss=value)
 
 
@@ -53,35 +63,54 @@ def bptt_backward(
     """Back-propagate an external error ∂L/∂y through a recorded forward run (loss is NaN)."""
     theta = device.check_theta(theta)
     if forward.q is None:
-        raise ValueError("BPTT needs the recorded forward trajectory: simulate(..., record=True)")
+        raise ValueError(
+            "BPTT needs the recorded forward trajectory: simulate(..., record=True)"
+        )
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
-        raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
+        raise ValueError(
+            f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}"
+        )
     phys = device.physical(theta)
     LQ = np.ascontiguousarray(error_signal(device, dLdy, K, K + 1)[0])
     LP = np.zeros_like(LQ)
     GW = np.zeros((nb, phys.w.shape[0]))
-    g_B = np.zeros_like(phys.B)
     grad_u = np.zeros_like(u) if input_grad else None
-    for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof)):
-        S = drive(u, phys.B, k0, k1)
-        E = error_signal(device, dLdy, k0, k1)
-        GS = np.empty((k1 - k0, nb, device.n_dof))
-        adjoint_chunk(
-            device.family,
-            phys.prm,
-            device.dt,
-            device.n_work,
-            forward.q[k0:k1],
-            forward.p[k0:k1],
-            S,
-            E,
-            LQ,
-            LP,
-            GW,
-            GS,
-        )
-        drive_gradient_to_inputs(GS, u[k0:k1], phys.B, g_B, grad_u, k0)
+    ng = batch_groups(nb)
+    n, m = phys.B.shape
+    GB = np.zeros((ng, m, n))  # (∂L/∂B)ᵀ per batch group
+    GU = grad_u if input_grad else np.zeros((0, nb, m))
+    BT = np.ascontiguousarray(phys.B.T)
+    B = np.ascontiguousarray(phys.B)
+    R = readout_matrix(device)
+    G = np.ascontiguousarray(dLdy, dtype=np.float64)
+    U = np.ascontiguousarray(u, dtype=np.float64)
+    Qs = np.ascontiguousarray(forward.q)
+    Ps = np.ascontiguousarray(forward.p)
+    with parallel_schedule(ng):
+        for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof)):
+            adjoint_inputs(
+                device.family,
+                phys.prm,
+                device.dt,
+                device.n_work,
+                BT,
+                B,
+                R,
+                U,
+                G,
+                Qs,
+                Ps,
+                k0,
+                k1,
+                LQ,
+                LP,
+                GW,
+                GB,
+                input_grad,
+                GU[k0:k1] if input_grad else GU,
+            )
+    g_B = np.ascontiguousarray(GB.sum(axis=0).T)
     g_w = GW.sum(axis=0)
     grad = device.pullback(theta, g_w, g_B)
     return GradientResult("bptt", float("nan"), grad, g_w, g_B, grad_u)

@@ -42,7 +42,8 @@ def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarr
 
 def error_bound(device: Device, dLdy: np.ndarray) -> float:
     """An upper bound on max |e_k| without forming e: max |∂L/∂y| times R's largest column sum."""
-    gmax = float(np.max(np.abs(dLdy))) if dLdy.size else 0.0
+    # max |x| as max(max x, −min x): no temporary the size of the sequence
+    gmax = float(max(np.max(dLdy), -np.min(dLdy))) if dLdy.size else 0.0
     if device.readout is None:
         return gmax
     return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))

@@ -19,15 +19,22 @@ from dataclasses import replace
 import numpy as np
 
 from physim.device import Device
-from physim.gradients import GradientResult, drive_gradient_to_inputs, error_bound, error_signal
-from physim.kernels.leapfrog import echo_chunk
+from physim.gradients import GradientResult, error_bound, error_signal
+from physim.kernels.leapfrog import batch_groups, echo_inputs
 from physim.losses import Loss, MSELoss
-from physim.simulate import Trajectory, as_inputs, chunk_bounds, drive, simulate
+from physim.simulate import (
+    Trajectory,
+    as_inputs,
+    chunk_bounds,
+    parallel_schedule,
+    readout_matrix,
+    simulate,
+)
 
-_EMPTY3 = np.zeros((0, 1, 1))
 
-
-def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
+def nudge_factor(
+    eps: float, relative: bool, p_final: np.ndarray, e_max: float
+) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps}")
@@ -77,7 +84,14 @@ def rhel_gradient(
     value = loss.value(fwd.y, target)
     dLdy = loss.error(fwd.y, target)
     res = rhel_echo(
-        device, theta, u, fwd, dLdy, eps=eps, relative_eps=relative_eps, input_grad=input_grad
+        device,
+        theta,
+        u,
+        fwd,
+        dLdy,
+        eps=eps,
+        relative_eps=relative_eps,
+        input_grad=input_grad,
     )
     return replace(res, loss=value)
 
@@ -102,7 +116,9 @@ def rhel_echo(
     theta = device.check_theta(theta)
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
-        raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
+        raise ValueError(
+            f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}"
+        )
     phys = device.physical(theta)
     Q, P = forward.q_final, forward.p_final
     g_w = np.zeros(phys.w.shape[0])
@@ -122,15 +138,42 @@ def rhel_echo(
     weights = np.array([1.0, -1.0])
     GW = np.zeros((nb, g_w.shape[0]))
     scale = -device.dt / (2.0 * beta)
-    for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof)):
-        S = drive(u, phys.B, k0, k1)
-        E = error_signal(device, dLdy, k0, k1)
-        DS = np.zeros((k1 - k0, nb, device.n_dof)) if need_drive else _EMPTY3
-        echo_chunk(
-            device.family, phys.prm, device.dt, device.n_work, QE, PE, S, E, kicks, weights, GW, DS
-        )
-        if need_drive:
-            drive_gradient_to_inputs(scale * DS, u[k0:k1], phys.B, g_B, grad_u, k0)
+    ng = batch_groups(nb)
+    n, m = phys.B.shape
+    GB = np.zeros((ng, m, n) if need_drive else (ng, 0, 0))  # (∂L/∂B)ᵀ per batch group
+    GU = grad_u if input_grad else np.zeros((0, nb, m))
+    BT = np.ascontiguousarray(phys.B.T)
+    B = np.ascontiguousarray(phys.B)
+    R = readout_matrix(device)
+    G = np.ascontiguousarray(dLdy, dtype=np.float64)
+    U = np.ascontiguousarray(u, dtype=np.float64)
+    with parallel_schedule(ng):
+        for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof)):
+            echo_inputs(
+                device.family,
+                phys.prm,
+                device.dt,
+                device.n_work,
+                BT,
+                B,
+                R,
+                U,
+                G,
+                k0,
+                k1,
+                QE,
+                PE,
+                kicks,
+                weights,
+                scale,
+                GW,
+                need_drive,
+                GB,
+                input_grad,
+                GU[k0:k1] if input_grad else GU,
+            )
+    if need_drive:
+        g_B = np.ascontiguousarray(GB.sum(axis=0).T)
     g_w = scale * GW.sum(axis=0)
     grad = device.pullback(theta, g_w, g_B)
     return GradientResult(

@@ -8,14 +8,18 @@ initial state.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from physim.device import Device, Physical
-from physim.kernels.leapfrog import energy_chunk, forward_chunk
+from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
 
-#: elements (float64) per chunk array; 2 MiB keeps chunks in cache-friendly sizes
+#: elements (float64) of state per kernel call (steps × batch × n_dof); the kernels form the
+#: drive in place and need no chunk-sized temporaries, so this only sets how often control
+#: returns to Python (and the size of the chunks ``iter_forward`` yields)
 CHUNK_ELEMENTS = 1 << 18
 _EMPTY3 = np.zeros((0, 1, 1))
 
@@ -41,7 +45,10 @@ class Trajectory:
 
 
 def as_inputs(
-    device: Device, u: np.ndarray | None, n_steps: int | None = None, batch: int | None = None
+    device: Device,
+    u: np.ndarray | None,
+    n_steps: int | None = None,
+    batch: int | None = None,
 ) -> np.ndarray:
     """Validate an input sequence and return it as contiguous (n_steps, batch, n_inputs)."""
     if u is None:
@@ -51,7 +58,9 @@ def as_inputs(
                 f"(n_steps, batch, {device.n_inputs})"
             )
         if n_steps is None or n_steps < 1:
-            raise ValueError(f"without an input sequence give n_steps >= 1, got {n_steps}")
+            raise ValueError(
+                f"without an input sequence give n_steps >= 1, got {n_steps}"
+            )
         return np.zeros((int(n_steps), int(batch or 1), 0))
     arr = np.asarray(u, dtype=np.float64)
     if arr.ndim == 2:
@@ -63,13 +72,17 @@ def as_inputs(
         )
     if arr.shape[0] < 1:
         raise ValueError("input u has no time steps; give at least one step")
-    if not np.all(np.isfinite(arr)):
+    # min and max propagate NaN and ±inf: a finiteness check without an L-sized temporary
+    if arr.size and not (np.isfinite(np.min(arr)) and np.isfinite(np.max(arr))):
         raise ValueError("input u contains non-finite values")
     return np.ascontiguousarray(arr)
 
 
 def initial_state(
-    device: Device, batch: int, q0: np.ndarray | None = None, p0: np.ndarray | None = None
+    device: Device,
+    batch: int,
+    q0: np.ndarray | None = None,
+    p0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch of initial states (batch, n_dof), from the device's own unless given."""
     out = []
@@ -81,7 +94,9 @@ def initial_state(
                 f"got {arr.shape}"
             )
         out.append(
-            np.array(np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C")
+            np.array(
+                np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C"
+            )
         )
     return out[0], out[1]
 
@@ -93,11 +108,20 @@ def chunk_bounds(n_steps: int, width: int) -> list[tuple[int, int]]:
 
 
 def drive(u: np.ndarray, B: np.ndarray, k0: int, k1: int) -> np.ndarray:
-    """Drive s_k = B u_k for steps k0 … k1−1, shape (k1−k0, batch, n_dof)."""
-    nk, nb = k1 - k0, u.shape[1]
-    if u.shape[2] == 0:
-        return np.zeros((nk, nb, B.shape[0]))
-    return (u[k0:k1].reshape(nk * nb, -1) @ B.T).reshape(nk, nb, B.shape[0])
+    """Drive s_k = B u_k for steps k0 … k1−1, shape (k1−k0, batch, n_dof).
+
+    Bit-for-bit the drive the simulation kernels form internally (same summation order).
+    """
+    S = np.empty((k1 - k0, u.shape[1], B.shape[0]))
+    drive_chunk(np.ascontiguousarray(u), np.ascontiguousarray(B.T), k0, k1, S)
+    return S
+
+
+def readout_matrix(device: Device) -> np.ndarray:
+    """R as the kernels take it: (n_outputs, n_dof), or no rows for the identity readout."""
+    if device.readout is None:
+        return np.zeros((0, device.n_dof))
+    return np.ascontiguousarray(device.readout, dtype=np.float64)
 
 
 def readout(device: Device, q: np.ndarray) -> np.ndarray:
@@ -116,12 +140,53 @@ def iter_forward(
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
     """Advance ``Q, P`` in place chunk by chunk, yielding (k0, k1, positions, momenta)."""
     n_steps, nb = u.shape[0], u.shape[1]
+    BT = np.ascontiguousarray(phys.B.T)
+    R = readout_matrix(device)
     for k0, k1 in chunk_bounds(n_steps, nb * device.n_dof):
-        S = drive(u, phys.B, k0, k1)
         Qrec = np.empty((k1 - k0, nb, device.n_dof))
         Prec = np.empty((k1 - k0, nb, device.n_dof)) if record_p else _EMPTY3
-        forward_chunk(device.family, phys.prm, device.dt, device.n_work, Q, P, S, Qrec, Prec)
+        _run(device, phys, BT, R, u, k0, k1, Q, P, _EMPTY3, Qrec, Prec)
         yield k0, k1, Qrec, (Prec if record_p else None)
+
+
+def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
+    with parallel_schedule(Q.shape[0]):
+        forward_inputs(
+            device.family,
+            phys.prm,
+            device.dt,
+            device.n_work,
+            BT,
+            R,
+            u,
+            k0,
+            k1,
+            Q,
+            P,
+            Y,
+            Qrec,
+            Prec,
+        )
+
+
+@contextmanager
+def parallel_schedule(n_items: int) -> Iterator[None]:
+    """Run the parallel kernels inside the block on at most ``n_items`` threads, handing out
+    loop iterations one at a time.
+
+    Threads beyond the work available would only spin-wait, stealing the core from whatever
+    else runs on the machine; and with numba's default static split a thread that the OS
+    pauses holds up the whole loop while its siblings wait, where one iteration at a time lets
+    them take over its work.
+    """
+    old_threads = numba.get_num_threads()
+    old_chunk = numba.set_parallel_chunksize(1)
+    numba.set_num_threads(max(1, min(old_threads, n_items)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old_threads)
+        numba.set_parallel_chunksize(old_chunk)
 
 
 def simulate(
@@ -162,24 +227,40 @@ def simulate(
         qs = np.empty((K + 1, nb, device.n_dof))
         ps = np.empty((K + 1, nb, device.n_dof))
         qs[0], ps[0] = Q, P
-    for k0, k1, Qrec, Prec in iter_forward(device, phys, u, Q, P, record_p=record):
-        if y is not None:
-            y[k0:k1] = readout(device, Qrec)
-        if record:
-            qs[k0 + 1 : k1 + 1] = Qrec
-            ps[k0 + 1 : k1 + 1] = Prec
+    BT = np.ascontiguousarray(phys.B.T)
+    R = readout_matrix(device)
+    for k0, k1 in chunk_bounds(K, nb * device.n_dof):
+        _run(
+            device,
+            phys,
+            BT,
+            R,
+            u,
+            k0,
+            k1,
+            Q,
+            P,
+            _EMPTY3 if y is None else y[k0:k1],
+            _EMPTY3 if qs is None else qs[k0 + 1 : k1 + 1],
+            _EMPTY3 if ps is None else ps[k0 + 1 : k1 + 1],
+        )
     return Trajectory(q_final=Q, p_final=P, y=y, q=qs, p=ps, dt=device.dt)
 
 
 def energy(
-    device: Device, theta: np.ndarray | None, traj: Trajectory, u: np.ndarray | None = None
+    device: Device,
+    theta: np.ndarray | None,
+    traj: Trajectory,
+    u: np.ndarray | None = None,
 ) -> np.ndarray:
     """Total energy H(q_k, p_k; s_k) along a recorded trajectory, shape (n_steps + 1, batch).
 
     The drive of state k is that of the step leaving it (the last state reuses the last drive).
     """
     if traj.q is None:
-        raise ValueError("energy needs a recorded trajectory: simulate(..., record=True)")
+        raise ValueError(
+            "energy needs a recorded trajectory: simulate(..., record=True)"
+        )
     K, nb = traj.q.shape[0] - 1, traj.q.shape[1]
     phys = device.physical(device.check_theta(theta))
     u = as_inputs(device, u, K, nb)

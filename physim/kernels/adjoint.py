@@ -15,7 +15,43 @@ import numpy as np
 from numba import njit, prange
 
 from physim.kernels import dispatch as hk
-from physim.kernels.leapfrog import _axpy
+from physim.kernels.leapfrog import (
+    BLOCK,
+    _axpy,
+    _drive_block,
+    _drive_grad_block,
+    _error_into,
+    batch_groups,
+)
+
+
+@njit(cache=True, inline="always")
+def _adjoint_step(fam, prm, dt, q, p, s, lq, lp, gw, work, g, h, qh, p1, gs):
+    """Back-propagate the adjoints ``lq, lp`` of the end state through the step leaving
+    ``(q, p)`` under the drive ``s``: parameter gradients add to ``gw``, ``gs`` = ∂L/∂s."""
+    n = q.shape[0]
+    # recompute the step's interior points
+    hk.grad_T(fam, p, prm, work, g)
+    for i in range(n):
+        qh[i] = q[i] + 0.5 * dt * g[i]
+    hk.grad_V(fam, qh, s, prm, work, g)
+    for i in range(n):
+        p1[i] = p[i] - dt * g[i]
+    # q' = q½ + (δ/2) ∇T(p')
+    hk.hvp_T(fam, p1, prm, lq, work, h)
+    _axpy(lp, 0.5 * dt, h)
+    hk.acc_vjp_gT_w(fam, p1, prm, lq, work, 0.5 * dt, gw)
+    # p' = p − δ ∇V(q½, s)
+    hk.hvp_V(fam, qh, s, prm, lp, work, h)
+    _axpy(lq, -dt, h)
+    hk.acc_vjp_gV_w(fam, qh, s, prm, lp, work, -dt, gw)
+    hk.vjp_gV_s(fam, qh, s, prm, lp, work, h)
+    for i in range(n):
+        gs[i] = -dt * h[i]
+    # q½ = q + (δ/2) ∇T(p)
+    hk.hvp_T(fam, p, prm, lq, work, h)
+    _axpy(lp, 0.5 * dt, h)
+    hk.acc_vjp_gT_w(fam, p, prm, lq, work, 0.5 * dt, gw)
 
 
 @njit(cache=True, parallel=True)
@@ -36,33 +72,82 @@ def adjoint_chunk(fam, prm, dt, n_work, Q, P, S, E, LQ, LP, GW, GS):
         h = np.empty(n)
         qh = np.empty(n)
         p1 = np.empty(n)
-        lq = LQ[b]
-        lp = LP[b]
-        gw = GW[b]
         for k in range(nk - 1, -1, -1):
-            q = Q[k, b]
-            p = P[k, b]
-            s = S[k, b]
-            # recompute the step's interior points
-            hk.grad_T(fam, p, prm, work, g)
-            for i in range(n):
-                qh[i] = q[i] + 0.5 * dt * g[i]
-            hk.grad_V(fam, qh, s, prm, work, g)
-            for i in range(n):
-                p1[i] = p[i] - dt * g[i]
-            # q' = q½ + (δ/2) ∇T(p')
-            hk.hvp_T(fam, p1, prm, lq, work, h)
-            _axpy(lp, 0.5 * dt, h)
-            hk.acc_vjp_gT_w(fam, p1, prm, lq, work, 0.5 * dt, gw)
-            # p' = p − δ ∇V(q½, s)
-            hk.hvp_V(fam, qh, s, prm, lp, work, h)
-            _axpy(lq, -dt, h)
-            hk.acc_vjp_gV_w(fam, qh, s, prm, lp, work, -dt, gw)
-            hk.vjp_gV_s(fam, qh, s, prm, lp, work, h)
-            for i in range(n):
-                GS[k, b, i] = -dt * h[i]
-            # q½ = q + (δ/2) ∇T(p)
-            hk.hvp_T(fam, p, prm, lq, work, h)
-            _axpy(lp, 0.5 * dt, h)
-            hk.acc_vjp_gT_w(fam, p, prm, lq, work, 0.5 * dt, gw)
-            _axpy(lq, 1.0, E[k, b])
+            _adjoint_step(
+                fam,
+                prm,
+                dt,
+                Q[k, b],
+                P[k, b],
+                S[k, b],
+                LQ[b],
+                LP[b],
+                GW[b],
+                work,
+                g,
+                h,
+                qh,
+                p1,
+                GS[k, b],
+            )
+            _axpy(LQ[b], 1.0, E[k, b])
+
+
+@njit(cache=True, parallel=True)
+def adjoint_inputs(
+    fam, prm, dt, n_work, BT, B, R, U, G, Qs, Ps, k0, k1, LQ, LP, GW, GB, want_gu, GU
+):
+    """:func:`adjoint_chunk` through steps k1−1 … k0, formed from the inputs instead of arrays.
+
+    ``Qs, Ps`` (K+1, nb, n) are the recorded forward states (state k starts step k), ``U`` (K,
+    nb, m) the inputs (drive s_k = B u_k, ``BT`` = Bᵀ) and ``G`` (K, nb, n_out) the error
+    ∂L/∂y of the readout y[k−1] = R q_k (``R`` without rows: identity); Rᵀ G[k−1] is added to
+    ``LQ`` after step k has been back-propagated (nothing for k = 0). ``GW`` (nb, nw)
+    accumulates the parameter gradients, ``GB`` (batch_groups(nb), m, n) += Σ_k u_k ⊗ ∂L/∂s_k
+    per batch group (the transpose of ∂L/∂B), and when ``want_gu`` ``GU[k − k0]`` = Bᵀ ∂L/∂s_k (GU spans the chunk).
+    """
+    nb = LQ.shape[0]
+    n = LQ.shape[1]
+    ng = batch_groups(nb)
+    for grp in prange(ng):
+        work = np.empty(n_work)
+        g = np.empty(n)
+        h = np.empty(n)
+        qh = np.empty(n)
+        p1 = np.empty(n)
+        e = np.empty(n)
+        S = np.empty((BLOCK, n))
+        D = np.empty((BLOCK, n))
+        gu = np.empty((BLOCK, BT.shape[0]))
+        for b in range(grp * nb // ng, (grp + 1) * nb // ng):
+            lq = LQ[b]
+            lp = LP[b]
+            for hi in range(k1, k0, -BLOCK):
+                lo = max(k0, hi - BLOCK)
+                nk = hi - lo
+                _drive_block(U, b, lo, nk, BT, S)
+                for kk in range(nk - 1, -1, -1):
+                    k = lo + kk
+                    _adjoint_step(
+                        fam,
+                        prm,
+                        dt,
+                        Qs[k, b],
+                        Ps[k, b],
+                        S[kk],
+                        lq,
+                        lp,
+                        GW[b],
+                        work,
+                        g,
+                        h,
+                        qh,
+                        p1,
+                        D[kk],
+                    )
+                    if k > 0:
+                        _error_into(R, G, k, b, e)
+                        _axpy(lq, 1.0, e)
+                _drive_grad_block(
+                    D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, gu
+                )

@@ -5,9 +5,22 @@
     q_{k+1} = q½ + (δ/2) ∇_p T(p_{k+1})
 
 It is exactly reversible in exact arithmetic (flip p, replay the drive backwards, and the state
-returns) and second-order accurate. The kernels below run one chunk of steps for a batch of
-independent trajectories; the Python drivers in :mod:`physim.simulate`, :mod:`physim.rhel`
-and :mod:`physim.bptt` loop over chunks so that memory does not grow with sequence length.
+returns) and second-order accurate. One step lives in :func:`_step` (forward) and
+:func:`_echo_step` (the RHEL echo, which adds the gradient accumulation); every kernel below runs
+its chunk through those two, so there is one integrator whatever the entry point.
+
+Two kinds of entry points:
+
+* ``forward_chunk`` / ``echo_chunk`` take the drive ``S`` and the error signal ``E`` as
+  precomputed arrays (one chunk each);
+* ``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
+  drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
+  the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
+  grow with the sequence) and call no BLAS, whose worker threads would otherwise compete with
+  numba's for the cores between kernel calls.
+
+Both form the drive with :func:`_drive_block`, so s_k is bit-for-bit the same in the forward
+run, in the echo and in :func:`drive_chunk` (used by :func:`physim.simulate.drive`).
 Kernels trust their inputs: shapes, dtypes and contiguity are checked by the drivers.
 """
 
@@ -18,6 +31,14 @@ from numba import njit, prange
 
 from physim.kernels import dispatch as hk
 
+#: steps per block for the in-kernel drive and drive-gradient products: a block of drives
+#: (BLOCK × n) stays in L1 while each row of B is reused across it
+BLOCK = 8
+#: batch elements are split into at most this many contiguous groups, each with its own ∂L/∂B
+#: accumulator (memory stays bounded in the batch size, and the result does not depend on the
+#: number of threads)
+MAX_GROUPS = 16
+
 
 @njit(cache=True)
 def _axpy(y, a, x):
@@ -25,6 +46,188 @@ def _axpy(y, a, x):
         y[i] += a * x[i]
 
 
+@njit(cache=True)
+def _acc_rows(C, A, X):
+    """C[r] += Σ_c A[r, c] X[c] for every row r (C, X C-contiguous; A any layout).
+
+    Each element's sum runs over c in index order, one term after the other, whatever the
+    sizes: the unrolling below (eight terms of c and two rows of C per pass, so that each
+    loaded row of X serves two rows of C) only changes how often C is loaded and stored, not
+    the arithmetic.
+    """
+    nr = A.shape[0]
+    nc = A.shape[1]
+    n = X.shape[1]
+    c = 0
+    while c + 8 <= nc:
+        x0, x1, x2, x3 = X[c], X[c + 1], X[c + 2], X[c + 3]
+        x4, x5, x6, x7 = X[c + 4], X[c + 5], X[c + 6], X[c + 7]
+        for r in range(0, nr, 2):
+            a0, a1, a2, a3 = A[r, c], A[r, c + 1], A[r, c + 2], A[r, c + 3]
+            a4, a5, a6, a7 = A[r, c + 4], A[r, c + 5], A[r, c + 6], A[r, c + 7]
+            y = C[r]
+            if r + 1 < nr:
+                e0, e1, e2, e3 = (
+                    A[r + 1, c],
+                    A[r + 1, c + 1],
+                    A[r + 1, c + 2],
+                    A[r + 1, c + 3],
+                )
+                e4, e5, e6, e7 = (
+                    A[r + 1, c + 4],
+                    A[r + 1, c + 5],
+                    A[r + 1, c + 6],
+                    A[r + 1, c + 7],
+                )
+                z = C[r + 1]
+                for i in range(n):
+                    v0, v1, v2, v3 = x0[i], x1[i], x2[i], x3[i]
+                    v4, v5, v6, v7 = x4[i], x5[i], x6[i], x7[i]
+                    t = y[i] + a0 * v0
+                    t = t + a1 * v1
+                    t = t + a2 * v2
+                    t = t + a3 * v3
+                    t = t + a4 * v4
+                    t = t + a5 * v5
+                    t = t + a6 * v6
+                    y[i] = t + a7 * v7
+                    t = z[i] + e0 * v0
+                    t = t + e1 * v1
+                    t = t + e2 * v2
+                    t = t + e3 * v3
+                    t = t + e4 * v4
+                    t = t + e5 * v5
+                    t = t + e6 * v6
+                    z[i] = t + e7 * v7
+            else:
+                for i in range(n):
+                    t = y[i] + a0 * x0[i]
+                    t = t + a1 * x1[i]
+                    t = t + a2 * x2[i]
+                    t = t + a3 * x3[i]
+                    t = t + a4 * x4[i]
+                    t = t + a5 * x5[i]
+                    t = t + a6 * x6[i]
+                    y[i] = t + a7 * x7[i]
+        c += 8
+    while c < nc:
+        x0 = X[c]
+        for r in range(nr):
+            a0 = A[r, c]
+            y = C[r]
+            for i in range(n):
+                y[i] += a0 * x0[i]
+        c += 1
+
+
+@njit(cache=True)
+def _drive_block(U, b, k0, nk, BT, S):
+    """S[kk] = B u_{k0+kk, b} for kk < nk; BT = Bᵀ (m, n); summed over inputs in index order."""
+    for kk in range(nk):
+        for i in range(S.shape[1]):
+            S[kk, i] = 0.0
+    _acc_rows(S[:nk], U[k0 : k0 + nk, b], BT)
+
+
+@njit(cache=True)
+def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
+    """Fold the drive gradients D[kk] = ∂L/∂s_k of steps k = lo + kk < lo + nk into
+    GB += Σ_k u_k ⊗ D[kk] (GB is (∂L/∂B)ᵀ, shape (m, n); the sum runs over the steps of the
+    block in index order) and GU[k − k0, b] = Bᵀ D[kk] (summed over the state in index order);
+    ``gu`` is a (BLOCK, m) scratch array."""
+    if want_gb:
+        _acc_rows(GB, U[lo : lo + nk, b].T, D[:nk])
+    if want_gu:
+        m = B.shape[1]
+        for kk in range(nk):
+            for j in range(m):
+                gu[kk, j] = 0.0
+        _acc_rows(gu[:nk], D[:nk], B)
+        for kk in range(nk):
+            for j in range(m):
+                GU[lo - k0 + kk, b, j] = gu[kk, j]
+
+
+@njit(cache=True)
+def _readout_into(R, q, Y, k, b):
+    """Y[k, b] = R q (identity when R has no rows)."""
+    if R.shape[0] == 0:
+        for i in range(q.shape[0]):
+            Y[k, b, i] = q[i]
+    else:
+        for o in range(R.shape[0]):
+            acc = 0.0
+            for i in range(q.shape[0]):
+                acc += R[o, i] * q[i]
+            Y[k, b, o] = acc
+
+
+@njit(cache=True)
+def _error_into(R, G, k, b, e):
+    """e = Rᵀ G[k − 1, b], the error at state k (y[k−1] = R q_k); identity when R has no rows."""
+    if R.shape[0] == 0:
+        for i in range(e.shape[0]):
+            e[i] = G[k - 1, b, i]
+    else:
+        for i in range(e.shape[0]):
+            e[i] = 0.0
+        for o in range(R.shape[0]):
+            _axpy(e, G[k - 1, b, o], R[o])
+
+
+@njit(cache=True, inline="always")
+def _step(fam, prm, dt, q, p, s, work, g):
+    """One leapfrog step of (q, p) in place under the drive s."""
+    hk.grad_T(fam, p, prm, work, g)
+    _axpy(q, 0.5 * dt, g)
+    hk.grad_V(fam, q, s, prm, work, g)
+    _axpy(p, -dt, g)
+    hk.grad_T(fam, p, prm, work, g)
+    _axpy(q, 0.5 * dt, g)
+
+
+@njit(cache=True, inline="always")
+def _echo_step(
+    fam, prm, dt, Q, P, b, s, e, kick, kicks, weights, work, g, v, acc, want_ds, d
+):
+    """One echo step of every trajectory ``t`` of batch element ``b`` (see :func:`echo_chunk`).
+
+    Adds Σ_t weights[t] ∂H½/∂w to ``acc``; when ``want_ds`` writes Σ_t weights[t] ∂V/∂s(q½)
+    to ``d``; then, when ``kick``, applies p += kicks[t] · e.
+    """
+    for t in range(Q.shape[0]):
+        q = Q[t, b]
+        p = P[t, b]
+        wt = weights[t]
+        hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
+        hk.grad_T(fam, p, prm, work, g)
+        _axpy(q, 0.5 * dt, g)
+        hk.acc_dV_dw(fam, q, s, prm, work, wt, acc)
+        if want_ds:
+            hk.dV_ds(fam, q, s, prm, work, v)
+            if t == 0:
+                for i in range(d.shape[0]):
+                    d[i] = wt * v[i]
+            else:
+                _axpy(d, wt, v)
+        hk.grad_V(fam, q, s, prm, work, g)
+        _axpy(p, -dt, g)
+        hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
+        hk.grad_T(fam, p, prm, work, g)
+        _axpy(q, 0.5 * dt, g)
+        if kick:
+            _axpy(p, kicks[t], e)
+
+
+@njit(cache=True)
+def _flush(gw, acc):
+    """gw += acc, then acc = 0 (one pass: the per-step accumulator is reused)."""
+    for i in range(gw.shape[0]):
+        gw[i] += acc[i]
+        acc[i] = 0.0
+
+
+# ---------------------------------------------------------------------------- precomputed drive
 @njit(cache=True, parallel=True)
 def forward_chunk(fam, prm, dt, n_work, Q, P, S, Qrec, Prec):
     """Advance states ``Q, P`` (nb, n) through the drive ``S`` (nk, nb, n) in place.
@@ -43,12 +246,7 @@ def forward_chunk(fam, prm, dt, n_work, Q, P, S, Qrec, Prec):
         q = Q[b]
         p = P[b]
         for k in range(nk):
-            hk.grad_T(fam, p, prm, work, g)
-            _axpy(q, 0.5 * dt, g)
-            hk.grad_V(fam, q, S[k, b], prm, work, g)
-            _axpy(p, -dt, g)
-            hk.grad_T(fam, p, prm, work, g)
-            _axpy(q, 0.5 * dt, g)
+            _step(fam, prm, dt, q, p, S[k, b], work, g)
             if rec_q:
                 Qrec[k, b, :] = q
             if rec_p:
@@ -68,7 +266,6 @@ def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, GW, DS):
     of one step rather than of the whole sum. ``DS`` (nk, nb, n), unless empty, receives Σ_t
     weights[t] ∂V/∂s at q½ for each step.
     """
-    nt = Q.shape[0]
     nk = S.shape[0]
     nb = Q.shape[1]
     n = Q.shape[2]
@@ -78,32 +275,173 @@ def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, GW, DS):
         work = np.empty(n_work)
         g = np.empty(n)
         v = np.empty(n)
-        acc = np.empty(nw)
+        acc = np.zeros(nw)
         dacc = np.empty(n)
         for k in range(nk - 1, -1, -1):
-            acc[:] = 0.0
-            dacc[:] = 0.0
-            s = S[k, b]
-            for t in range(nt):
-                q = Q[t, b]
-                p = P[t, b]
-                wt = weights[t]
-                hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-                hk.grad_T(fam, p, prm, work, g)
-                _axpy(q, 0.5 * dt, g)
-                hk.acc_dV_dw(fam, q, s, prm, work, wt, acc)
-                if rec_s:
-                    hk.dV_ds(fam, q, s, prm, work, v)
-                    _axpy(dacc, wt, v)
-                hk.grad_V(fam, q, s, prm, work, g)
-                _axpy(p, -dt, g)
-                hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-                hk.grad_T(fam, p, prm, work, g)
-                _axpy(q, 0.5 * dt, g)
-                _axpy(p, kicks[t], E[k, b])
-            _axpy(GW[b], 1.0, acc)
+            _echo_step(
+                fam,
+                prm,
+                dt,
+                Q,
+                P,
+                b,
+                S[k, b],
+                E[k, b],
+                True,
+                kicks,
+                weights,
+                work,
+                g,
+                v,
+                acc,
+                rec_s,
+                dacc,
+            )
+            _flush(GW[b], acc)
             if rec_s:
                 DS[k, b, :] = dacc
+
+
+# ---------------------------------------------------------------------------- drive from inputs
+@njit(cache=True, parallel=True)
+def drive_chunk(U, BT, k0, k1, S):
+    """S[k − k0] = B u_k for k0 ≤ k < k1, with U (K, nb, m), BT = Bᵀ (m, n), S (k1−k0, nb, n)."""
+    nb = U.shape[1]
+    n = BT.shape[1]
+    for b in prange(nb):
+        blk = np.empty((BLOCK, n))
+        for lo in range(k0, k1, BLOCK):
+            nk = min(k1, lo + BLOCK) - lo
+            _drive_block(U, b, lo, nk, BT, blk)
+            for kk in range(nk):
+                for i in range(n):
+                    S[lo - k0 + kk, b, i] = blk[kk, i]
+
+
+@njit(cache=True, parallel=True)
+def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
+    """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U`` (K, nb, m).
+
+    The drive s_k = B u_k is formed in blocks from ``BT`` = Bᵀ (m, n). After step k the readout
+    R q_{k+1} goes to ``Y[k − k0]`` (``R`` (n_out, n), identity when it has no rows), the
+    positions to ``Qrec[k − k0]`` and the momenta to ``Prec[k − k0]``; each of these chunk
+    arrays is skipped when it has length 0 along time.
+    """
+    nb = Q.shape[0]
+    n = Q.shape[1]
+    obs = Y.shape[0] > 0
+    rec_q = Qrec.shape[0] > 0
+    rec_p = Prec.shape[0] > 0
+    for b in prange(nb):
+        work = np.empty(n_work)
+        g = np.empty(n)
+        S = np.empty((BLOCK, n))
+        q = Q[b]
+        p = P[b]
+        for lo in range(k0, k1, BLOCK):
+            nk = min(k1, lo + BLOCK) - lo
+            _drive_block(U, b, lo, nk, BT, S)
+            for kk in range(nk):
+                c = lo - k0 + kk
+                _step(fam, prm, dt, q, p, S[kk], work, g)
+                if obs:
+                    _readout_into(R, q, Y, c, b)
+                if rec_q:
+                    Qrec[c, b, :] = q
+                if rec_p:
+                    Prec[c, b, :] = p
+
+
+@njit(cache=True)
+def batch_groups(nb):
+    """Number of contiguous batch groups, each with its own ∂L/∂B accumulator."""
+    return min(nb, MAX_GROUPS)
+
+
+@njit(cache=True, parallel=True)
+def echo_inputs(
+    fam,
+    prm,
+    dt,
+    n_work,
+    BT,
+    B,
+    R,
+    U,
+    G,
+    k0,
+    k1,
+    Q,
+    P,
+    kicks,
+    weights,
+    scale,
+    GW,
+    want_gb,
+    GB,
+    want_gu,
+    GU,
+):
+    """The echo of ``echo_chunk`` through steps k1−1 … k0, formed from inputs instead of arrays.
+
+    ``U`` (K, nb, m) are the forward inputs and ``G`` (K, nb, n_out) the error ∂L/∂y of the
+    forward readout y[k−1] = R q_k; after replaying step k, trajectory ``t`` is kicked by
+    kicks[t] · Rᵀ G[k−1] (no kick after step 0). ``GW`` (nb, nw) accumulates Σ_t weights[t]
+    ∂H½/∂w exactly as in ``echo_chunk``. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
+    step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB``
+    (batch_groups(nb), m, n) += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) over the batch elements of each group; when
+    ``want_gu``, ``GU[k − k0]`` = Bᵀ ds_k (GU spans the chunk).
+    """
+    nb = Q.shape[1]
+    n = Q.shape[2]
+    nw = GW.shape[1]
+    want_ds = want_gb or want_gu
+    ng = batch_groups(nb)
+    for grp in prange(ng):
+        work = np.empty(n_work)
+        g = np.empty(n)
+        v = np.empty(n)
+        e = np.empty(n)
+        acc = np.zeros(nw)
+        S = np.empty((BLOCK, n))
+        D = np.empty((BLOCK, n))
+        gu = np.empty((BLOCK, BT.shape[0]))
+        for b in range(grp * nb // ng, (grp + 1) * nb // ng):
+            for hi in range(k1, k0, -BLOCK):
+                lo = max(k0, hi - BLOCK)
+                nk = hi - lo
+                _drive_block(U, b, lo, nk, BT, S)
+                for kk in range(nk - 1, -1, -1):
+                    k = lo + kk
+                    if k > 0:
+                        _error_into(R, G, k, b, e)
+                    _echo_step(
+                        fam,
+                        prm,
+                        dt,
+                        Q,
+                        P,
+                        b,
+                        S[kk],
+                        e,
+                        k > 0,
+                        kicks,
+                        weights,
+                        work,
+                        g,
+                        v,
+                        acc,
+                        want_ds,
+                        D[kk],
+                    )
+                    _flush(GW[b], acc)
+                if want_ds:
+                    for kk in range(nk):
+                        for i in range(n):
+                            D[kk, i] *= scale
+                    _drive_grad_block(
+                        D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, gu
+                    )
 
 
 @njit(cache=True, parallel=True)
