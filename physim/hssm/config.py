@@ -42,8 +42,11 @@ class HSSMSpec(SpecModel):
         None, gt=0, description="HRU integrator step δ (default: 1 for LinHRU, 0.1 for NonlinHRU)"
     )
     norm_eps: float = Field(1e-5, gt=0, description="variance floor of the layer norm")
-    eps: float = Field(
-        1e-6, description="RHEL nudge, relative to the final momenta (see physim.rhel)"
+    eps: float | None = Field(
+        None,
+        description="RHEL nudge, relative to the final momenta (see physim.rhel); None: 1e-2 for "
+        "LinHRU (quadratic H: the centred estimate is exact at any ε, and a large nudge keeps "
+        "the echo difference far above round-off), 1e-6 for NonlinHRU (O(ε²) bias)",
     )
 
     @field_validator("n_blocks", "hidden", "ssm_dim")
@@ -59,8 +62,8 @@ class HSSMSpec(SpecModel):
 
     @field_validator("eps")
     @classmethod
-    def _eps(cls, v: float) -> float:
-        if not v > 0:
+    def _eps(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
             raise ValueError(f"RHEL nudge eps must be > 0, got {v}; try 1e-6")
         return v
 

@@ -34,6 +34,7 @@ import numpy as np
 from physim.bptt import bptt_backward
 from physim.device import Device
 from physim.families.hru import LinHRUSpec, NonlinHRUSpec
+from physim.gradcheck import default_eps
 from physim.hssm import layers as L
 from physim.hssm.config import HSSMSpec
 from physim.rhel import rhel_echo
@@ -316,7 +317,8 @@ class HSSM:
             t1 = time.perf_counter()
             theta = params[k + "core"]
             if algo == "rhel":
-                res = rhel_echo(dev, theta, u, c.traj, dphi, eps=self.spec.eps, input_grad=True)
+                eps = self.spec.eps if self.spec.eps is not None else default_eps(dev)
+                res = rhel_echo(dev, theta, u, c.traj, dphi, eps=eps, input_grad=True)
             else:
                 if c.traj.q is None:
                     raise ValueError("BPTT needs forward(..., keep='bptt' or 'both')")
