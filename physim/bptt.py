@@ -16,6 +16,7 @@ from physim.kernels.adjoint import adjoint_inputs
 from physim.kernels.leapfrog import batch_groups
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
+    KERNEL_ELEMENTS,
     Trajectory,
     as_inputs,
     chunk_bounds,
@@ -88,7 +89,7 @@ def bptt_backward(
     Qs = np.ascontiguousarray(forward.q)
     Ps = np.ascontiguousarray(forward.p)
     with parallel_schedule(ng):
-        for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof)):
+        for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS)):
             adjoint_inputs(
                 device.family,
                 phys.prm,

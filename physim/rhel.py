@@ -23,6 +23,7 @@ from physim.gradients import GradientResult, error_bound, error_signal
 from physim.kernels.leapfrog import batch_groups, echo_inputs
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
+    KERNEL_ELEMENTS,
     Trajectory,
     as_inputs,
     chunk_bounds,
@@ -148,7 +149,7 @@ def rhel_echo(
     G = np.ascontiguousarray(dLdy, dtype=np.float64)
     U = np.ascontiguousarray(u, dtype=np.float64)
     with parallel_schedule(ng):
-        for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof)):
+        for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof, KERNEL_ELEMENTS)):
             echo_inputs(
                 device.family,
                 phys.prm,

@@ -17,10 +17,15 @@ import numpy as np
 from physim.device import Device, Physical
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
 
-#: elements (float64) of state per kernel call (steps × batch × n_dof); the kernels form the
-#: drive in place and need no chunk-sized temporaries, so this only sets how often control
-#: returns to Python (and the size of the chunks ``iter_forward`` yields)
+#: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
 CHUNK_ELEMENTS = 1 << 18
+#: oscillator-steps (steps × batch × n_dof) per kernel call. The kernels form the drive in
+#: place and need no chunk-sized temporaries, so this only sets how often control returns to
+#: Python (each call is a few tenths of a second at most); it is large because every call
+#: opens a parallel region, and on a busy machine waking the worker threads can cost a
+#: scheduler time slice (measured: the LinHRU SCP1 layer forward took 2x longer in 8 calls than
+#: in 1, 6x longer in 28)
+KERNEL_ELEMENTS = 1 << 24
 _EMPTY3 = np.zeros((0, 1, 1))
 
 
@@ -101,9 +106,11 @@ def initial_state(
     return out[0], out[1]
 
 
-def chunk_bounds(n_steps: int, width: int) -> list[tuple[int, int]]:
-    """Split ``range(n_steps)`` into chunks of about CHUNK_ELEMENTS / width steps."""
-    step = max(1, min(n_steps, CHUNK_ELEMENTS // max(1, width)))
+def chunk_bounds(
+    n_steps: int, width: int, elements: int = CHUNK_ELEMENTS
+) -> list[tuple[int, int]]:
+    """Split ``range(n_steps)`` into chunks of about ``elements / width`` steps."""
+    step = max(1, min(n_steps, elements // max(1, width)))
     return [(k0, min(n_steps, k0 + step)) for k0 in range(0, n_steps, step)]
 
 
@@ -229,7 +236,7 @@ def simulate(
         qs[0], ps[0] = Q, P
     BT = np.ascontiguousarray(phys.B.T)
     R = readout_matrix(device)
-    for k0, k1 in chunk_bounds(K, nb * device.n_dof):
+    for k0, k1 in chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS):
         _run(
             device,
             phys,
