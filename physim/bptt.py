@@ -46,9 +46,7 @@ def bptt_gradient(
     traj = simulate(device, theta, u, q0=q0, p0=p0, record=True)
     target = loss.check_target(target, traj.y.shape)
     value = loss.value(traj.y, target)
-    res = bptt_backward(
-        device, theta, u, traj, loss.error(traj.y, target), input_grad=input_grad
-    )
+    res = bptt_backward(device, theta, u, traj, loss.error(traj.y, target), input_grad=input_grad)
     return replace(res, loss=value)
 
 
@@ -64,14 +62,10 @@ def bptt_backward(
     """Back-propagate an external error ∂L/∂y through a recorded forward run (loss is NaN)."""
     theta = device.check_theta(theta)
     if forward.q is None:
-        raise ValueError(
-            "BPTT needs the recorded forward trajectory: simulate(..., record=True)"
-        )
+        raise ValueError("BPTT needs the recorded forward trajectory: simulate(..., record=True)")
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
-        raise ValueError(
-            f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}"
-        )
+        raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
     phys = device.physical(theta)
     LQ = np.ascontiguousarray(error_signal(device, dLdy, K, K + 1)[0])
     LP = np.zeros_like(LQ)

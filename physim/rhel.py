@@ -33,9 +33,7 @@ from physim.simulate import (
 )
 
 
-def nudge_factor(
-    eps: float, relative: bool, p_final: np.ndarray, e_max: float
-) -> float:
+def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps}")
@@ -85,14 +83,7 @@ def rhel_gradient(
     value = loss.value(fwd.y, target)
     dLdy = loss.error(fwd.y, target)
     res = rhel_echo(
-        device,
-        theta,
-        u,
-        fwd,
-        dLdy,
-        eps=eps,
-        relative_eps=relative_eps,
-        input_grad=input_grad,
+        device, theta, u, fwd, dLdy, eps=eps, relative_eps=relative_eps, input_grad=input_grad
     )
     return replace(res, loss=value)
 
@@ -117,9 +108,7 @@ def rhel_echo(
     theta = device.check_theta(theta)
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
-        raise ValueError(
-            f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}"
-        )
+        raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
     phys = device.physical(theta)
     Q, P = forward.q_final, forward.p_final
     g_w = np.zeros(phys.w.shape[0])

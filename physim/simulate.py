@@ -50,10 +50,7 @@ class Trajectory:
 
 
 def as_inputs(
-    device: Device,
-    u: np.ndarray | None,
-    n_steps: int | None = None,
-    batch: int | None = None,
+    device: Device, u: np.ndarray | None, n_steps: int | None = None, batch: int | None = None
 ) -> np.ndarray:
     """Validate an input sequence and return it as contiguous (n_steps, batch, n_inputs)."""
     if u is None:
@@ -63,9 +60,7 @@ def as_inputs(
                 f"(n_steps, batch, {device.n_inputs})"
             )
         if n_steps is None or n_steps < 1:
-            raise ValueError(
-                f"without an input sequence give n_steps >= 1, got {n_steps}"
-            )
+            raise ValueError(f"without an input sequence give n_steps >= 1, got {n_steps}")
         return np.zeros((int(n_steps), int(batch or 1), 0))
     arr = np.asarray(u, dtype=np.float64)
     if arr.ndim == 2:
@@ -84,10 +79,7 @@ def as_inputs(
 
 
 def initial_state(
-    device: Device,
-    batch: int,
-    q0: np.ndarray | None = None,
-    p0: np.ndarray | None = None,
+    device: Device, batch: int, q0: np.ndarray | None = None, p0: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch of initial states (batch, n_dof), from the device's own unless given."""
     out = []
@@ -99,16 +91,12 @@ def initial_state(
                 f"got {arr.shape}"
             )
         out.append(
-            np.array(
-                np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C"
-            )
+            np.array(np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C")
         )
     return out[0], out[1]
 
 
-def chunk_bounds(
-    n_steps: int, width: int, elements: int = CHUNK_ELEMENTS
-) -> list[tuple[int, int]]:
+def chunk_bounds(n_steps: int, width: int, elements: int = CHUNK_ELEMENTS) -> list[tuple[int, int]]:
     """Split ``range(n_steps)`` into chunks of about ``elements / width`` steps."""
     step = max(1, min(n_steps, elements // max(1, width)))
     return [(k0, min(n_steps, k0 + step)) for k0 in range(0, n_steps, step)]
@@ -159,20 +147,7 @@ def iter_forward(
 def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
     with parallel_schedule(Q.shape[0]):
         forward_inputs(
-            device.family,
-            phys.prm,
-            device.dt,
-            device.n_work,
-            BT,
-            R,
-            u,
-            k0,
-            k1,
-            Q,
-            P,
-            Y,
-            Qrec,
-            Prec,
+            device.family, phys.prm, device.dt, device.n_work, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec
         )
 
 
@@ -255,19 +230,14 @@ def simulate(
 
 
 def energy(
-    device: Device,
-    theta: np.ndarray | None,
-    traj: Trajectory,
-    u: np.ndarray | None = None,
+    device: Device, theta: np.ndarray | None, traj: Trajectory, u: np.ndarray | None = None
 ) -> np.ndarray:
     """Total energy H(q_k, p_k; s_k) along a recorded trajectory, shape (n_steps + 1, batch).
 
     The drive of state k is that of the step leaving it (the last state reuses the last drive).
     """
     if traj.q is None:
-        raise ValueError(
-            "energy needs a recorded trajectory: simulate(..., record=True)"
-        )
+        raise ValueError("energy needs a recorded trajectory: simulate(..., record=True)")
     K, nb = traj.q.shape[0] - 1, traj.q.shape[1]
     phys = device.physical(device.check_theta(theta))
     u = as_inputs(device, u, K, nb)

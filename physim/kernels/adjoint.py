@@ -148,6 +148,4 @@ def adjoint_inputs(
                     if k > 0:
                         _error_into(R, G, k, b, e)
                         _axpy(lq, 1.0, e)
-                _drive_grad_block(
-                    D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, gu
-                )
+                _drive_grad_block(D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, gu)

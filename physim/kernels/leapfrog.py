@@ -67,12 +67,7 @@ def _acc_rows(C, A, X):
             a4, a5, a6, a7 = A[r, c + 4], A[r, c + 5], A[r, c + 6], A[r, c + 7]
             y = C[r]
             if r + 1 < nr:
-                e0, e1, e2, e3 = (
-                    A[r + 1, c],
-                    A[r + 1, c + 1],
-                    A[r + 1, c + 2],
-                    A[r + 1, c + 3],
-                )
+                e0, e1, e2, e3 = (A[r + 1, c], A[r + 1, c + 1], A[r + 1, c + 2], A[r + 1, c + 3])
                 e4, e5, e6, e7 = (
                     A[r + 1, c + 4],
                     A[r + 1, c + 5],
@@ -187,9 +182,7 @@ def _step(fam, prm, dt, q, p, s, work, g):
 
 
 @njit(cache=True, inline="always")
-def _echo_step(
-    fam, prm, dt, Q, P, b, s, e, kick, kicks, weights, work, g, v, acc, want_ds, d
-):
+def _echo_step(fam, prm, dt, Q, P, b, s, e, kick, kicks, weights, work, g, v, acc, want_ds, d):
     """One echo step of every trajectory ``t`` of batch element ``b`` (see :func:`echo_chunk`).
 
     Adds Σ_t weights[t] ∂H½/∂w to ``acc``; when ``want_ds`` writes Σ_t weights[t] ∂V/∂s(q½)
@@ -439,9 +432,7 @@ def echo_inputs(
                     for kk in range(nk):
                         for i in range(n):
                             D[kk, i] *= scale
-                    _drive_grad_block(
-                        D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, gu
-                    )
+                    _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, gu)
 
 
 @njit(cache=True, parallel=True)
