@@ -71,8 +71,8 @@ def bptt_backward(
     LP = np.zeros_like(LQ)
     GW = np.zeros((nb, phys.w.shape[0]))
     grad_u = np.zeros_like(u) if input_grad else None
-    ng = batch_groups(nb)
     n, m = phys.B.shape
+    ng = batch_groups(nb, m * n)
     GB = np.zeros((ng, m, n))  # (∂L/∂B)ᵀ per batch group
     GU = grad_u if input_grad else np.zeros((0, nb, m))
     BT = np.ascontiguousarray(phys.B.T)

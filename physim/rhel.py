@@ -128,8 +128,8 @@ def rhel_echo(
     weights = np.array([1.0, -1.0])
     GW = np.zeros((nb, g_w.shape[0]))
     scale = -device.dt / (2.0 * beta)
-    ng = batch_groups(nb)
     n, m = phys.B.shape
+    ng = batch_groups(nb, m * n)
     GB = np.zeros((ng, m, n) if need_drive else (ng, 0, 0))  # (∂L/∂B)ᵀ per batch group
     GU = grad_u if input_grad else np.zeros((0, nb, m))
     BT = np.ascontiguousarray(phys.B.T)

@@ -21,7 +21,6 @@ from physim.kernels.leapfrog import (
     _drive_block,
     _drive_grad_block,
     _error_into,
-    batch_groups,
 )
 
 
@@ -103,12 +102,13 @@ def adjoint_inputs(
     nb, m) the inputs (drive s_k = B u_k, ``BT`` = Bᵀ) and ``G`` (K, nb, n_out) the error
     ∂L/∂y of the readout y[k−1] = R q_k (``R`` without rows: identity); Rᵀ G[k−1] is added to
     ``LQ`` after step k has been back-propagated (nothing for k = 0). ``GW`` (nb, nw)
-    accumulates the parameter gradients, ``GB`` (batch_groups(nb), m, n) += Σ_k u_k ⊗ ∂L/∂s_k
-    per batch group (the transpose of ∂L/∂B), and when ``want_gu`` ``GU[k − k0]`` = Bᵀ ∂L/∂s_k (GU spans the chunk).
+    accumulates the parameter gradients, ``GB`` (ng, m, n) += Σ_k u_k ⊗ ∂L/∂s_k per batch
+    group (the transpose of ∂L/∂B; groups as in :func:`physim.kernels.leapfrog.echo_inputs`),
+    and when ``want_gu`` ``GU[k − k0]`` = Bᵀ ∂L/∂s_k (GU spans the chunk).
     """
     nb = LQ.shape[0]
     n = LQ.shape[1]
-    ng = batch_groups(nb)
+    ng = GB.shape[0]
     for grp in prange(ng):
         work = np.empty(n_work)
         g = np.empty(n)

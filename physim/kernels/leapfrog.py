@@ -36,8 +36,10 @@ from physim.kernels import dispatch as hk
 BLOCK = 8
 #: batch elements are split into at most this many contiguous groups, each with its own ∂L/∂B
 #: accumulator (memory stays bounded in the batch size, and the result does not depend on the
-#: number of threads)
+#: number of threads) ...
 MAX_GROUPS = 16
+#: ... and the accumulators together hold at most this many numbers (128 MiB)
+MAX_GROUP_ELEMENTS = 1 << 24
 
 
 @njit(cache=True)
@@ -345,10 +347,10 @@ def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
                     Prec[c, b, :] = p
 
 
-@njit(cache=True)
-def batch_groups(nb):
-    """Number of contiguous batch groups, each with its own ∂L/∂B accumulator."""
-    return min(nb, MAX_GROUPS)
+def batch_groups(nb: int, size: int) -> int:
+    """Number of contiguous batch groups for ``nb`` batch elements when each group carries a
+    ∂L/∂B accumulator of ``size`` numbers; the kernels take it from their GB argument."""
+    return max(1, min(nb, MAX_GROUPS, MAX_GROUP_ELEMENTS // max(1, size)))
 
 
 @njit(cache=True, parallel=True)
@@ -381,15 +383,17 @@ def echo_inputs(
     forward readout y[k−1] = R q_k; after replaying step k, trajectory ``t`` is kicked by
     kicks[t] · Rᵀ G[k−1] (no kick after step 0). ``GW`` (nb, nw) accumulates Σ_t weights[t]
     ∂H½/∂w exactly as in ``echo_chunk``. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
-    step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB``
-    (batch_groups(nb), m, n) += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) over the batch elements of each group; when
-    ``want_gu``, ``GU[k − k0]`` = Bᵀ ds_k (GU spans the chunk).
+    step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB`` (ng, m, n)
+    += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) summed over the batch elements of each group
+    (group g holds elements g·nb//ng … (g+1)·nb//ng − 1; ng = GB.shape[0], see
+    :func:`batch_groups`, also when GB is not wanted); when ``want_gu``, ``GU[k − k0]`` =
+    Bᵀ ds_k (GU spans the chunk). The groups run in parallel.
     """
     nb = Q.shape[1]
     n = Q.shape[2]
     nw = GW.shape[1]
     want_ds = want_gb or want_gu
-    ng = batch_groups(nb)
+    ng = GB.shape[0]
     for grp in prange(ng):
         work = np.empty(n_work)
         g = np.empty(n)
