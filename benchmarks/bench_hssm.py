@@ -118,8 +118,11 @@ def main() -> None:
     ap.add_argument("--worker", choices=("rhel", "bptt"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
+        from physim.threads import single_threaded_blas
+
         args.algo = args.worker
-        print(json.dumps(worker(args)))
+        with single_threaded_blas():
+            print(json.dumps(worker(args)))
         return
     res = {}
     for algo in ("rhel", "bptt"):

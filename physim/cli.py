@@ -10,6 +10,7 @@ from pathlib import Path
 from physim import __version__
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
+from physim.threads import single_threaded_blas
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with single_threaded_blas():
+            return int(args.func(args))
     except BrokenPipeError:
         # output piped into e.g. `head`, which closed early: not an error of the command
         sys.stderr.close()

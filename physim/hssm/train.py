@@ -23,6 +23,7 @@ from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
 from physim.hssm.trainlog import TrainLog
+from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
@@ -152,7 +153,13 @@ def _load(path: Path) -> tuple[dict, dict, dict, dict]:
     return parts["p"], parts["m"], parts["v"], meta
 
 
-def train(
+def train(*args, **kwargs) -> TrainResult:
+    """Train with BLAS single-threaded (see :mod:`physim.threads`); arguments of :func:`_train`."""
+    with single_threaded_blas():
+        return _train(*args, **kwargs)
+
+
+def _train(
     spec: TrainSpec,
     out_dir: str | Path,
     *,
