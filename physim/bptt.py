@@ -45,8 +45,8 @@ def bptt_gradient(
     u = as_inputs(device, u, n_steps, batch)
     traj = simulate(device, theta, u, q0=q0, p0=p0, record=True)
     target = loss.check_target(target, traj.y.shape)
-    value = loss.value(traj.y, target)
-    res = bptt_backward(device, theta, u, traj, loss.error(traj.y, target), input_grad=input_grad)
+    value, dLdy = loss.value_and_error(traj.y, target, out=traj.y)
+    res = bptt_backward(device, theta, u, traj, dLdy, input_grad=input_grad)
     return replace(res, loss=value)
 
 

@@ -80,8 +80,8 @@ def rhel_gradient(
     u = as_inputs(device, u, n_steps, batch)
     fwd = simulate(device, theta, u, q0=q0, p0=p0)
     target = loss.check_target(target, fwd.y.shape)
-    value = loss.value(fwd.y, target)
-    dLdy = loss.error(fwd.y, target)
+    # the readout is not needed once the error is formed: reuse its memory for ∂L/∂y
+    value, dLdy = loss.value_and_error(fwd.y, target, out=fwd.y)
     res = rhel_echo(
         device, theta, u, fwd, dLdy, eps=eps, relative_eps=relative_eps, input_grad=input_grad
     )
