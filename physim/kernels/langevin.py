@@ -22,13 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from physim.kernels import dispatch as hk
-
-
-@njit(cache=True)
-def _axpy(y, a, x):
-    for i in range(y.shape[0]):
-        y[i] += a * x[i]
+from physim.kernels.leapfrog import _axpy, _echo_step, _step
 
 
 @njit(cache=True)
@@ -61,12 +55,7 @@ def forward_chunk(fam, prm, dt, n_work, Q, P, S, A, N, XI, Qrec, Prec):
         p = P[b]
         for k in range(nk):
             _ostep(p, A, N, XI[k, b, 0], tmp)
-            hk.grad_T(fam, p, prm, work, g)
-            _axpy(q, 0.5 * dt, g)
-            hk.grad_V(fam, q, S[k, b], prm, work, g)
-            _axpy(p, -dt, g)
-            hk.grad_T(fam, p, prm, work, g)
-            _axpy(q, 0.5 * dt, g)
+            _step(fam, prm, dt, q, p, S[k, b], work, g)
             _ostep(p, A, N, XI[k, b, 1], tmp)
             if rec_q:
                 Qrec[k, b, :] = q
@@ -100,28 +89,34 @@ def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, A, N, XI, GW, D
         for k in range(nk - 1, -1, -1):
             acc[:] = 0.0
             dacc[:] = 0.0
-            s = S[k, b]
+            # trajectories are independent: the O steps of each may run before and after the
+            # shared echo step without changing any trajectory's operation order
             for t in range(nt):
-                q = Q[t, b]
-                p = P[t, b]
-                wt = weights[t]
-                _ostep(p, A, N, XI[k, t, b, 0], tmp)
-                hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-                hk.grad_T(fam, p, prm, work, g)
-                _axpy(q, 0.5 * dt, g)
-                hk.acc_dV_dw(fam, q, s, prm, work, wt, acc)
-                if rec_s:
-                    hk.dV_ds(fam, q, s, prm, work, v)
-                    _axpy(dacc, wt, v)
-                hk.grad_V(fam, q, s, prm, work, g)
-                _axpy(p, -dt, g)
-                hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-                hk.grad_T(fam, p, prm, work, g)
-                _axpy(q, 0.5 * dt, g)
-                _ostep(p, A, N, XI[k, t, b, 1], tmp)
-                _axpy(p, kicks[t], E[k, b])
+                _ostep(P[t, b], A, N, XI[k, t, b, 0], tmp)
+            _echo_step(
+                fam,
+                prm,
+                dt,
+                Q,
+                P,
+                b,
+                S[k, b],
+                E[k, b],
+                False,
+                kicks,
+                weights,
+                work,
+                g,
+                v,
+                acc,
+                rec_s,
+                dacc,
+            )
+            for t in range(nt):
+                _ostep(P[t, b], A, N, XI[k, t, b, 1], tmp)
+                _axpy(P[t, b], kicks[t], E[k, b])
                 if rec_q:
-                    Qrec[k, t, b, :] = q
+                    Qrec[k, t, b, :] = Q[t, b]
             _axpy(GW[b], 1.0, acc)
             if rec_s:
                 DS[k, b, :] = dacc
