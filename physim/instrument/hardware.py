@@ -24,7 +24,7 @@ from physim.instrument.bath import Bath, build_bath, thermal_state
 from physim.instrument.converters import ADC, DAC
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels import fixedpoint, langevin, leapfrog
-from physim.simulate import chunk_bounds
+from physim.simulate import chunk_bounds, drive
 
 _EMPTY3 = np.zeros((0, 1, 1))
 _EMPTY4 = np.zeros((0, 1, 1, 1))
@@ -495,18 +495,6 @@ def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
         y = y @ R.T
     pos = (K - states[keep]) // every - 1 if reverse else states[keep] // every - 1
     samples[pos, t] = y
-
-
-def drive(u: np.ndarray, B: np.ndarray, k0: int, k1: int) -> np.ndarray:
-    """Drive s_k = B u_k for steps k0 … k1−1, shape (k1−k0, batch, n_dof).
-
-    Summed over inputs in index order without fused multiply-adds — the order the foundation's
-    kernels use — so that the ideal instrument drives the device with bit-identical s_k.
-    """
-    S = np.zeros((k1 - k0, u.shape[1], B.shape[0]))
-    for j in range(u.shape[2]):
-        S += u[k0:k1, :, j : j + 1] * B[:, j]
-    return S
 
 
 def _fold(ds: np.ndarray, u_chunk: np.ndarray) -> np.ndarray:
