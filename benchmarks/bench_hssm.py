@@ -56,7 +56,7 @@ def worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from physim.hssm import HSSM, HSSMSpec, Timings
-    from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
+    from physim.optim import AdamState, adam_update, clip_by_global_norm
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     spec = HSSMSpec(

@@ -19,35 +19,15 @@ from physim.gradients import error_bound, error_signal
 from physim.kernels.leapfrog import forward_chunk
 from physim.logs import LogWriter
 from physim.losses import MSELoss
+from physim.optim import AdamState, adam_update
 from physim.protocol.session import make_provenance
 from physim.rhel import nudge_factor, rhel_gradient
 from physim.simulate import as_inputs, drive, simulate
 from physim.specs import load_device
 
 _EMPTY3 = np.zeros((0, 1, 1))
-
-
-@dataclass
-class Adam:
-    """Adam on a flat vector (the learner's optimizer; explicit state, no globals)."""
-
-    lr: float
-    beta1: float = 0.9
-    beta2: float = 0.999
-    tiny: float = 1e-12
-    m: np.ndarray | None = None
-    v: np.ndarray | None = None
-    t: int = 0
-
-    def step(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        if self.m is None:
-            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
-        self.t += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        mhat = self.m / (1 - self.beta1**self.t)
-        vhat = self.v / (1 - self.beta2**self.t)
-        return theta - self.lr * mhat / (np.sqrt(vhat) + self.tiny)
+#: Adam's denominator floor; far below the demo's gradient scale (~1e-3)
+ADAM_EPS = 1e-12
 
 
 def record_echoes(
@@ -141,7 +121,8 @@ def run_demo(
     target[:, 0, task.output] = tgt
 
     theta = device.theta0.copy()
-    opt = Adam(lr=lr)
+    params = {"theta": theta}
+    opt = AdamState.zeros(params)
     res = DemoResult(device=device.name, theta_initial=theta.copy(), log=out / "demo.h5")
     out.mkdir(parents=True, exist_ok=True)
     settings = {"epochs": epochs, "lr": lr, "eps": eps, "optimizer": "adam"}
@@ -165,7 +146,8 @@ def run_demo(
             log.append("loss", epoch - 1, float(epoch - 1), g.loss)
             log.append("theta", epoch - 1, float(epoch - 1), theta)
             log.append("gradient", epoch - 1, float(epoch - 1), g.grad)
-            theta = opt.step(theta, g.grad)
+            adam_update(params, {"theta": g.grad}, opt, lr=lr, eps=ADAM_EPS)
+            theta = params["theta"]
             bar.set_postfix(loss=f"{g.loss:.3e}")
             if progress and (epoch % every == 0 or epoch == 1):
                 bar.write(f"epoch {epoch:4d}  loss {g.loss:.4e}")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
-from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
 from physim.hssm.train import batch_indices, check_memory, train
 from physim.hssm.trainlog import read_log
+from physim.optim import AdamState, adam_update, clip_by_global_norm
 
 #: Adam's first bias-corrected step is exactly lr·g/(|g| + eps); only round-off remains
 TOL_ADAM_FIRST = 1e-15

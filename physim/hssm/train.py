@@ -21,8 +21,8 @@ import numpy as np
 
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
-from physim.hssm.optim import AdamState, adam_update, clip_by_global_norm
 from physim.hssm.trainlog import TrainLog
+from physim.optim import AdamState, adam_update, clip_by_global_norm
 from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"

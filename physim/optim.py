@@ -1,4 +1,6 @@
-"""Adam with global-norm gradient clipping, on dicts of named arrays (state is explicit)."""
+"""Adam with global-norm gradient clipping, on dicts of named arrays (state is explicit).
+
+Shared by every learner: the HSSM trainer and the in-situ demo."""
 
 from __future__ import annotations
 
