@@ -101,6 +101,18 @@ def test_adding_problem_targets(length):
     assert (d.target_offset, d.target_scale) == (1.0, 1.0 / TARGET_MARGIN)
 
 
+def test_adding_problem_value_range():
+    d = load_dataset("adding", length=400, n_samples=200, seed=2, values=(-1.0, 1.0))
+    X, y = d.arrays("train")
+    assert X[:, :, 0].min() >= -1.0 and X[:, :, 0].max() <= 1.0 and X[:, :, 0].min() < -0.9
+    expected = (X[:, :, 0] * X[:, :, 1]).sum(axis=1)
+    np.testing.assert_allclose(d.denormalize(y)[:, 0, 0], expected, rtol=1e-13, atol=1e-15)
+    # the sum's range [-2, 2] maps onto [-margin, margin]
+    assert (d.target_offset, d.target_scale) == (0.0, 2.0 / TARGET_MARGIN)
+    with pytest.raises(DataError, match="low < high"):
+        load_dataset("adding", length=10, values=(1.0, -1.0))
+
+
 def test_copy_task_labels_and_cue():
     d = load_dataset("copy", length=100, n_samples=200, n_symbols=5, seed=1)
     assert d.n_classes == 5 and d.n_channels == 6 and d.task == "classification"

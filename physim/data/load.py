@@ -73,7 +73,7 @@ def load_dataset(
         Seeded random subset of the merged samples (synthetic: how many to draw).
     **options
         Dataset-specific options, validated: ``standardize`` (all), ``stride``,
-        ``output_step``, ``split`` (ppg), ``n_symbols``, ``noise`` (copy), ``source`` (tiny).
+        ``output_step``, ``split`` (ppg), ``values`` (adding), ``n_symbols``, ``noise`` (copy), ``source`` (tiny).
 
     Returns
     -------
@@ -107,11 +107,11 @@ def build_dataset(spec) -> Dataset:
     if isinstance(spec, AddingSpec):
         n = spec.n_samples or default_n_samples(spec.length, 2 + spec.time_channel)
         check_budget(n, spec.length, 2 + spec.time_channel, "adding")
-        X, y = adding_problem(n, spec.length, rng_gen)
+        X, y = adding_problem(n, spec.length, rng_gen, spec.values)
         splits = _random_splits(X, y[:, None, None], rng_split)
         steps = np.array([spec.length - 1])
-        # the sum's range [0, 2] is known: scale by it rather than by the sampled extremes
-        scaling = TargetScaling.from_range(0.0, 2.0)
+        # the sum's range is known: scale by it rather than by the sampled extremes
+        scaling = TargetScaling.from_range(2.0 * spec.values[0], 2.0 * spec.values[1])
         source = f"synthetic:adding(L={spec.length})"
         return _finish(spec, splits, None, (), steps, source, scaling)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt, TypeAdapter, ValidationError
+from pydantic import Field, PositiveInt, TypeAdapter, ValidationError, model_validator
 
 from physim.spec_base import SpecModel
 
@@ -75,7 +75,19 @@ class AddingSpec(_Common):
 
     name: Literal["adding"] = "adding"
     length: Annotated[int, Field(ge=2)] = Field(1000, description="sequence length, steps")
+    values: tuple[float, float] = Field(
+        (0.0, 1.0),
+        description="values ~ U[low, high]: (0, 1) as in Le et al. 2015, (−1, 1) as in "
+        "Hochreiter & Schmidhuber 1997 (zero-mean input)",
+    )
     standardize: bool = Field(False, description="inputs are already O(1)")
+
+    @model_validator(mode="after")
+    def _check_values(self) -> AddingSpec:
+        low, high = self.values
+        if not low < high:
+            raise ValueError(f"values = (low, high) needs low < high, got {self.values}")
+        return self
 
 
 class CopySpec(_Common):

@@ -38,14 +38,18 @@ def check_budget(n_samples: int, length: int, n_channels: int, what: str) -> Non
 
 
 def adding_problem(
-    n_samples: int, length: int, rng: np.random.Generator
+    n_samples: int,
+    length: int,
+    rng: np.random.Generator,
+    values: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The adding problem (Hochreiter & Schmidhuber 1997, in the U[0, 1] form of Le et al. 2015).
+    """The adding problem (Hochreiter & Schmidhuber 1997; U[0, 1] values as in Le et al. 2015).
 
-    Channel 0 holds values drawn from U[0, 1]; channel 1 is 0 except for two markers (= 1),
-    one at a uniformly drawn step of the first half and one in the second half. The target is
-    the sum of the two marked values (in [0, 2]), to be read out at the final step. Predicting
-    the mean (1) gives MSE 1/6 in these raw units.
+    Channel 0 holds values drawn from U[values] (default U[0, 1]; the original paper used
+    U[−1, 1], which leaves no constant offset in the input); channel 1 is 0 except for two
+    markers (= 1), one at a uniformly drawn step of the first half and one in the second half.
+    The target is the sum of the two marked values (in [2·low, 2·high]), to be read out at the
+    final step. Predicting the mean gives MSE (high − low)²/6 in these raw units (1/6 for U[0, 1]).
 
     Returns
     -------
@@ -54,9 +58,14 @@ def adding_problem(
     """
     if length < 2:
         raise ValueError(f"the adding problem needs length >= 2, got {length}")
+    low, high = values
+    if not low < high:
+        raise ValueError(
+            f"the adding problem needs values = (low, high) with low < high, got {values}"
+        )
     half = length // 2
     X = np.zeros((n_samples, length, 2))
-    X[:, :, 0] = rng.uniform(0.0, 1.0, size=(n_samples, length))
+    X[:, :, 0] = rng.uniform(low, high, size=(n_samples, length))
     first = rng.integers(0, half, size=n_samples)
     second = rng.integers(half, length, size=n_samples)
     rows = np.arange(n_samples)
