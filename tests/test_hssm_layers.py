@@ -63,6 +63,33 @@ def test_layer_norm_backward(rng):
     _close(db, _fd(f, beta))
 
 
+def test_batch_norm_backward(rng):
+    x = rng.normal(size=(7, 3, 4)) + 2.0  # an offset the norm must remove
+    gamma, beta = rng.normal(size=4), rng.normal(size=4)
+    R = rng.normal(size=x.shape)
+
+    def f():
+        return float(np.sum(R * L.batch_norm_forward(x, gamma, beta)[0]))
+
+    _, xhat, rstd = L.batch_norm_forward(x, gamma, beta)
+    dx, dg, db = L.batch_norm_backward(R, xhat, rstd, gamma)
+    _close(dx, _fd(f, x))
+    _close(dg, _fd(f, gamma))
+    _close(db, _fd(f, beta))
+
+
+def test_batch_norm_statistics(rng):
+    x = 3.0 * rng.normal(size=(50, 4, 3)) + np.array([1.0, -2.0, 5.0])
+    y, xhat, _ = L.batch_norm_forward(x, np.ones(3), np.zeros(3), eps=0.0)
+    # per channel over time and batch: zero mean, unit variance (round-off only)
+    assert np.max(np.abs(y.mean(axis=(0, 1)))) < 1e-12
+    assert np.max(np.abs(y.var(axis=(0, 1)) - 1.0)) < 1e-12
+    # given statistics are constants: the same affine map for every sample
+    mu, var = np.array([1.0, 0.0, -1.0]), np.array([4.0, 1.0, 0.25])
+    y2, _, _ = L.batch_norm_forward(x, np.ones(3), np.zeros(3), eps=0.0, stats=(mu, var))
+    np.testing.assert_allclose(y2, (x - mu) / np.sqrt(var), rtol=1e-14, atol=1e-14)
+
+
 def test_gelu_backward(rng):
     x = 2 * rng.normal(size=(4, 5))
     R = rng.normal(size=x.shape)

@@ -17,9 +17,21 @@ MIN_COSINE = 0.999999
 MAX_RATIO_DEV = 1e-5
 
 
-def _tiny(model: str, task: str = "classification", dropout: float = 0.0, output_step: int = 1):
+def _tiny(
+    model: str,
+    task: str = "classification",
+    dropout: float = 0.0,
+    output_step: int = 1,
+    norm: str = "layer",
+):
     spec = HSSMSpec(
-        model=model, n_blocks=2, hidden=3, ssm_dim=2, dropout=dropout, output_step=output_step
+        model=model,
+        n_blocks=2,
+        hidden=3,
+        ssm_dim=2,
+        dropout=dropout,
+        output_step=output_step,
+        norm=norm,
     )
     n_out = 2
     net = HSSM.build(spec, 2, n_out, task, seed=3)
@@ -36,11 +48,15 @@ def _fd_check(net, params, X, y, algo, drop_seed=None):
     def rng():
         return None if drop_seed is None else np.random.default_rng(drop_seed)
 
-    def loss():
-        return net.loss(net.forward(params, X, rng=rng())[0], y)[0]
+    def loss():  # training mode (keep=algo): a batch norm uses this batch's statistics
+        return net.loss(net.forward(params, X, rng=rng(), keep=algo)[0], y)[0]
 
     _, _, grads = net.loss_and_grad(params, X, y, algo=algo, rng=rng())
+    buffers = net.buffer_names()
     for name, arr in params.items():
+        if name in buffers:  # running statistics: not trained, zero gradient
+            assert not np.any(grads[name]), name
+            continue
         fd = np.zeros_like(arr)
         for i in range(arr.size):
             old = arr.flat[i]
@@ -71,6 +87,30 @@ def test_regression_head_matches_finite_differences():
     net, params, X, y = _tiny("linhru", task="regression", output_step=3)
     assert net.forward(params, X)[0].shape == (2, 4, 2)
     _fd_check(net, params, X, y, "bptt")
+
+
+@pytest.mark.parametrize("algo", ["bptt", "rhel"])
+def test_batch_norm_stack_gradient_matches_finite_differences(algo):
+    net, params, X, y = _tiny("linhru", norm="batch")
+    X = X + np.array([2.0, -1.0])  # channel offsets for the norm to remove
+    _fd_check(net, params, X, y, algo)
+
+
+def test_batch_norm_running_statistics():
+    net, params, X, y = _tiny("linhru", norm="batch")
+    before = {k: params[k].copy() for k in net.buffer_names()}
+    net.loss_and_grad(params, X, y, algo="rhel")
+    assert all(np.array_equal(params[k], v) for k, v in before.items())  # no update asked
+    net.loss_and_grad(params, X, y, algo="rhel", update_stats=True)
+    xt = X.transpose(1, 0, 2) @ params["encoder.W"].T + params["encoder.b"]
+    mu, var = xt.reshape(-1, 3).mean(axis=0), xt.reshape(-1, 3).var(axis=0)
+    w = net.spec.norm_momentum
+    np.testing.assert_allclose(params["blocks.0.norm.mean"], w * mu, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(params["blocks.0.norm.var"], (1 - w) + w * var, rtol=1e-13)
+    # evaluation uses the running statistics: a sample's output does not depend on its batch
+    one = net.predict(params, X[:1])
+    both = net.predict(params, X)
+    np.testing.assert_allclose(one[0], both[0], rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("model", ["linhru", "nonlinhru"])

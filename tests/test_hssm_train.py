@@ -50,9 +50,13 @@ def _spec(**kw):
     return TrainSpec(**base)
 
 
-@pytest.mark.parametrize("algo", ["rhel", "bptt"])
-def test_resume_is_bit_identical(tmp_path, algo):
-    ds, spec = _dataset(), _spec(algo=algo)
+@pytest.mark.parametrize(
+    ("algo", "norm"), [("rhel", "layer"), ("bptt", "layer"), ("rhel", "batch")]
+)
+def test_resume_is_bit_identical(tmp_path, algo, norm):
+    # with a batch norm the running statistics travel in the checkpoint too
+    model = HSSMSpec(n_blocks=2, hidden=4, ssm_dim=3, dropout=0.1, norm=norm)
+    ds, spec = _dataset(), _spec(algo=algo, model=model)
     full = train(spec, tmp_path / "full", dataset=ds, progress=False, plots=False)
     part = train(spec, tmp_path / "part", dataset=ds, progress=False, stop_after=4)
     assert part.metrics["steps"] == 4 and not part.metrics["finished"]

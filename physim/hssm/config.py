@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from physim.spec_base import SpecModel
 
@@ -41,7 +41,29 @@ class HSSMSpec(SpecModel):
     hru_dt: float | None = Field(
         None, gt=0, description="HRU integrator step δ (default: 1 for LinHRU, 0.1 for NonlinHRU)"
     )
-    norm_eps: float = Field(1e-5, gt=0, description="variance floor of the layer norm")
+    a_range: tuple[float, float] | None = Field(
+        None,
+        description="LinHRU: initial θ_A ~ U[a_range] (None: the device default (0, 1)); small "
+        "values give slow modes that remember over long sequences",
+    )
+    dt_raw_range: tuple[float, float] | None = Field(
+        None,
+        description="LinHRU: initial θ_Δt ~ U[dt_raw_range], Δt = sigmoid(θ_Δt) (None: the "
+        "device default (−2, 2))",
+    )
+    norm: Literal["layer", "batch"] = Field(
+        "layer",
+        description="block input norm: 'layer' (over channels, per step) or 'batch' (per "
+        "channel over batch and time, running statistics at evaluation, as in the paper's "
+        "code; leaves no constant offset in the cores' drive)",
+    )
+    norm_momentum: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="batch norm: weight of each batch in the running statistics",
+    )
+    norm_eps: float = Field(1e-5, gt=0, description="variance floor of the norm")
     eps: float | None = Field(
         None,
         description="RHEL nudge, relative to the final momenta (see physim.rhel); None: 1e-2 for "
@@ -60,6 +82,16 @@ class HSSMSpec(SpecModel):
             )
         return v
 
+    @model_validator(mode="after")
+    def _linhru_only(self) -> HSSMSpec:
+        for k in ("a_range", "dt_raw_range"):
+            if self.model != "linhru" and getattr(self, k) is not None:
+                raise ValueError(f"{k} sets the LinHRU initialisation; model is {self.model!r}")
+            rng = getattr(self, k)
+            if rng is not None and not rng[0] <= rng[1]:
+                raise ValueError(f"{k} = (low, high) needs low <= high, got {rng}")
+        return self
+
     @field_validator("eps")
     @classmethod
     def _eps(cls, v: float | None) -> float | None:
@@ -77,6 +109,11 @@ class TrainSpec(SpecModel):
     seed: int = Field(0, description="seed of initialisation, split, batches and dropout")
     length: int | None = Field(None, ge=1, description="sequence length (None: the dataset's)")
     n_samples: int | None = Field(None, ge=1, description="synthetic tasks: number of samples")
+    data_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='further dataset options, e.g. {"values": [-1, 1]} for the adding problem '
+        "(see physim.data.load_dataset)",
+    )
     time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
     lr: float = Field(1e-4, description="Adam learning rate")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam moment decays")

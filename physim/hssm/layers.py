@@ -71,6 +71,48 @@ def layer_norm_backward(
     return dx, dgamma, dbeta
 
 
+# ---------------------------------------------------------------------------------- batch norm
+def batch_norm_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (biased) variance over every leading axis (time and batch)."""
+    x2 = _flat(x)
+    mu = x2.mean(axis=0)
+    xc = x2 - mu
+    return mu, (xc * xc).mean(axis=0)
+
+
+def batch_norm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    eps: float = 1e-5,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise each channel: (y, xhat, rstd), y = γ·xhat + β, xhat = (x − μ)·rstd.
+
+    ``stats = None`` uses the batch's own statistics over all leading axes (training, and
+    the gradient then flows through μ and σ); otherwise the given (mean, var) are constants
+    (evaluation with running statistics). ``rstd`` has shape (channels,).
+    """
+    mu, var = batch_norm_stats(x) if stats is None else stats
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mu) * rstd
+    return layer_norm_apply(xhat, gamma, beta), xhat, rstd
+
+
+def batch_norm_backward(
+    dy: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dγ, dβ) of the batch norm with batch statistics."""
+    dy2, xh2 = _flat(dy), _flat(xhat)
+    dgamma = (dy2 * xh2).sum(axis=0)
+    dbeta = dy2.sum(axis=0)
+    g = dy2 * gamma
+    dx = g - g.mean(axis=0)
+    dx -= xh2 * (g * xh2).mean(axis=0)
+    dx *= rstd
+    return dx.reshape(dy.shape), dgamma, dbeta
+
+
 # ---------------------------------------------------------------------------------- GELU
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU x·Φ(x) (Φ the standard normal CDF)."""

@@ -3,7 +3,9 @@
 ::
 
     x = encoder(input)                                   linear, H channels
-    for each block:  u = norm(x)                         layer norm over channels
+    for each block:  u = norm(x)                         layer norm over channels, or batch
+                                                         norm per channel (running statistics
+                                                         at evaluation)
                      φ = HRU(u)                          a LinHRU / NonlinHRU Device, y = φ
                      z = φ Cᵀ + D ⊙ u                    readout Re(Cφ) + D⊙u (C real)
                      h = dropout(GELU(z))
@@ -52,6 +54,7 @@ class _BlockCache:
     traj: Trajectory
     mask1: np.ndarray | None
     mask2: np.ndarray | None
+    stats: tuple[np.ndarray, np.ndarray] | None = None  # batch norm: this batch's mean, var
 
 
 @dataclass
@@ -108,7 +111,12 @@ class HSSM:
                 seed=int(np.random.SeedSequence([seed, i]).generate_state(1)[0]),
             )
             if spec.model == "linhru":
-                dev = LinHRUSpec(kind="linhru", dt=spec.hru_dt or 1.0, **common).build()
+                init = {
+                    k: getattr(spec, k)
+                    for k in ("a_range", "dt_raw_range")
+                    if getattr(spec, k) is not None
+                }
+                dev = LinHRUSpec(kind="linhru", dt=spec.hru_dt or 1.0, **init, **common).build()
             else:
                 dev = NonlinHRUSpec(kind="nonlinhru", dt=spec.hru_dt or 0.1, **common).build()
             devs.append(dev)
@@ -129,6 +137,9 @@ class HSSM:
             k = f"blocks.{i}."
             p[k + "norm.gamma"] = np.ones(H)
             p[k + "norm.beta"] = np.zeros(H)
+            if self.spec.norm == "batch":
+                p[k + "norm.mean"] = np.zeros(H)
+                p[k + "norm.var"] = np.ones(H)
             p[k + "core"] = dev.theta0.copy()
             p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(P), (H, P))
             p[k + "D"] = rng.normal(0.0, 1.0, H)
@@ -139,6 +150,26 @@ class HSSM:
 
     def param_names(self) -> list[str]:
         return list(self.init_params(0))
+
+    def buffer_names(self) -> list[str]:
+        """Entries of the parameter dict that are not trained: the batch norms' running
+        statistics (their gradient is zero; :meth:`update_norm_stats` moves them)."""
+        if self.spec.norm != "batch":
+            return []
+        return [f"blocks.{i}.norm.{s}" for i in range(self.spec.n_blocks) for s in ("mean", "var")]
+
+    def update_norm_stats(self, params: dict[str, np.ndarray], caches: list[_BlockCache]) -> None:
+        """Move the running statistics (in place) towards the batch statistics of ``caches``."""
+        if self.spec.norm != "batch":
+            return
+        w = self.spec.norm_momentum
+        for i, c in enumerate(caches):
+            k = f"blocks.{i}.norm."
+            mu, var = c.stats
+            params[k + "mean"] *= 1.0 - w
+            params[k + "mean"] += w * mu
+            params[k + "var"] *= 1.0 - w
+            params[k + "var"] += w * var
 
     def groups(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Parameters (or gradients) with each core split into its named device groups."""
@@ -184,9 +215,16 @@ class HSSM:
         for i, dev in enumerate(self.devices):
             k = f"blocks.{i}."
             t0 = time.perf_counter()
-            u, xhat, rstd = L.layer_norm_forward(
-                x, params[k + "norm.gamma"], params[k + "norm.beta"], self.spec.norm_eps
-            )
+            gamma, beta = params[k + "norm.gamma"], params[k + "norm.beta"]
+            stats = None
+            if self.spec.norm == "layer":
+                u, xhat, rstd = L.layer_norm_forward(x, gamma, beta, self.spec.norm_eps)
+            elif keep is not None:  # training: this batch's statistics, differentiated
+                stats = L.batch_norm_stats(x)
+                u, xhat, rstd = L.batch_norm_forward(x, gamma, beta, self.spec.norm_eps, stats)
+            else:  # evaluation: running statistics
+                run = (params[k + "norm.mean"], params[k + "norm.var"])
+                u, xhat, rstd = L.batch_norm_forward(x, gamma, beta, self.spec.norm_eps, run)
             t1 = time.perf_counter()
             if keep in ("bptt", "both"):
                 traj = simulate(dev, params[k + "core"], u, record=True, observe=False)
@@ -212,7 +250,7 @@ class HSSM:
             m2 = L.dropout_mask(rng, o.shape, rate)
             x = x + L.dropout_apply(o, m2, rate)
             if keep is not None:
-                caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2))
+                caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2, stats))
             t.core_forward += t2 - t1
             t.digital_forward += time.perf_counter() - t0 - (t2 - t1)
         t0 = time.perf_counter()
@@ -327,9 +365,16 @@ class HSSM:
             del dphi
             grads[k + "core"] = res.grad
             du += res.grad_u
-            dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.layer_norm_backward(
-                du, c.xhat, c.rstd, gamma
-            )
+            if self.spec.norm == "layer":
+                dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.layer_norm_backward(
+                    du, c.xhat, c.rstd, gamma
+                )
+            else:
+                dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.batch_norm_backward(
+                    du, c.xhat, c.rstd, gamma
+                )
+                grads[k + "norm.mean"] = np.zeros_like(params[k + "norm.mean"])
+                grads[k + "norm.var"] = np.zeros_like(params[k + "norm.var"])
             dx += dxn
             t.core_backward += t2 - t1
             t.digital_backward += time.perf_counter() - t0 - (t2 - t1)
@@ -349,11 +394,15 @@ class HSSM:
         algo: Algo,
         rng: np.random.Generator | None = None,
         timings: Timings | None = None,
+        update_stats: bool = False,
     ) -> tuple[float, dict[str, float], dict[str, np.ndarray]]:
-        """One training evaluation: forward, loss and parameter gradients by ``algo``."""
+        """One training evaluation: forward, loss and parameter gradients by ``algo``;
+        ``update_stats`` also moves the batch norms' running statistics (a training step)."""
         out, x_top, caches = self.forward(params, X, rng=rng, keep=algo, timings=timings)
         value, dout, metrics = self.loss(out, y)
         grads = self.backward(params, X, x_top, caches, dout, algo=algo, timings=timings)
+        if update_stats:
+            self.update_norm_stats(params, caches)
         return value, metrics, grads
 
     def predict(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ def load_data(spec: TrainSpec):
         time_channel=spec.time_channel,
         length=spec.length,
         n_samples=spec.n_samples,
+        **spec.data_options,
     )
 
 
@@ -244,6 +245,7 @@ def _train(
                 ys["train"][idx],
                 algo=spec.algo,
                 rng=np.random.default_rng([spec.seed, 2, step]),
+                update_stats=True,
             )
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
             adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
