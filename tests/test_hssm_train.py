@@ -146,3 +146,29 @@ def test_config_errors():
     ):
         check_memory(spec, 50_000)
     assert check_memory(spec, 896) < 1e9
+
+
+def test_init_from_an_earlier_run(tmp_path):
+    ds = _dataset()
+    first = train(_spec(), tmp_path / "a", dataset=ds, progress=False, plots=False)
+    # one step at a negligible learning rate (Adam moves each entry by <= ~lr) from the
+    # earlier run's best parameters
+    spec = _spec(init_from=str(tmp_path / "a"), n_steps=1, lr=1e-12)
+    second = train(spec, tmp_path / "b", dataset=ds, progress=False, plots=False)
+    best = np.load(tmp_path / "a/best.npz")
+    for k, v in second.params.items():
+        np.testing.assert_allclose(v, best[f"p/{k}"], rtol=0, atol=1e-9)
+    assert first.params.keys() == second.params.keys()
+
+
+def test_init_from_errors(tmp_path):
+    ds = _dataset()
+    with pytest.raises(ConfigError, match="init_from: .* does not exist"):
+        train(_spec(init_from=str(tmp_path / "nowhere")), tmp_path / "x", dataset=ds)
+    train(_spec(), tmp_path / "a", dataset=ds, progress=False, plots=False)
+    wider = _spec(init_from=str(tmp_path / "a"), model=HSSMSpec(n_blocks=2, hidden=5, ssm_dim=3))
+    with pytest.raises(ConfigError, match="encoder.W has shape"):
+        train(wider, tmp_path / "b", dataset=ds, progress=False)
+    deeper = _spec(init_from=str(tmp_path / "a"), model=HSSMSpec(n_blocks=3, hidden=4, ssm_dim=3))
+    with pytest.raises(ConfigError, match="different architecture"):
+        train(deeper, tmp_path / "c", dataset=ds, progress=False)

@@ -41,6 +41,13 @@ class HSSMSpec(SpecModel):
     hru_dt: float | None = Field(
         None, gt=0, description="HRU integrator step δ (default: 1 for LinHRU, 0.1 for NonlinHRU)"
     )
+    input_scale: float = Field(
+        1.0,
+        gt=0,
+        description="HRU input matrix B ~ N(0, input_scale²/H); a lossless core integrates its "
+        "drive, so its state grows like √L under noise-like input: below 1 keeps the cores' "
+        "readout comparable to the skip path D⊙u on long sequences",
+    )
     a_range: tuple[float, float] | None = Field(
         None,
         description="LinHRU: initial θ_A ~ U[a_range] (None: the device default (0, 1)); small "
@@ -127,6 +134,12 @@ class TrainSpec(SpecModel):
         10, ge=1, description="early stop after this many evaluations without improvement"
     )
     checkpoint_every: int = Field(100, ge=1, description="write a checkpoint every this many steps")
+    init_from: str | None = Field(
+        None,
+        description="start from the parameters of an earlier run (its directory, whose best.npz "
+        "is used, or an .npz file) with the same architecture, e.g. a shorter-sequence run of a "
+        "length curriculum; the optimiser starts afresh",
+    )
     memory_budget_gb: float = Field(4.0, gt=0, description="refuse runs estimated above this")
 
     @field_validator("lr")

@@ -108,6 +108,7 @@ class HSSM:
                 name=f"hssm-block{i}",
                 n_modes=spec.ssm_dim,
                 n_inputs=spec.hidden,
+                input_scale=spec.input_scale,
                 seed=int(np.random.SeedSequence([seed, i]).generate_state(1)[0]),
             )
             if spec.model == "linhru":

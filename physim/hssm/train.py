@@ -154,6 +154,30 @@ def _load(path: Path) -> tuple[dict, dict, dict, dict]:
     return parts["p"], parts["m"], parts["v"], meta
 
 
+def load_init(source: str | Path, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Parameters of an earlier run (a run directory's best.npz, or an .npz file), checked
+    against the names and shapes of ``like`` (a fresh initialisation of this model)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise ConfigError(f"init_from: {path} does not exist (give a run directory or an .npz)")
+    params = _load(path)[0]
+    missing = sorted(set(like) - set(params))
+    extra = sorted(set(params) - set(like))
+    if missing or extra:
+        raise ConfigError(
+            f"init_from: {path} holds a different architecture (missing {missing[:4]}, "
+            f"unexpected {extra[:4]})"
+        )
+    for k, v in like.items():
+        if params[k].shape != v.shape:
+            raise ConfigError(
+                f"init_from: {path}: {k} has shape {params[k].shape}, this model needs {v.shape}"
+            )
+    return {k: np.array(params[k], dtype=np.float64) for k in like}
+
+
 def train(*args, **kwargs) -> TrainResult:
     """Train with BLAS single-threaded (see :mod:`physim.threads`); arguments of :func:`_train`."""
     with single_threaded_blas():
@@ -204,6 +228,8 @@ def _train(
         best_params = _load(out / BEST)[0] if (out / BEST).exists() else dict(params)
     else:
         params = model.init_params(spec.seed)
+        if spec.init_from is not None:
+            params = load_init(spec.init_from, params)
         adam = AdamState.zeros(params)
         state = {
             "step": 0,
