@@ -98,3 +98,14 @@ def test_cli_overrides_preset():
     )
     assert (spec.data, spec.model.model, spec.algo, spec.seed) == ("scp1", "nonlinhru", "bptt", 4)
     assert spec.model.n_blocks == 2  # the CPU-sized preset
+
+
+def test_adding_presets_and_init_from_option(tmp_path):
+    spec = resolve_train_spec(_parse(["train", "--data", "adding"]))
+    assert spec.length == 4000 and spec.model.norm == "batch"  # the long-range preset
+    assert spec.data_options == {"values": [-1.0, 1.0]}
+    warm = resolve_train_spec(
+        _parse(["train", "--config", "adding-linhru-warmup", "--init-from", str(tmp_path)])
+    )
+    assert warm.length == 1000 and warm.init_from == str(tmp_path.resolve())
+    assert warm.model == spec.model  # the two stages share one architecture

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="preset name or JSON/TOML file holding a TrainSpec")
     p.add_argument("--seed", type=int, help="seed of initialisation, split, batches and dropout")
     p.add_argument("--steps", type=int, help="override the number of training steps")
+    p.add_argument(
+        "--init-from",
+        help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
+        "shorter-sequence stage of a length curriculum",
+    )
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,6 +71,8 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
         upd["seed"] = args.seed
     if args.steps is not None:
         upd["n_steps"] = args.steps
+    if getattr(args, "init_from", None):
+        upd["init_from"] = str(Path(args.init_from).resolve())
     if args.model:
         upd["model"] = spec.model.model_copy(update={"model": args.model})
     # re-validate so overrides get the same checks as a file

@@ -168,6 +168,24 @@ def _paper(data: DatasetName, model: str, **kw) -> TrainSpec:
     return TrainSpec(data=data, model=HSSMSpec(model=model, **kw.pop("arch", {})), **kw)
 
 
+#: the adding problem at long L: zero-mean values, batch norm, B at 0.1 scale, slow modes
+_LONG_RANGE = dict(
+    time_channel=False,
+    n_samples=4000,
+    patience=None,
+    batch_size=32,
+    data_options={"values": [-1.0, 1.0]},
+    arch={
+        "n_blocks": 2,
+        "hidden": 16,
+        "ssm_dim": 32,
+        "dropout": 0.0,
+        "norm": "batch",
+        "input_scale": 0.1,
+        "dt_raw_range": (-6.0, 2.0),
+    },
+)
+
 #: Paper configurations (REFERENCE §2) and CPU-sized ones documented next to them.
 PRESETS: dict[str, TrainSpec] = {
     "scp1-linhru-paper": _paper("scp1", "linhru", lr=1e-4, batch_size=32, n_steps=100_000),
@@ -198,16 +216,13 @@ PRESETS: dict[str, TrainSpec] = {
         eval_every=50,
         arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
     ),
+    # the adding problem's long-range recipe (see examples/04_hssm_results.py): a warm-up
+    # stage at L = 1000, then L = 4000 started from it (physim train --init-from DIR)
+    "adding-linhru-warmup": _paper(
+        "adding", "linhru", lr=1e-3, n_steps=6000, eval_every=300, length=1000, **_LONG_RANGE
+    ),
     "adding-linhru-cpu": _paper(
-        "adding",
-        "linhru",
-        lr=1e-3,
-        batch_size=16,
-        n_steps=3000,
-        eval_every=100,
-        length=4000,
-        time_channel=False,
-        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
+        "adding", "linhru", lr=3e-4, n_steps=1500, eval_every=75, length=4000, **_LONG_RANGE
     ),
 }
 
