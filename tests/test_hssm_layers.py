@@ -49,30 +49,24 @@ def test_linear_backward(rng):
     _close(db, _fd(f, b))
 
 
-def test_layer_norm_backward(rng):
-    x, gamma, beta = rng.normal(size=(3, 2, 6)), rng.normal(size=6), rng.normal(size=6)
-    R = rng.normal(size=x.shape)
-
-    def f():
-        return float(np.sum(R * L.layer_norm_forward(x, gamma, beta)[0]))
-
-    _, xhat, rstd = L.layer_norm_forward(x, gamma, beta)
-    dx, dg, db = L.layer_norm_backward(R, xhat, rstd, gamma)
-    _close(dx, _fd(f, x))
-    _close(dg, _fd(f, gamma))
-    _close(db, _fd(f, beta))
-
-
-def test_batch_norm_backward(rng):
+@pytest.mark.parametrize(
+    ("forward", "backward"),
+    [
+        (L.layer_norm_forward, L.layer_norm_backward),
+        (L.batch_norm_forward, L.batch_norm_backward),
+    ],
+    ids=["layer", "batch"],
+)
+def test_norm_backward(rng, forward, backward):
     x = rng.normal(size=(7, 3, 4)) + 2.0  # an offset the norm must remove
     gamma, beta = rng.normal(size=4), rng.normal(size=4)
     R = rng.normal(size=x.shape)
 
     def f():
-        return float(np.sum(R * L.batch_norm_forward(x, gamma, beta)[0]))
+        return float(np.sum(R * forward(x, gamma, beta)[0]))
 
-    _, xhat, rstd = L.batch_norm_forward(x, gamma, beta)
-    dx, dg, db = L.batch_norm_backward(R, xhat, rstd, gamma)
+    _, xhat, rstd = forward(x, gamma, beta)
+    dx, dg, db = backward(R, xhat, rstd, gamma)
     _close(dx, _fd(f, x))
     _close(dg, _fd(f, gamma))
     _close(db, _fd(f, beta))
