@@ -26,7 +26,8 @@ def plot_training(log_path: str | Path, png_path: str | Path) -> Path:
     axes[1].set(xlabel="step", ylabel="gradient norm (before clipping)", yscale="log")
     axes[2].plot(tr["step"], tr["metric"], lw=0.5, alpha=0.5, label="train (batch)")
     axes[2].plot(ev["step"], ev["val_metric"], "o-", ms=3, label="validation")
-    axes[2].set(xlabel="step", ylabel=metric)
+    # an error spans decades as it falls; an accuracy lives in [0, 1]
+    axes[2].set(xlabel="step", ylabel=metric, yscale="log" if metric == "mse" else "linear")
     axes[2].legend()
     fig.tight_layout()
     png_path = Path(png_path)
