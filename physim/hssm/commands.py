@@ -92,6 +92,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out or f"runs/{spec.data}-{spec.model.model}-{spec.algo}-s{spec.seed}")
+    if spec.data == "adding" and (spec.length or 0) >= 4000 and spec.init_from is None:
+        print(
+            "note: at L >= 4000 the adding problem is learned in two stages here: first "
+            "`physim train --config adding-linhru-warmup --out DIR`, then this run with "
+            "--init-from DIR (see the README)",
+            file=sys.stderr,
+        )
     try:
         res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
     except (ConfigError, ValueError, ImportError) as err:
