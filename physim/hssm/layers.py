@@ -64,11 +64,16 @@ def layer_norm_backward(
     """Gradients (dx, dγ, dβ) of the layer norm."""
     dgamma = _flat(dy * xhat).sum(axis=0)
     dbeta = _flat(dy).sum(axis=0)
-    g = dy * gamma
-    dx = g - g.mean(axis=-1, keepdims=True)
-    dx -= xhat * (g * xhat).mean(axis=-1, keepdims=True)
+    return _normalised_input_grad(dy * gamma, xhat, rstd, -1), dgamma, dbeta
+
+
+def _normalised_input_grad(g: np.ndarray, xhat: np.ndarray, rstd, axis: int) -> np.ndarray:
+    """dx of xhat = (x − mean)·rstd, with mean and variance taken along ``axis``, from
+    g = dL/dxhat: rstd·(g − mean(g) − xhat·mean(g·xhat))."""
+    dx = g - g.mean(axis=axis, keepdims=True)
+    dx -= xhat * (g * xhat).mean(axis=axis, keepdims=True)
     dx *= rstd
-    return dx, dgamma, dbeta
+    return dx
 
 
 # ---------------------------------------------------------------------------------- batch norm
@@ -106,10 +111,7 @@ def batch_norm_backward(
     dy2, xh2 = _flat(dy), _flat(xhat)
     dgamma = (dy2 * xh2).sum(axis=0)
     dbeta = dy2.sum(axis=0)
-    g = dy2 * gamma
-    dx = g - g.mean(axis=0)
-    dx -= xh2 * (g * xh2).mean(axis=0)
-    dx *= rstd
+    dx = _normalised_input_grad(dy2 * gamma, xh2, rstd, 0)
     return dx.reshape(dy.shape), dgamma, dbeta
 
 
