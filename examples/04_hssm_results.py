@@ -30,25 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from physim.hssm.config import LONG_RANGE_ADDING
+
 #: the CPU-sized architecture documented next to the paper's (2 blocks, H = 16, P = 32)
 CPU_ARCH = {"n_blocks": 2, "hidden": 16, "ssm_dim": 32}
 
 
 #: synthetic long-range tasks get no time channel (the task itself marks positions)
 SYNTHETIC = ("adding", "copy")
-
-#: the adding problem's long-range recipe. A lossless core integrates whatever drives it: a
-#: constant offset (values in U[0, 1], or a layer norm's per-channel offsets) grows its slow
-#: modes without bound and noise-like input like √L, swamping the skip path D⊙u through which
-#: the marker·value gate is learned. Zero-mean values, a batch norm (zero-mean channels),
-#: B at 0.1 of its usual scale and per-mode steps Δt down to sigmoid(−6) ≈ 2.5e-3 (slow modes
-#: for long delays) let the task be learned (measured: see the README).
-LONG_RANGE = {
-    "data_options": {"values": [-1.0, 1.0]},
-    "n_samples": 4000,
-    "patience": None,
-    "model": {"norm": "batch", "input_scale": 0.1, "dt_raw_range": [-6.0, 2.0], "dropout": 0.0},
-}
 
 
 def config(
@@ -66,8 +55,8 @@ def config(
     if data in SYNTHETIC:
         cfg.update(length=length, time_channel=False)
     if data == "adding":
-        cfg.update({k: v for k, v in LONG_RANGE.items() if k != "model"})
-        cfg["model"].update(LONG_RANGE["model"])
+        cfg.update({k: v for k, v in LONG_RANGE_ADDING.items() if k != "model"})
+        cfg["model"].update(LONG_RANGE_ADDING["model"])
     return cfg
 
 
