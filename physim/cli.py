@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    from physim.warnings import cli_format
+
+    warnings.formatwarning = cli_format  # PhysimWarning: one line on stderr, no source line
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from physim.bptt import bptt_gradient, loss_value
 from physim.device import Device
 from physim.losses import MSELoss
+from physim.rangecheck import check_drive_range
 from physim.rhel import rhel_gradient
 from physim.simulate import simulate
 
@@ -212,6 +213,7 @@ def gradcheck(
             )
         )
     fwd = simulate(device, theta, u, n_steps=n_steps, batch=batch, record=True)
+    check_drive_range(device, fwd.q, u)
     q_rms = float(np.sqrt(np.mean(fwd.q**2)))
     ratio = float(np.sqrt(np.mean(fwd.y**2))) / q_rms if q_rms > 0 else 1.0
     return GradcheckReport(

@@ -75,6 +75,8 @@ class ADC:
         self.rng = np.random.default_rng(spec.seed) if spec is not None else None
         self.lsb: dict[str, np.ndarray] = {}
         self.n_saturated = 0
+        #: largest |input| / full scale among saturated readings (0 when none saturated)
+        self.overload = 0.0
 
     def read(self, name: str, x: np.ndarray) -> Reading:
         spec = self.spec
@@ -90,6 +92,9 @@ class ADC:
             xin = xin + lsb * self.rng.uniform(-0.5, 0.5, xin.shape)
         codes, sat = quantize(xin, lsb, spec.bits)
         self.n_saturated += sat
+        if sat:
+            ratio = np.abs(xin) / (lsb * max_code(spec.bits))
+            self.overload = max(self.overload, float(np.max(ratio)))
         return Reading(dequantize(codes, lsb), codes, lsb, sat)
 
 

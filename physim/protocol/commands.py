@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _cmd_protocols(args: argparse.Namespace) -> int:
@@ -62,16 +63,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
         )
         if res.fidelity is not None:
+            from physim.protocol.estimate import describe
+
             f = res.fidelity
-            print(
-                f"gradient vs ideal twin: cosine {f.cosine:.6f}, norm ratio "
-                f"{f.norm_ratio:.6f}, rel. error {f.rel_error:.3e}"
-            )
+            print(f"gradient vs ideal twin: {describe(f.as_dict() | (f.overall or {}))}")
             for g, d in f.groups.items():
-                print(
-                    f"  {g:<20} cosine {d['cosine']:.6f}  norm ratio {d['norm_ratio']:.6f}  "
-                    f"rel. error {d['rel_error']:.3e}"
-                )
+                print(f"  {g:<20} {describe(d)}")
         if res.losses is not None:
             print(
                 f"trained {len(res.losses)} epochs: loss {res.losses[0]:.4g} -> "
@@ -81,7 +78,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if sat:
             print(f"saturated converter samples: {sat}")
     if args.log:
-        print(f"wrote {args.log}")
+        # --json keeps stdout pure JSON (for jq); everything else goes to stderr
+        print(f"wrote {args.log}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -16,9 +16,11 @@ import numpy as np
 
 from physim.gradients import error_bound, error_signal
 from physim.instrument.hardware import Instrument
+from physim.protocol.checks import check_error_resolution, check_saturation, saturation
 from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import DriveStep, ProtocolSpec
 from physim.protocol.task import Task, build_task
+from physim.rangecheck import check_drive_range
 from physim.rhel import nudge_factor
 
 OnStep = Callable[[int, object, list[Record]], None]
@@ -58,6 +60,7 @@ def run_protocol(
     task: Task | None = None,
     theta: np.ndarray | None = None,
     on_step: OnStep | None = None,
+    check: bool = True,
 ) -> ProtocolResult:
     """Run ``protocol`` on ``instrument`` and return its records.
 
@@ -74,6 +77,10 @@ def run_protocol(
         ones (or ``device.theta0``) when ``None``.
     on_step
         Called as ``on_step(index, step, records)`` after each completed step (logging).
+    check
+        Warn (:class:`~physim.warnings.PhysimWarning`) when a junction is driven far past 2π,
+        the loss error is below one readout LSB or an ADC saturates (see
+        :mod:`physim.protocol.checks`); training checks its first execution only.
     """
     dev = instrument.device
     task = task or build_task(dev, protocol.task, protocol.loss)
@@ -93,6 +100,8 @@ def run_protocol(
     n_runs = n_steps = n_prepared = 0
     energy = 0.0
     run = 0
+    sat_before = saturation(instrument)
+    range_checked = not check
     for i, st in enumerate(protocol.steps):
         new: list[Record] = []
         if st.op == "prepare":
@@ -160,6 +169,9 @@ def run_protocol(
                 readout=dev.readout,
             )
             energy += out.drive_energy
+            if not range_checked and st.input == "task" and not reverse:
+                check_drive_range(dev, instrument.Q, u)
+                range_checked = True
             n_steps += u.shape[0] * instrument.n_branches
             # a physical run is one trajectory driven end to end: lockstep branches each count
             n_runs += instrument.n_branches
@@ -189,6 +201,9 @@ def run_protocol(
                 if st.input == "task" and not reverse and st.every == 1:
                     y = rd.value[:, 0]
                     dLdy = task.loss.error(y, task.target)
+                    if check and loss_value is None:
+                        tgt = task.target
+                        check_error_resolution((y if tgt.shape == y.shape else y[-1]) - tgt, rd.lsb)
                     if loss_value is None:
                         loss_value = task.loss.value(y, task.target)
                     if beta is None:
@@ -240,6 +255,8 @@ def run_protocol(
         records.extend(new)
         if on_step is not None:
             on_step(i, st, new)
+    if check:
+        check_saturation(instrument, sat_before)
     sat = {
         "adc_readout": instrument.adc_readout.n_saturated,
         "adc_accumulator": instrument.adc_accumulator.n_saturated,

@@ -100,7 +100,9 @@ def run_session(
             res = run_protocol(inst, protocol, task=task, theta=device.theta0, on_step=on_step)
             results.append(res)
             if protocol.estimator.kind == "sum":
-                est = estimate_gradient(res, device, protocol.estimator).grad
+                est = estimate_gradient(
+                    res, device, protocol.estimator, eps=protocol.eps, check=True
+                ).grad
                 if compare:
                     ideal = ideal_gradient(device, res.theta, task)
                     fid = fidelity(est, ideal, device)
@@ -176,7 +178,7 @@ def replay(path: str | Path) -> ReplayReport:
     mismatches: list[str] = []
     n_rec = 0
     for run, theta, recs in stored:
-        res = run_protocol(inst, protocol, task=task, theta=theta)
+        res = run_protocol(inst, protocol, task=task, theta=theta, check=False)
         for r in res.records:
             if r.name not in recs:
                 continue  # the logged run stopped before this step

@@ -65,8 +65,12 @@ def train_in_situ(
     for epoch in range(n_epochs):
         if on_begin is not None:
             on_begin(epoch, theta)
-        res = run_protocol(instrument, protocol, task=task, theta=theta, on_step=on_step)
-        est = estimate_gradient(res, dev, protocol.estimator)
+        # plausibility warnings once, on the first execution (they would repeat every epoch)
+        first = epoch == 0
+        res = run_protocol(
+            instrument, protocol, task=task, theta=theta, on_step=on_step, check=first
+        )
+        est = estimate_gradient(res, dev, protocol.estimator, eps=protocol.eps, check=first)
         thetas.append(res.theta.copy())
         losses.append(res.loss if res.loss is not None else np.nan)
         n_runs += res.cost.n_runs
