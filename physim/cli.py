@@ -10,7 +10,16 @@ from pathlib import Path
 from physim import __version__
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
+from physim.schema import register as register_schema
 from physim.threads import single_threaded_blas
+
+#: what `physim --help` shows (plain text: argparse prints it as is)
+DESCRIPTION = (
+    "Simulate self-learning Hamiltonian hardware trained in situ by RHEL. DEVICE and PROTOCOL "
+    "are catalogue names (physim devices, physim protocols) or paths to TOML files; "
+    "`physim schema KIND` prints the JSON Schema of each spec, with units. Commands with "
+    "--json print only JSON on stdout; messages, warnings and progress go to stderr."
+)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -56,7 +65,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="physim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="physim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"physim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -93,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_protocol(sub)
     register_hssm(sub)
+    register_schema(sub)
     return parser
 
 

@@ -74,7 +74,7 @@ class _HRUBase(SpecModel):
     n_modes: int = Field(ge=1, description="number of oscillators P (ssm_dim)")
     n_inputs: int = Field(ge=1, description="input channels H (hidden width of the model)")
     seed: int = Field(0, description="seed of the parameter initialisation")
-    input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs)")
+    input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs) (1)")
 
     def _input_matrix(self, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(
@@ -86,7 +86,7 @@ class LinHRUSpec(_HRUBase):
     """A LinHRU layer (see module docstring); δ = 1 and each mode has its own step Δt_i."""
 
     kind: Literal["linhru"]
-    dt: float = Field(1.0, gt=0, description="global integrator step δ (per-mode steps are Δt)")
+    dt: float = Field(1.0, gt=0, description="global integrator step δ (1); per-mode steps are Δt")
     a_range: tuple[float, float] = Field((0.0, 1.0), description="θ_A ~ U[a_range]")
     dt_raw_range: tuple[float, float] = Field((-2.0, 2.0), description="θ_Δt ~ U[dt_raw_range]")
     learnable: list[Literal["A", "dt", "input_weight"]] = Field(
@@ -123,11 +123,11 @@ class NonlinHRUSpec(_HRUBase):
     """A NonlinHRU layer (see module docstring)."""
 
     kind: Literal["nonlinhru"]
-    dt: float = Field(0.1, gt=0, description="integrator step δ (the paper's code uses 1e-4)")
-    alpha: float = Field(1.0, description="initial α of the harmonic term")
+    dt: float = Field(0.1, gt=0, description="integrator step δ (1); the paper's code uses 1e-4")
+    alpha: float = Field(1.0, description="initial α of the harmonic term (1)")
     w_range: tuple[float, float] = Field((0.5, 1.0), description="W ~ U[w_range]")
-    c_raw_std: float = Field(1.0, ge=0, description="θ_c ~ N(0, c_raw_std²)")
-    b_std: float = Field(0.1, ge=0, description="b ~ N(0, b_std²)")
+    c_raw_std: float = Field(1.0, ge=0, description="θ_c ~ N(0, c_raw_std²) (1)")
+    b_std: float = Field(0.1, ge=0, description="b ~ N(0, b_std²) (1)")
     learnable: list[Literal["alpha", "c", "W", "b", "input_weight"]] = Field(
         default_factory=lambda: ["alpha", "c", "W", "b", "input_weight"],
         description="trained groups",

@@ -140,7 +140,7 @@ class ProtocolSpec(SpecModel):
     name: str = Field(min_length=1, description="catalogue name")
     description: str = ""
     loss: Literal["mse", "final"] = Field("mse", description="loss on the measured readout")
-    eps: float = Field(1e-6, gt=0, description="nudge strength ε (relative unless relative_eps)")
+    eps: float = Field(1e-6, gt=0, description="nudge strength ε, relative (1) unless relative_eps")
     relative_eps: bool = Field(True, description="ε relative to the final momenta")
     task: TaskSpec = Field(default_factory=TaskSpec, description="inputs and targets")
     steps: list[Step] = Field(min_length=1, description="the sequence")
