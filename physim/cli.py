@@ -13,6 +13,10 @@ from physim.protocol.commands import register as register_protocol
 from physim.schema import register as register_schema
 from physim.threads import single_threaded_blas
 
+#: commands that run numba kernels (and so may compile them first)
+KERNEL_COMMANDS = frozenset(
+    {"gradcheck", "demo", "run", "replay", "train", "compare-gradients", "study"}
+)
 #: what `physim --help` shows (plain text: argparse prints it as is)
 DESCRIPTION = (
     "Simulate self-learning Hamiltonian hardware trained in situ by RHEL. DEVICE and PROTOCOL "
@@ -37,7 +41,13 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
 
     device = load_device(args.device)
     rep = gradcheck(
-        device, n_steps=args.steps, batch=args.batch, eps=args.eps, seed=args.seed, n_fd=args.n_fd
+        device,
+        n_steps=args.steps,
+        batch=args.batch,
+        eps=args.eps,
+        seed=args.seed,
+        n_fd=args.n_fd,
+        progress=True,
     )
     print(json.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
     return 0 if rep.passed else 1
@@ -114,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = cli_format  # PhysimWarning: one line on stderr, no source line
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in KERNEL_COMMANDS:
+        from physim.feedback import compile_notice
+
+        compile_notice()  # one stderr line, only when numba's cache is cold
     try:
         with single_threaded_blas():
             return int(args.func(args))

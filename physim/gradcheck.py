@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from physim import feedback
 from physim.bptt import bptt_gradient, loss_value
 from physim.device import Device
 from physim.losses import MSELoss
@@ -158,11 +159,14 @@ def gradcheck(
     n_fd: int = 3,
     tol_rhel_vs_bptt: float = TOL_RHEL_VS_BPTT,
     tol_vs_fd: float = TOL_VS_FD,
+    progress: bool = False,
 ) -> GradcheckReport:
     """Compare RHEL, BPTT and central finite differences per parameter group of ``device``.
 
     Finite differences are taken on ``n_fd`` sampled entries per group (every entry when the
     group is smaller), avoiding entries whose relu transform sits within a step of its kink.
+    ``progress`` shows a bar on stderr over the finite differences when they take long (the
+    RHEL and BPTT runs before it have compiled the kernels, so its ETA leaves compiling out).
     """
     if n_steps < 1 or batch < 1:
         raise ValueError(f"n_steps and batch must be >= 1, got {n_steps} and {batch}")
@@ -174,6 +178,8 @@ def gradcheck(
     b = bptt_gradient(device, theta, u, target, **kw)
     rng = np.random.default_rng(seed + 1)
     groups = []
+    n_fd_total = sum(min(n_fd, g.size) for g in device.groups)
+    bar = feedback.progress(n_fd_total, "finite differences", enable=progress, unit="param")
     for g, sl in zip(device.groups, device.slices().values(), strict=True):
         gr, gb = r.grad[sl], b.grad[sl]
         th = theta[sl]
@@ -184,14 +190,12 @@ def gradcheck(
         pick = (
             candidates if candidates.size <= n_fd else rng.choice(candidates, n_fd, replace=False)
         )
-        fd = np.array(
-            [
-                finite_difference(
-                    device, theta, u, target, sl.start + int(i), FD_REL * scale, n_steps, batch
-                )
-                for i in pick
-            ]
-        )
+        fd = np.empty(pick.size)
+        for j, i in enumerate(pick):
+            fd[j] = finite_difference(
+                device, theta, u, target, sl.start + int(i), FD_REL * scale, n_steps, batch
+            )
+            bar.update(1)
         norm = float(np.max(np.abs(gb))) or 1.0
         fd_r = float(np.max(np.abs(gr[pick] - fd))) / norm if pick.size else None
         fd_b = float(np.max(np.abs(gb[pick] - fd))) / norm if pick.size else None
@@ -200,6 +204,7 @@ def gradcheck(
                 g.name, g.size, _rel_err(gr, gb), _cosine(gr, gb), fd_r, fd_b, int(pick.size)
             )
         )
+    bar.close()
     if r.grad_u is not None:
         groups.append(
             GroupCheck(

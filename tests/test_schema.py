@@ -77,3 +77,8 @@ def test_unknown_kind_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["schema", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_unknown_kind_in_python_names_the_kinds():
+    with pytest.raises(KeyError, match=r"unknown spec kind 'nope': pick one of device, "):
+        json_schema("nope")

@@ -7,10 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from physim.hssm.config import PRESETS, ConfigError, HSSMSpec, TrainSpec, load_train_spec
+from physim.hssm.config import (
+    DATASETS,
+    PRESETS,
+    ConfigError,
+    HSSMSpec,
+    TrainSpec,
+    load_train_spec,
+)
 
 MODELS = ("linhru", "nonlinhru")
-TRAIN_DATA = ("scp1", "scp2", "ethanol", "ppg", "adding")
+TRAIN_DATA = DATASETS  # every dataset physim.data loads (the README's table)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="preset name or JSON/TOML file holding a TrainSpec")
     p.add_argument("--seed", type=int, help="seed of initialisation, split, batches and dropout")
     p.add_argument("--steps", type=int, help="override the number of training steps")
+    p.add_argument("--lr", type=float, help="override the Adam learning rate")
+    p.add_argument("--batch", type=int, help="override the training batch size")
+    p.add_argument("--length", type=int, help="override the sequence length, steps")
     p.add_argument(
         "--init-from",
         help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
@@ -71,6 +81,9 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
         upd["seed"] = args.seed
     if args.steps is not None:
         upd["n_steps"] = args.steps
+    for arg, field in (("lr", "lr"), ("batch", "batch_size"), ("length", "length")):
+        if getattr(args, arg, None) is not None:
+            upd[field] = getattr(args, arg)
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
     if args.model:

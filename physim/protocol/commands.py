@@ -40,7 +40,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         protocol = protocol.model_copy(update={"eps": args.eps})
     nonideal = load_nonideal(args.nonideal)
     res = run_session(
-        device, protocol, nonideal, seed=args.seed, log=args.log, epochs=args.epochs, lr=args.lr
+        device,
+        protocol,
+        nonideal,
+        seed=args.seed,
+        log=args.log,
+        epochs=args.epochs,
+        lr=args.lr,
+        progress=True,
     )
     last = res.results[-1]
     out = {

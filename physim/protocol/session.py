@@ -69,8 +69,13 @@ def run_session(
     epochs: int = 0,
     lr: float = 1e-2,
     compare: bool = True,
+    progress: bool = False,
 ) -> SessionResult:
-    """One protocol execution (``epochs`` = 0) or in-situ training, optionally logged."""
+    """One protocol execution (``epochs`` = 0) or in-situ training, optionally logged.
+
+    ``progress`` shows a bar over the epochs on stderr (from the second epoch on, so that its
+    ETA leaves out the first epoch's kernel compilation).
+    """
     nonideal = nonideal or NonidealSpec()
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)
@@ -117,6 +122,14 @@ def run_session(
                 begin(theta)
 
             def on_epoch(epoch, res, estimate):
+                if epoch == 0 and progress:
+                    from physim.feedback import progress as bar
+
+                    state["bar"] = bar(epochs, "in-situ training", unit="epoch", initial=1)
+                elif "bar" in state:
+                    state["bar"].update(1)
+                if "bar" in state and res.loss is not None:
+                    state["bar"].set_postfix(loss=f"{res.loss:.4g}", refresh=False)
                 results.append(res)
                 if writer is not None:
                     writer.write_gradient(_run_name(epoch), estimate.grad, None)
@@ -133,6 +146,8 @@ def run_session(
                 on_step=on_step,
             )
             losses = hist.losses
+            if "bar" in state:
+                state["bar"].close()
     except BaseException:
         if writer is not None:
             writer.close(complete=False)
