@@ -252,13 +252,8 @@ def _train(
     n_train = ds.X_train.shape[0]
     start = state["step"]
     end = spec.n_steps if stop_after is None else min(spec.n_steps, start + stop_after)
+    # the bar starts after the first step, which pays numba's compiling: its ETA leaves it out
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=spec.n_steps, initial=start, desc=f"{spec.algo} {spec.data}", dynamic_ncols=True
-        )
     last_val = float("nan")
     try:
         step = start
@@ -301,8 +296,13 @@ def _train(
                     adam,
                     {"config": config_json, "adam_step": adam.step, "state": state},
                 )
-            if bar is not None:
+            if progress and bar is None:
+                from physim.feedback import progress as progress_bar
+
+                bar = progress_bar(spec.n_steps, f"{spec.algo} {spec.data}", initial=step)
+            elif bar is not None:
                 bar.update(1)
+            if bar is not None:
                 bar.set_postfix(
                     loss=f"{value:.4f}",
                     **{metric[:3]: f"{mets[metric]:.3f}"},
