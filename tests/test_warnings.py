@@ -171,3 +171,18 @@ def _write_pcb(tmp_path):
         'name = "pcb"\n[[sources]]\nkind = "adc"\ntarget = "accumulator"\nbits = 16\nseed = 2\n'
     )
     return p
+
+
+def test_duffing_spring_stiffened_past_the_step_warns():
+    from physim.rangecheck import check_drive_range
+
+    dev = physim.load_device("duffing-chain-5")
+    u = np.full((400, 1, dev.n_inputs), 2e3)  # a 2 kN push: displacements of ~60 m
+    traj = physim.simulate(dev, None, u, record=True)
+    with pytest.warns(PhysimWarning, match=r"Duffing term on masses \[\d\] .* ω·dt = 1\.\d+"):
+        check_drive_range(dev, traj.q, u)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PhysimWarning)
+        u = np.random.default_rng(0).normal(size=(400, 2, dev.n_inputs))
+        check_drive_range(dev, physim.simulate(dev, None, u, record=True).q, u)
+        gradcheck(dev, n_steps=50, n_fd=1)
