@@ -186,3 +186,13 @@ def test_duffing_spring_stiffened_past_the_step_warns():
         u = np.random.default_rng(0).normal(size=(400, 2, dev.n_inputs))
         check_drive_range(dev, physim.simulate(dev, None, u, record=True).q, u)
         gradcheck(dev, n_steps=50, n_fd=1)
+
+
+def test_training_warns_once_not_every_epoch(ladder):
+    from physim.protocol.session import run_session
+
+    proto = load_protocol("rhel-centred-rerun")
+    with pytest.warns(PhysimWarning) as rec:
+        run_session(ladder, proto, _adc("accumulator", bits=16), epochs=3)
+    assert len(rec) == 1, [str(w.message) for w in rec]
+    assert str(rec[0].message).startswith("the accumulator ADC reads the gradient at a median")
