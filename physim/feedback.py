@@ -35,10 +35,12 @@ def _core_dispatchers() -> list:
 def _is_cached(dispatcher) -> bool:
     """True when numba's on-disk index holds a fresh entry for ``dispatcher``."""
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-    if cache_file is None:  # caching disabled: nothing to announce
+    # caching disabled, or a numba whose cache internals differ: stay silent rather than wrong
+    load = getattr(cache_file, "_load_index", None)
+    if load is None:
         return True
     try:
-        return bool(cache_file._load_index())
+        return bool(load())
     except Exception:  # an unreadable index is recompiled by numba too
         return False
 
