@@ -246,8 +246,14 @@ def format_report(rep: GradcheckReport) -> str:
     for g in rep.groups:
         fd_r = f"{g.rhel_vs_fd_max_rel_err:.2e}" if g.rhel_vs_fd_max_rel_err is not None else "-"
         fd_b = f"{g.bptt_vs_fd_max_rel_err:.2e}" if g.bptt_vs_fd_max_rel_err is not None else "-"
+        # the cosine of one number is its sign: say so rather than print a trivial ±1
+        cos = (
+            f"{g.rhel_vs_bptt_cosine:>20.15f}"
+            if g.size != 1
+            else f"{'same sign' if g.rhel_vs_bptt_cosine > 0 else 'OPPOSITE sign':>20}"
+        )
         lines.append(
-            f"{g.name:<18}{g.size:>7}  {g.rhel_vs_bptt_max_rel_err:>14.2e}{g.rhel_vs_bptt_cosine:>20.15f}{fd_r:>13}{fd_b:>13}"
+            f"{g.name:<18}{g.size:>7}  {g.rhel_vs_bptt_max_rel_err:>14.2e}{cos}{fd_r:>13}{fd_b:>13}"
         )
     verdict = "PASS" if rep.passed else "FAIL"
     lines.append(

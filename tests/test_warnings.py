@@ -196,3 +196,14 @@ def test_training_warns_once_not_every_epoch(ladder):
         run_session(ladder, proto, _adc("accumulator", bits=16), epochs=3)
     assert len(rec) == 1, [str(w.message) for w in rec]
     assert str(rec[0].message).startswith("the accumulator ADC reads the gradient at a median")
+
+
+def test_gradcheck_table_gives_the_sign_of_one_parameter_groups():
+    from physim.gradcheck import GradcheckReport, GroupCheck, format_report
+
+    groups = [
+        GroupCheck("k", 3, 1e-9, 0.999, None, None, 0),
+        GroupCheck("gain", 1, 2.0, -1.0, None, None, 0),
+    ]
+    text = format_report(GradcheckReport("d", 10, 1, 1e-6, 0, 1.0, groups))
+    assert "OPPOSITE sign" in text.splitlines()[4] and "0.999000" in text.splitlines()[3]
