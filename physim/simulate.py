@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from physim.device import Device, Physical
+from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
 
 #: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
@@ -140,7 +141,10 @@ def iter_forward(
     for k0, k1 in chunk_bounds(n_steps, nb * device.n_dof):
         Qrec = np.empty((k1 - k0, nb, device.n_dof))
         Prec = np.empty((k1 - k0, nb, device.n_dof)) if record_p else _EMPTY3
+        start = (Q.copy(), P.copy())
         _run(device, phys, BT, R, u, k0, k1, Q, P, _EMPTY3, Qrec, Prec)
+        if not all_finite(Q, P):
+            raise forward_fault(device, phys, BT, R, u, k0, k1, *start)
         yield k0, k1, Qrec, (Prec if record_p else None)
 
 
@@ -149,6 +153,46 @@ def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
         forward_inputs(
             device.family, phys.prm, device.dt, device.n_work, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec
         )
+
+
+def forward_fault(
+    device: Device,
+    phys: Physical,
+    BT: np.ndarray,
+    R: np.ndarray,
+    u: np.ndarray,
+    k0: int,
+    k1: int,
+    Q0: np.ndarray,
+    P0: np.ndarray,
+) -> NumericalFault:
+    """The error for a forward chunk k0 … k1−1 that ended non-finite from the start (Q0, P0)."""
+    from physim.stability import fault_cause
+
+    Q, P = Q0.copy(), P0.copy()
+
+    def advance(a: int, b: int) -> None:
+        _run(device, phys, BT, R, u, a, b, Q, P, _EMPTY3, _EMPTY3, _EMPTY3)
+
+    def restore(snap) -> None:
+        Q[:], P[:] = snap
+
+    k, what = locate(
+        advance,
+        lambda: first_bad((("p", P), ("q", Q))),
+        lambda: (Q.copy(), P.copy()),
+        restore,
+        k0,
+        k1,
+    )
+    return NumericalFault(
+        "forward",
+        k + 1,
+        what,
+        fault_cause(device, phys, "forward", u),
+        n_steps=u.shape[0],
+        where=f"device {device.name!r}",
+    )
 
 
 @contextmanager
@@ -212,6 +256,7 @@ def simulate(
     BT = np.ascontiguousarray(phys.B.T)
     R = readout_matrix(device)
     for k0, k1 in chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS):
+        start = (Q.copy(), P.copy())
         _run(
             device,
             phys,
@@ -226,6 +271,8 @@ def simulate(
             _EMPTY3 if qs is None else qs[k0 + 1 : k1 + 1],
             _EMPTY3 if ps is None else ps[k0 + 1 : k1 + 1],
         )
+        if not all_finite(Q, P):
+            raise forward_fault(device, phys, BT, R, u, k0, k1, *start)
     return Trajectory(q_final=Q, p_final=P, y=y, q=qs, p=ps, dt=device.dt)
 
 

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from physim.device import Device, ParamGroup
 from physim.families import linhru_kernels, nonlinhru_kernels
 from physim.spec_base import SpecModel
+from physim.stability import check_stability
 
 
 def _no_aux(n: int):
@@ -64,7 +65,7 @@ def _hru_device(
         w_labels=(),
         quadratic=quadratic,
     )
-    dev.physical(dev.theta0)
+    check_stability(dev, dev.physical(dev.theta0))
     return dev
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from physim.device import Device, ParamGroup
 from physim.families.network_kernels import _HDR, FAMILY_ID
+from physim.stability import check_stability
 
 
 @dataclass
@@ -143,5 +144,6 @@ def compile_network(
         w_labels=labels,
         quadratic=not (parts.quarts or parts.coss),
     )
-    dev.physical(dev.theta0)  # fail at build time, not at the first run
+    # fail at build time, not at the first run: element values, then the step
+    check_stability(dev, dev.physical(dev.theta0))
     return dev
