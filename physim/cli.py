@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from physim import __version__
+from physim import __version__, jsonio
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.threads import single_threaded_blas
@@ -30,7 +29,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     rep = gradcheck(
         device, n_steps=args.steps, batch=args.batch, eps=args.eps, seed=args.seed, n_fd=args.n_fd
     )
-    print(json.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
+    print(jsonio.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
     return 0 if rep.passed else 1
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from physim import jsonio
 from physim.hssm.config import PRESETS, ConfigError, HSSMSpec, TrainSpec, load_train_spec
 
 MODELS = ("linhru", "nonlinhru")
@@ -107,7 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     m = res.metrics
     shown = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}
     print(
-        json.dumps(
+        jsonio.dumps(
             {
                 "out": str(out),
                 "steps": m["steps"],
@@ -144,7 +144,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_summary(res, out / "alignment.json")
     if args.json:
         s = res.summary()
-        print(json.dumps({k: s[k] for k in ("min_cosine", "max_abs_ratio_minus_1", "config")}))
+        print(jsonio.dumps({k: s[k] for k in ("min_cosine", "max_abs_ratio_minus_1", "config")}))
     else:
         print(res.table())
     return 0

@@ -8,12 +8,12 @@ cosine similarity and the norm ratio ‖g_RHEL‖ / ‖g_BPTT‖.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from physim import jsonio
 from physim.gradcheck import align
 from physim.hssm.config import HSSMSpec
 from physim.hssm.model import HSSM
@@ -156,5 +156,5 @@ def plot_alignment(result: CompareResult, path: str | Path) -> Path:
 
 def write_summary(result: CompareResult, path: str | Path) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(result.summary(), indent=2))
+    path.write_text(jsonio.dumps(result.summary(), indent=2))
     return path

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from physim import jsonio
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.trainlog import TrainLog
@@ -330,7 +331,7 @@ def _train(
         for split, X in (("val", ds.X_val), ("test", ds.X_test)):
             ev = evaluate(model, final, X, ys[split], spec.eval_batch_size)
             metrics.update({f"{split}_{k}": v for k, v in ev.items()})
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2))
         if plots:
             from physim.hssm.plots import plot_training
 

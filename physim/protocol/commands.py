@@ -8,7 +8,8 @@ returns the exit code.
 from __future__ import annotations
 
 import argparse
-import json
+
+from physim import jsonio
 
 
 def _cmd_protocols(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if res.losses is not None:
         out["loss_first"], out["loss_last"] = float(res.losses[0]), float(res.losses[-1])
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(jsonio.dumps(out, indent=2))
     else:
         print(
             f"{device.name} · {protocol.name} · {nonideal.name}: loss {last.loss:.4g}, "
