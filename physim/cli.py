@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from physim import __version__, jsonio
+from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.threads import single_threaded_blas
@@ -105,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         # output piped into e.g. `head`, which closed early: not an error of the command
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"physim {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as err:
+        # one line for user error, a numerical fault or Ctrl-C; physim's own bugs re-raise
+        return report_error(args.command, err)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,24 @@ from physim.simulate import (
     readout_matrix,
     simulate,
 )
+from physim.spec_base import EPS_MIN
 
 
 def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps}")
-    if not relative:
-        return float(eps)
     p_rms = float(np.sqrt(np.mean(p_final**2))) if p_final.size else 0.0
-    return float(eps) * (p_rms if p_rms > 0 else 1.0) / e_max
+    p_ref = p_rms if p_rms > 0 else 1.0
+    beta = float(eps) if not relative else float(eps) * p_ref / e_max
+    # the largest kick β·max|e| must move a momentum of the final state's size by >= one ulp
+    if not beta * e_max >= EPS_MIN * p_ref:
+        raise ValueError(
+            f"eps = {eps:g} gives a largest kick β·max|e| = {beta * e_max:.3g}, below one "
+            f"rounding step of the final momenta (rms {p_ref:.3g}): the nudge is lost; use eps >= "
+            f"{EPS_MIN * p_ref / e_max if not relative else EPS_MIN:.3g}"
+        )
+    return beta
 
 
 def rhel_gradient(

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from physim.device import Device, ParamGroup
 from physim.families import linhru_kernels, nonlinhru_kernels
-from physim.spec_base import SpecModel
+from physim.spec_base import Seed, SpecModel
 from physim.stability import check_stability
 
 
@@ -74,7 +74,7 @@ class _HRUBase(SpecModel):
     description: str = ""
     n_modes: int = Field(ge=1, description="number of oscillators P (ssm_dim)")
     n_inputs: int = Field(ge=1, description="input channels H (hidden width of the model)")
-    seed: int = Field(0, description="seed of the parameter initialisation")
+    seed: Seed = Field(0, description="seed of the parameter initialisation")
     input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs)")
 
     def _input_matrix(self, rng: np.random.Generator) -> np.ndarray:
@@ -93,6 +93,14 @@ class LinHRUSpec(_HRUBase):
     learnable: list[Literal["A", "dt", "input_weight"]] = Field(
         default_factory=lambda: ["A", "dt", "input_weight"], description="trained groups"
     )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> LinHRUSpec:
+        for name in ("a_range", "dt_raw_range"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"{name} = (low, high) needs low <= high, got {(lo, hi)}")
+        return self
 
     def build(self) -> Device:
         P, H = self.n_modes, self.n_inputs

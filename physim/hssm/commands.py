@@ -8,6 +8,7 @@ from pathlib import Path
 
 from physim import jsonio
 from physim.hssm.config import PRESETS, ConfigError, HSSMSpec, TrainSpec, load_train_spec
+from physim.spec_base import with_updates
 
 MODELS = ("linhru", "nonlinhru")
 TRAIN_DATA = ("scp1", "scp2", "ethanol", "ppg", "adding")
@@ -74,7 +75,7 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
     if args.model:
-        upd["model"] = spec.model.model_copy(update={"model": args.model})
+        upd["model"] = with_updates(spec.model, model=args.model)
     # re-validate so overrides get the same checks as a file
     data = spec.model_dump()
     data.update({k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in upd.items()})

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from physim.spec_base import SpecModel
+from physim.spec_base import EPS_MIN, Seed, SpecModel
 
 DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
 DatasetName = Literal["scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny"]
@@ -102,8 +102,11 @@ class HSSMSpec(SpecModel):
     @field_validator("eps")
     @classmethod
     def _eps(cls, v: float | None) -> float | None:
-        if v is not None and not v > 0:
-            raise ValueError(f"RHEL nudge eps must be > 0, got {v}; try 1e-6")
+        if v is not None and not v >= EPS_MIN:
+            raise ValueError(
+                f"RHEL nudge eps must be >= {EPS_MIN:.3g} (smaller relative nudges are lost to "
+                f"rounding), got {v}; try 1e-6"
+            )
         return v
 
 
@@ -113,7 +116,7 @@ class TrainSpec(SpecModel):
     data: DatasetName = Field("tiny", description="dataset name (physim.data)")
     algo: Literal["rhel", "bptt"] = Field("rhel", description="gradient algorithm of the cores")
     model: HSSMSpec = Field(default_factory=HSSMSpec)
-    seed: int = Field(0, description="seed of initialisation, split, batches and dropout")
+    seed: Seed = Field(0, description="seed of initialisation, split, batches and dropout")
     length: int | None = Field(None, ge=1, description="sequence length (None: the dataset's)")
     n_samples: int | None = Field(None, ge=1, description="synthetic tasks: number of samples")
     data_options: dict[str, Any] = Field(
@@ -122,10 +125,14 @@ class TrainSpec(SpecModel):
         "(see physim.data.load_dataset)",
     )
     time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
-    lr: float = Field(1e-4, description="Adam learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam moment decays")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.9, 0.999), description="Adam moment decays, each in [0, 1)"
+    )
     adam_eps: float = Field(1e-8, gt=0, description="Adam denominator floor")
-    clip_norm: float | None = Field(1.0, description="clip the global gradient norm (None: off)")
+    clip_norm: float | None = Field(
+        1.0, gt=0, description="clip the global gradient norm (None: off)"
+    )
     batch_size: int = Field(32, ge=1, description="training batch size")
     eval_batch_size: int = Field(64, ge=1, description="evaluation batch size")
     n_steps: int = Field(1000, ge=1, description="maximum number of optimiser steps")

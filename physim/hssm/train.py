@@ -24,6 +24,7 @@ from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.trainlog import TrainLog
 from physim.optim import AdamState, adam_update, clip_by_global_norm
+from physim.spec_base import with_updates
 from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"
@@ -90,7 +91,7 @@ def output_step_for(spec: TrainSpec, ds) -> TrainSpec:
             f"dataset {spec.data!r} targets steps {steps[:4]}… which are not every s-th step; "
             "the HSSM regression head reads x[s-1::s]"
         )
-    return spec.model_copy(update={"model": spec.model.model_copy(update={"output_step": s})})
+    return with_updates(spec, model=with_updates(spec.model, output_step=s))
 
 
 def check_memory(spec: TrainSpec, n_steps: int) -> int:

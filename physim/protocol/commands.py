@@ -26,6 +26,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from physim.instrument.specs import load_nonideal
     from physim.protocol.session import run_session
     from physim.protocol.specs import load_protocol
+    from physim.spec_base import with_updates
     from physim.specs import load_device
 
     device = load_device(args.device)
@@ -35,9 +36,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(device.spec, "task", None) is not None and task.kind == "teacher" and not upd:
         upd["kind"] = "device"
     if upd:
-        protocol = protocol.model_copy(update={"task": task.model_copy(update=upd)})
+        protocol = with_updates(protocol, task=with_updates(task, **upd))
     if args.eps is not None:
-        protocol = protocol.model_copy(update={"eps": args.eps})
+        protocol = with_updates(protocol, eps=args.eps)
     nonideal = load_nonideal(args.nonideal)
     res = run_session(
         device, protocol, nonideal, seed=args.seed, log=args.log, epochs=args.epochs, lr=args.lr
