@@ -43,15 +43,31 @@ class NumericalFault(FloatingPointError):
         *,
         n_steps: int | None = None,
         where: str = "",
+        unit: str = "step",
     ):
         self.run = run
         self.step = step
         self.quantity = quantity
         self.cause = cause
         self.n_steps = n_steps
-        at = "" if step is None else f" at step {step}" + (f" of {n_steps}" if n_steps else "")
+        self.where = where
+        self.unit = unit
+        at = "" if step is None else f" at {unit} {step}" + (f" of {n_steps}" if n_steps else "")
         head = f"{where}: " if where else ""
         super().__init__(f"{head}non-finite {quantity} in the {run} run{at}; likely cause: {cause}")
+
+    def during(self, context: str) -> NumericalFault:
+        """The same fault with ``context`` (e.g. the training epoch) prefixed to where."""
+        where = f"{context}, {self.where}" if self.where else context
+        return NumericalFault(
+            self.run,
+            self.step,
+            self.quantity,
+            self.cause,
+            n_steps=self.n_steps,
+            where=where,
+            unit=self.unit,
+        )
 
 
 def all_finite(*arrays: np.ndarray) -> bool:
@@ -100,3 +116,24 @@ def locate(
             lo, hi = (lo, mid) if reverse else (mid, hi)
     advance(lo, hi)
     return lo, bad() or "state"
+
+
+def check_training(
+    step: int, loss: float | None, arrays: dict[str, np.ndarray], lr: float, what: str = "step"
+) -> None:
+    """Stop training at the first non-finite loss, gradient or update (before it is logged)."""
+    if loss is not None and not np.isfinite(loss):
+        bad = "loss"
+    else:
+        bad = next((name for name, a in arrays.items() if not all_finite(np.asarray(a))), None)
+        if bad is None:
+            return
+        bad = bad if bad.startswith("updated") else f"gradient of {bad}"
+    raise NumericalFault(
+        "training",
+        step,
+        bad,
+        f"the parameters were driven out of range (lr = {lr:g}); lower the learning rate or "
+        "clip the gradient",
+        unit=what,
+    )

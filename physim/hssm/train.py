@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from physim import jsonio
+from physim.errors import check_training
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.trainlog import TrainLog
@@ -275,6 +276,7 @@ def _train(
                 rng=np.random.default_rng([spec.seed, 2, step]),
                 update_stats=True,
             )
+            check_training(step + 1, value, grads, spec.lr)
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
             adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
             step += 1

@@ -59,8 +59,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(jsonio.dumps(out, indent=2))
     else:
+        loss = "no loss (forward-only)" if last.loss is None else f"loss {last.loss:.4g}"
         print(
-            f"{device.name} · {protocol.name} · {nonideal.name}: loss {last.loss:.4g}, "
+            f"{device.name} · {protocol.name} · {nonideal.name}: {loss}, "
             f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
         )
         if res.fidelity is not None:

@@ -10,6 +10,7 @@ nudge β, the integrator gains — happens here, as it would on the lab computer
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -31,11 +32,18 @@ def _drive_signal(inst: Instrument, st: DriveStep, task: Task, u_task: np.ndarra
     n = st.n_steps or task.n_steps
     u = np.zeros((n, task.batch, dev.n_inputs))
     if st.input in ("impulse", "step"):
+        if dev.n_inputs == 0:
+            warnings.warn(
+                f"device {dev.name!r} has no input channels: the {st.input} drive runs undriven "
+                "and records the free response from the prepared state",
+                stacklevel=3,
+            )
+            return u
         if st.channel >= dev.n_inputs:
             raise ValueError(
                 f"drive input = {st.input!r} on channel {st.channel}, but device {dev.name!r} "
-                f"has {dev.n_inputs} input channel(s); pick channel < {dev.n_inputs} or another "
-                "protocol"
+                f"has {dev.n_inputs} input channel(s); pick a channel from 0 to "
+                f"{dev.n_inputs - 1} or another protocol"
             )
         if st.input == "impulse":
             u[0, :, st.channel] = st.amplitude
