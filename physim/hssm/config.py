@@ -125,14 +125,12 @@ class TrainSpec(SpecModel):
         "(see physim.data.load_dataset)",
     )
     time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
-    lr: float = Field(1e-4, gt=0, description="Adam learning rate")
+    lr: float = Field(1e-4, description="Adam learning rate")
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
         (0.9, 0.999), description="Adam moment decays, each in [0, 1)"
     )
     adam_eps: float = Field(1e-8, gt=0, description="Adam denominator floor")
-    clip_norm: float | None = Field(
-        1.0, gt=0, description="clip the global gradient norm (None: off)"
-    )
+    clip_norm: float | None = Field(1.0, description="clip the global gradient norm (None: off)")
     batch_size: int = Field(32, ge=1, description="training batch size")
     eval_batch_size: int = Field(64, ge=1, description="evaluation batch size")
     n_steps: int = Field(1000, ge=1, description="maximum number of optimiser steps")
