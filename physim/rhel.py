@@ -119,6 +119,17 @@ def rhel_echo(
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
         raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
+    state = (nb, device.n_dof)
+    if forward.q_final.shape != state or forward.p_final.shape != state:
+        raise ValueError(
+            f"the forward run's final state has shape {forward.q_final.shape}, but the inputs u "
+            f"{u.shape} need {state}: pass the Trajectory of simulate(device, theta, u)"
+        )
+    if forward.y is not None and forward.y.shape[0] != K:
+        raise ValueError(
+            f"the forward run has {forward.y.shape[0]} steps but u has {K}: pass the Trajectory "
+            "of simulate(device, theta, u)"
+        )
     phys = device.physical(theta)
     Q, P = forward.q_final, forward.p_final
     g_w = np.zeros(phys.w.shape[0])

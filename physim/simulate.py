@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from physim.device import Device, Physical
+from physim.device import Device, Physical, real_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
 
@@ -60,10 +60,14 @@ def as_inputs(
                 f"device {device.name!r} has {device.n_inputs} inputs: pass u with shape "
                 f"(n_steps, batch, {device.n_inputs})"
             )
-        if n_steps is None or n_steps < 1:
-            raise ValueError(f"without an input sequence give n_steps >= 1, got {n_steps}")
+        if n_steps is None or not _is_count(n_steps, 1):
+            raise ValueError(
+                f"without an input sequence give an integer n_steps >= 1, got {n_steps!r}"
+            )
+        if batch is not None and not _is_count(batch, 1):
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         return np.zeros((int(n_steps), int(batch or 1), 0))
-    arr = np.asarray(u, dtype=np.float64)
+    arr = real_array(u, f"input u for device {device.name!r}")
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3 or arr.shape[2] != device.n_inputs:
@@ -79,17 +83,28 @@ def as_inputs(
     return np.ascontiguousarray(arr)
 
 
+def _is_count(n, low: int) -> bool:
+    """An integer (or integral float) >= low."""
+    return (
+        isinstance(n, (int, np.integer, float)) and not isinstance(n, bool) and n == int(n) >= low
+    )
+
+
 def initial_state(
     device: Device, batch: int, q0: np.ndarray | None = None, p0: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch of initial states (batch, n_dof), from the device's own unless given."""
     out = []
     for name, given, default in (("q0", q0, device.q0), ("p0", p0, device.p0)):
-        arr = default if given is None else np.asarray(given, dtype=np.float64)
+        arr = default if given is None else real_array(given, name)
         if arr.shape not in ((device.n_dof,), (batch, device.n_dof)):
             raise ValueError(
                 f"{name} must have shape ({device.n_dof},) or ({batch}, {device.n_dof}), "
                 f"got {arr.shape}"
+            )
+        if not all_finite(arr):
+            raise ValueError(
+                f"{name} must be finite, got {arr.ravel()[~np.isfinite(arr.ravel())][0]}"
             )
         out.append(
             np.array(np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C")

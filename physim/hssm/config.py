@@ -147,6 +147,17 @@ class TrainSpec(SpecModel):
     )
     memory_budget_gb: float = Field(4.0, gt=0, description="refuse runs estimated above this")
 
+    @field_validator("data_options")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(set(v) & {"seed", "time_channel", "length", "n_samples"})
+        if taken:
+            raise ValueError(
+                f"data_options sets {', '.join(taken)}, which are fields of the training "
+                f"configuration itself; set {taken[0]} at the top level instead"
+            )
+        return v
+
     @field_validator("lr")
     @classmethod
     def _lr(cls, v: float) -> float:

@@ -187,6 +187,13 @@ class Instrument:
                 else (self.diss.temperature if self.diss else 0)
             )
             q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng)
+        for name, v in (("q", q), ("p", p)):
+            shape = np.shape(v)
+            if shape not in ((n,), (batch, n)):
+                raise ValueError(
+                    f"prepare state = {state!r}: {name} must have {n} entries (one per degree of "
+                    f"freedom of device {self.device.name!r}), got shape {shape}"
+                )
         Q = np.broadcast_to(np.asarray(q, dtype=np.float64), (batch, n))
         P = np.broadcast_to(np.asarray(p, dtype=np.float64), (batch, n))
         self.Q = np.array(Q[None], dtype=self.dtype, order="C")
