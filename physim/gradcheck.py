@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from physim import memory
 from physim.bptt import bptt_gradient, loss_value
 from physim.device import Device
 from physim.losses import MSELoss
@@ -263,6 +264,14 @@ def gradcheck(
     if n_steps < 1 or batch < 1:
         raise ValueError(f"n_steps and batch must be >= 1, got {n_steps} and {batch}")
     eps = default_eps(device) if eps is None else eps
+    # inputs, input gradients (two), target, readout, error and BPTT's recorded trajectory
+    memory.check(
+        3 * memory.floats((n_steps, batch, device.n_inputs))
+        + 3 * memory.floats((n_steps, batch, device.n_outputs))
+        + 2 * memory.floats((n_steps + 1, batch, device.n_dof)),
+        f"gradcheck of {device.name!r} over {n_steps} steps × batch {batch}",
+        "lower --steps or --batch",
+    )
     theta = device.theta0.copy()
     u, target = random_problem(device, n_steps, batch, seed)
     kw = dict(n_steps=n_steps, batch=batch, loss=MSELoss(), input_grad=device.n_inputs > 0)

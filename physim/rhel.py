@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from physim import memory
 from physim.device import Device, Physical
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal
@@ -135,6 +136,12 @@ def rhel_echo(
     g_w = np.zeros(phys.w.shape[0])
     g_B = np.zeros_like(phys.B)
     need_drive = input_grad or any(g.target == "B" for g in device.groups)
+    if input_grad:
+        memory.check(
+            memory.floats(u.shape),
+            f"the input gradient of {K} steps × batch {nb}",
+            "pass input_grad=False or use fewer steps",
+        )
     grad_u = np.zeros_like(u) if input_grad else None
     e_max = error_bound(device, dLdy)
     if not np.isfinite(e_max):

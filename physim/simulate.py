@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from physim import memory
 from physim.device import Device, Physical, real_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
@@ -259,9 +260,16 @@ def simulate(
     theta = device.check_theta(theta)
     u = as_inputs(device, u, n_steps, batch)
     nb = u.shape[1]
+    K = u.shape[0]
+    memory.check(
+        memory.floats((K if observe else 0, nb, device.n_outputs))
+        + (2 * memory.floats((K + 1, nb, device.n_dof)) if record else 0),
+        f"simulating device {device.name!r} for {K} steps × batch {nb}"
+        + (" with the trajectory recorded" if record else ""),
+        "use fewer steps or a smaller batch",
+    )
     phys = device.physical(theta)
     Q, P = initial_state(device, nb, q0, p0)
-    K = u.shape[0]
     y = np.empty((K, nb, device.n_outputs)) if observe else None
     qs = ps = None
     if record:

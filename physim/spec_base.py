@@ -56,8 +56,12 @@ class SinusoidTaskSpec(SpecModel):
     phase: float = Field(0.0, description="target phase, rad")
     duration: float = Field(10.0, gt=0, description="length of one run, s")
 
+    def n_steps(self, dt: float) -> int:
+        """Steps of one run at the integrator step ``dt``."""
+        return int(round(self.duration / dt))
+
     def target(self, dt: float) -> tuple[int, np.ndarray]:
-        n_steps = int(round(self.duration / dt))
+        n_steps = self.n_steps(dt)
         t = dt * np.arange(1, n_steps + 1)
         return n_steps, self.offset + self.amplitude * np.sin(
             2 * np.pi * self.frequency * t + self.phase

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from physim import memory
 from physim.device import Device, ParamGroup
 from physim.families import linhru_kernels, nonlinhru_kernels
 from physim.spec_base import Seed, SpecModel
@@ -78,6 +79,12 @@ class _HRUBase(SpecModel):
     input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs)")
 
     def _input_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        # B, its copy in the device and θ: three P × H matrices
+        memory.check(
+            3 * memory.floats((self.n_modes, self.n_inputs)),
+            f"device {self.name!r} with P = {self.n_modes} modes × H = {self.n_inputs} inputs",
+            "lower n_modes or n_inputs",
+        )
         return rng.normal(
             0.0, self.input_scale / np.sqrt(self.n_inputs), size=(self.n_modes, self.n_inputs)
         )

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from physim import jsonio
+from physim import jsonio, memory
 from physim.gradcheck import align
 from physim.hssm.config import HSSMSpec
-from physim.hssm.model import HSSM
+from physim.hssm.model import HSSM, estimate_memory_bytes
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,14 @@ def compare_gradients(
     labels); pass a data batch (batch-first) to use real samples.
     """
     spec = HSSMSpec(model=model, n_blocks=n_blocks, hidden=hidden, ssm_dim=ssm_dim, dropout=0.0)
+    L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
+    # both algorithms' training-step memory (BPTT stores more), plus the inputs
+    memory.check(
+        estimate_memory_bytes(spec, L, nb, "bptt") + memory.floats((nb, L, n_inputs)),
+        f"compare-gradients at L = {L}, batch {nb} ({n_blocks} blocks, H = {hidden}, P = "
+        f"{ssm_dim})",
+        "lower the length or the batch",
+    )
     rng = np.random.default_rng([seed, 4])
     if X is None:
         X = rng.normal(size=(batch, length, n_inputs))

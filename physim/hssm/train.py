@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from physim import jsonio
+from physim import jsonio, memory
 from physim.errors import check_training
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
@@ -100,6 +100,11 @@ def check_memory(spec: TrainSpec, n_steps: int) -> int:
     est = max(
         estimate_memory_bytes(spec.model, n_steps, spec.batch_size, spec.algo),
         estimate_memory_bytes(spec.model, n_steps, spec.eval_batch_size, None),
+    )
+    memory.check(
+        est,
+        f"one {spec.algo} training step at L = {n_steps}, batch {spec.batch_size}",
+        "shorten the sequence or lower the batch size",
     )
     budget = spec.memory_budget_gb * 1e9
     if est > budget:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from physim import memory
 from physim.gradients import error_bound, error_signal
 from physim.instrument.hardware import Instrument
 from physim.protocol.records import ProtocolCost, ProtocolResult, Record
@@ -59,6 +60,29 @@ def _integrator_gain(kind: str, sign: float, dt: float, beta: float) -> float:
     return -dt * sign / (denom * beta)
 
 
+def check_protocol_memory(protocol: ProtocolSpec, dev, task: Task) -> int:
+    """Bytes of the inputs and records a protocol allocates, checked against the budget."""
+    nb, m, n_out = task.batch, dev.n_inputs, dev.n_outputs
+    total = memory.floats(task.u.shape) + 2 * memory.floats((task.n_steps, nb, n_out))
+    branches = 1
+    for st in protocol.steps:
+        if st.op == "split":
+            branches = len(st.signs)
+        elif st.op == "prepare":
+            branches = 1
+        elif st.op == "drive":
+            n = st.n_steps or task.n_steps
+            total += memory.floats((n, nb, m)) if st.input != "task" else 0
+            if st.measure:
+                total += 2 * memory.floats((n // st.every, branches, nb, n_out))
+    return memory.check(
+        total,
+        f"protocol {protocol.name!r} on device {dev.name!r} (batch {nb})",
+        "lower the task's or the drives' n_steps, raise a measured drive's every, or lower "
+        "the batch",
+    )
+
+
 def run_protocol(
     instrument: Instrument,
     protocol: ProtocolSpec,
@@ -89,6 +113,7 @@ def run_protocol(
         raise ValueError(
             f"task inputs must have shape (n_steps, batch, {dev.n_inputs}), got {task.u.shape}"
         )
+    check_protocol_memory(protocol, dev, task)
     if theta is not None or instrument.theta is None:
         instrument.program(theta if theta is not None else dev.theta0)
     u_task = instrument.write_drive(task.u)
