@@ -18,6 +18,7 @@ from physim import memory
 from physim.device import Device, Physical, real_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
+from physim.kernels.readout import readout_rows
 
 #: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
 CHUNK_ELEMENTS = 1 << 18
@@ -136,9 +137,17 @@ def readout_matrix(device: Device) -> np.ndarray:
     return np.ascontiguousarray(device.readout, dtype=np.float64)
 
 
-def readout(device: Device, q: np.ndarray) -> np.ndarray:
-    """y = R q over the last axis (identity readout when the device has none)."""
-    return q.copy() if device.readout is None else q @ device.readout.T
+def readout(device: Device, q: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+    """y = R q over the last axis with the kernels' arithmetic (``R`` defaults to the device's
+    readout; identity when it has none)."""
+    R = device.readout if R is None else R
+    if R is None:
+        return np.array(q, dtype=np.float64)
+    X = np.ascontiguousarray(q, dtype=np.float64)
+    flat = X.reshape(-1, 1, X.shape[-1])
+    Y = np.empty((flat.shape[0], 1, R.shape[0]))
+    readout_rows(np.ascontiguousarray(R, dtype=np.float64), flat, Y)
+    return Y.reshape(*X.shape[:-1], R.shape[0])
 
 
 def iter_forward(

@@ -25,7 +25,7 @@ from physim.instrument.bath import Bath, build_bath, thermal_state
 from physim.instrument.converters import ADC, DAC
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels import fixedpoint, langevin, leapfrog
-from physim.simulate import chunk_bounds, drive
+from physim.simulate import chunk_bounds, drive, readout
 
 _EMPTY3 = np.zeros((0, 1, 1))
 _EMPTY4 = np.zeros((0, 1, 1, 1))
@@ -552,9 +552,7 @@ def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
     keep = ((K - states) % every == 0) & (states < K) if reverse else (states % every == 0)
     if not np.any(keep):
         return
-    y = Qrec[keep].astype(np.float64)
-    if R is not None:
-        y = y @ R.T
+    y = readout(None, Qrec[keep], R) if R is not None else Qrec[keep].astype(np.float64)
     pos = (K - states[keep]) // every - 1 if reverse else states[keep] // every - 1
     samples[pos, t] = y
 

@@ -22,6 +22,7 @@ from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import DriveStep, ProtocolSpec
 from physim.protocol.task import Task, build_task
 from physim.rhel import nudge_factor
+from physim.simulate import readout
 
 OnStep = Callable[[int, object, list[Record]], None]
 
@@ -143,8 +144,7 @@ def run_protocol(
             e_K = error_signal(dev, dLdy, K, K + 1)[0]
             instrument.kick(e_K, st.sign * signs * beta)
         elif st.op == "measure":
-            Q = instrument.Q.astype(np.float64)
-            y = Q if dev.readout is None else Q @ dev.readout.T
+            y = readout(dev, instrument.Q)
             rd = instrument.adc_readout.read(st.name, y)
             new.append(
                 Record(
