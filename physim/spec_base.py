@@ -72,6 +72,13 @@ def matrix_field(
     value: list[list[float]] | RandomMatrixSpec | None, shape: tuple[int, int], what: str
 ) -> np.ndarray:
     """Materialise a matrix given explicitly or as a random spec, checking its shape."""
+    from physim import memory
+
+    memory.check(
+        memory.floats(shape),
+        f"{what} of shape {shape}",
+        f"lower the sizes that set {what}'s shape (e.g. n_inputs)",
+    )
     if value is None:
         return np.zeros(shape)
     if isinstance(value, RandomMatrixSpec):

@@ -27,6 +27,11 @@ from physim.spec_base import Seed, SpecModel
 from physim.stability import check_stability
 
 
+def _signed_zero_free(bounds: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) with −0.0 as 0.0: numpy's uniform refuses (0.0, −0.0) as high < low."""
+    return bounds[0] + 0.0, bounds[1] + 0.0
+
+
 def _no_aux(n: int):
     ai = np.asarray([n], dtype=np.int64)
     af = np.zeros(0)
@@ -112,8 +117,8 @@ class LinHRUSpec(_HRUBase):
     def build(self) -> Device:
         P, H = self.n_modes, self.n_inputs
         rng = np.random.default_rng(self.seed)
-        a_raw = rng.uniform(*self.a_range, size=P)
-        dt_raw = rng.uniform(*self.dt_raw_range, size=P)
+        a_raw = rng.uniform(*_signed_zero_free(self.a_range), size=P)
+        dt_raw = rng.uniform(*_signed_zero_free(self.dt_raw_range), size=P)
         B = self._input_matrix(rng)
         w = np.concatenate([np.maximum(a_raw, 0.0), 1.0 / (1.0 + np.exp(-dt_raw))])
         table = {
@@ -161,7 +166,7 @@ class NonlinHRUSpec(_HRUBase):
     def build(self) -> Device:
         P, H = self.n_modes, self.n_inputs
         rng = np.random.default_rng(self.seed)
-        W = rng.uniform(*self.w_range, size=P)
+        W = rng.uniform(*_signed_zero_free(self.w_range), size=P)
         c_raw = rng.normal(0.0, self.c_raw_std, size=P)
         b = rng.normal(0.0, self.b_std, size=P)
         B = self._input_matrix(rng)
