@@ -153,3 +153,97 @@ def test_echo_blow_up_names_the_echo_and_its_step():
         physim.rhel_gradient(dev, None, u, target, eps=1e150)
     assert ei.value.run in ("echo +", "echo −")
     assert 1 <= ei.value.step <= 300
+
+
+def test_lc_network_beyond_the_limit_at_run_time():
+    dev = physim.load_device("lc-ladder-8")
+    theta = dev.theta0.copy()
+    theta[dev.slices()["capacitance"]] *= 1e-4  # ω grows 100×: far beyond the limit
+    u = np.random.default_rng(2).normal(size=(3000, 1, dev.n_inputs))
+    step, what = _first_bad_step(dev, theta, u)
+    with pytest.raises(NumericalFault, match=r"beyond the leapfrog limit 2") as ei:
+        physim.simulate(dev, theta, u)
+    assert (ei.value.run, ei.value.step, ei.value.quantity) == ("forward", step, what)
+
+
+def test_unstable_hru_step_at_run_time():
+    dev = physim.load_device("linhru-scp1")
+    theta = dev.theta0.copy()
+    theta[dev.slices()["A"]] = 1e4  # ω_i = Δt_i · 100 per step
+    u = np.random.default_rng(3).normal(size=(500, 2, dev.n_inputs))
+    step, what = _first_bad_step(dev, theta, u)
+    with pytest.raises(NumericalFault, match=r"beyond the leapfrog limit 2") as ei:
+        physim.rhel_gradient(dev, theta, u, np.zeros((500, 2, dev.n_outputs)))
+    assert (ei.value.run, ei.value.step, ei.value.quantity) == ("forward", step, what)
+
+
+def test_nonlinhru_negative_stiffness():
+    dev = physim.load_device("nonlinhru-16")
+    theta = dev.theta0.copy()
+    theta[dev.slices()["alpha"]] = -50.0  # the harmonic term turns repulsive
+    u = np.random.default_rng(4).normal(size=(20_000, 1, dev.n_inputs))
+    step, what = _first_bad_step(dev, theta, u)
+    with pytest.raises(NumericalFault, match=r"negative-stiffness") as ei:
+        physim.simulate(dev, theta, u)
+    assert (ei.value.run, ei.value.step, ei.value.quantity) == ("forward", step, what)
+
+
+def _instrument_run(dev, nonideal, theta=None, n_steps=2000):
+    from physim.instrument.hardware import Instrument
+    from physim.protocol.engine import run_protocol
+    from physim.protocol.specs import TaskSpec, load_protocol
+    from physim.protocol.task import build_task
+
+    proto = load_protocol("rhel-centred")
+    task = build_task(dev, TaskSpec(n_steps=n_steps, batch=1), proto.loss)
+    return task, lambda: run_protocol(Instrument(dev, nonideal), proto, task=task, theta=theta)
+
+
+def test_instrument_forward_blow_up_is_located_like_simulate():
+    dev = physim.load_device("chain-16")
+    theta = dev.theta0.copy()
+    theta[dev.slices()["spring"]] = -100.0
+    task, run = _instrument_run(dev, None, theta)
+    step, what = _first_bad_step(dev, theta, task.u)
+    with pytest.raises(NumericalFault, match=r"instrument \('chain-16'\)") as ei:
+        run()
+    assert (ei.value.run, ei.value.step, ei.value.quantity) == ("forward", step, what)
+
+
+def test_anti_damped_echo_is_named():
+    from physim.instrument.specs import parse_nonideal
+
+    dev = physim.load_device("chain-16")
+    spec = {"kind": "dissipation", "quality_factor": 1e-3, "compensation": 2.0}
+    _, run = _instrument_run(dev, parse_nonideal({"name": "gain", "sources": [spec]}))
+    with pytest.raises(NumericalFault, match=r"echo \+ run at step \d+ of 2000.*anti-damped") as ei:
+        run()
+    assert ei.value.run == "echo +" and 1 <= ei.value.step < 2000
+
+
+def test_huge_learning_rate_stops_training_naming_the_epoch():
+    from physim.protocol.session import run_session
+    from physim.protocol.specs import load_protocol
+
+    dev = physim.load_device("two-mass")
+    with pytest.raises(NumericalFault, match=r"epoch \d+ of in-situ training \(lr = 1e\+06\)") as ei:
+        run_session(dev, load_protocol("rhel-centred-rerun"), epochs=5, lr=1e6)
+    assert ei.value.run in ("forward", "echo +", "echo −")
+
+
+def test_training_check_names_the_step_and_quantity():
+    from physim.errors import check_training
+
+    check_training(3, 0.5, {"w": np.ones(3)}, 1e-3)
+    with pytest.raises(NumericalFault, match=r"non-finite loss in the training run at step 7"):
+        check_training(7, float("nan"), {"w": np.ones(3)}, 1e-3)
+    with pytest.raises(NumericalFault, match=r"gradient of b .* at epoch 2.*lr = 1e\+06") as ei:
+        check_training(2, 0.5, {"w": np.ones(3), "b": np.array([np.inf])}, 1e6, what="epoch")
+    assert (ei.value.run, ei.value.step) == ("training", 2)
+
+
+def test_a_tiny_nudge_is_refused_not_lost():
+    dev = physim.load_device("chain-16")
+    u = np.random.default_rng(0).normal(size=(50, 1, dev.n_inputs))
+    with pytest.raises(ValueError, match=r"nudge is lost; use eps >="):
+        physim.rhel_gradient(dev, None, u, np.zeros((50, 1, dev.n_outputs)), eps=5e-324)
