@@ -40,7 +40,8 @@ def _forward_transform(kind: Transform, raw: np.ndarray) -> np.ndarray:
         return raw.copy()
     if kind == "relu":
         return np.maximum(raw, 0.0)
-    return 1.0 / (1.0 + np.exp(-raw))
+    with np.errstate(over="ignore"):  # exp(−raw) = inf for raw ≪ 0 gives the exact limit 0
+        return 1.0 / (1.0 + np.exp(-raw))
 
 
 def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
@@ -48,7 +49,8 @@ def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
         return np.ones_like(raw)
     if kind == "relu":
         return (raw > 0.0).astype(np.float64)
-    sig = 1.0 / (1.0 + np.exp(-raw))
+    with np.errstate(over="ignore"):
+        sig = 1.0 / (1.0 + np.exp(-raw))
     return sig * (1.0 - sig)
 
 

@@ -226,7 +226,9 @@ def test_huge_learning_rate_stops_training_naming_the_epoch():
     from physim.protocol.specs import load_protocol
 
     dev = physim.load_device("two-mass")
-    with pytest.raises(NumericalFault, match=r"epoch \d+ of in-situ training \(lr = 1e\+06\)") as ei:
+    with pytest.raises(
+        NumericalFault, match=r"epoch \d+ of in-situ training \(lr = 1e\+06\)"
+    ) as ei:
         run_session(dev, load_protocol("rhel-centred-rerun"), epochs=5, lr=1e6)
     assert ei.value.run in ("forward", "echo +", "echo −")
 
@@ -247,3 +249,22 @@ def test_a_tiny_nudge_is_refused_not_lost():
     u = np.random.default_rng(0).normal(size=(50, 1, dev.n_inputs))
     with pytest.raises(ValueError, match=r"nudge is lost; use eps >="):
         physim.rhel_gradient(dev, None, u, np.zeros((50, 1, dev.n_outputs)), eps=5e-324)
+
+
+def test_hssm_training_with_a_huge_learning_rate_stops_at_the_step(tmp_path):
+    from physim.hssm.config import parse_train_spec
+    from physim.hssm.train import train
+
+    spec = parse_train_spec(
+        {
+            "lr": 1e6,
+            "n_steps": 20,
+            "eval_every": 10,
+            "model": {"n_blocks": 1, "hidden": 8, "ssm_dim": 8},
+        }
+    )
+    with pytest.raises(
+        NumericalFault, match=r"training step \d+ \(lr = 1e\+06\).*run at step"
+    ) as ei:
+        train(spec, tmp_path, resume=False, progress=False, plots=False)
+    assert ei.value.run == "forward"

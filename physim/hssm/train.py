@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from physim import jsonio, memory
-from physim.errors import check_training
+from physim.errors import NumericalFault, check_training
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.trainlog import TrainLog
@@ -273,14 +273,17 @@ def _train(
         while step < end and not state["stopped"]:
             t0 = time.perf_counter()
             idx = batch_indices(spec.seed, step, n_train, spec.batch_size)
-            value, mets, grads = model.loss_and_grad(
-                params,
-                ds.X_train[idx],
-                ys["train"][idx],
-                algo=spec.algo,
-                rng=np.random.default_rng([spec.seed, 2, step]),
-                update_stats=True,
-            )
+            try:
+                value, mets, grads = model.loss_and_grad(
+                    params,
+                    ds.X_train[idx],
+                    ys["train"][idx],
+                    algo=spec.algo,
+                    rng=np.random.default_rng([spec.seed, 2, step]),
+                    update_stats=True,
+                )
+            except NumericalFault as fault:
+                raise fault.during(f"training step {step + 1} (lr = {spec.lr:g})") from None
             check_training(step + 1, value, grads, spec.lr)
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
             adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
