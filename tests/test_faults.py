@@ -268,3 +268,31 @@ def test_hssm_training_with_a_huge_learning_rate_stops_at_the_step(tmp_path):
     ) as ei:
         train(spec, tmp_path, resume=False, progress=False, plots=False)
     assert ei.value.run == "forward"
+
+
+def test_adjoint_overflow_is_named_with_its_step():
+    from physim.bptt import bptt_backward
+
+    dev = physim.load_device("chain-16")
+    u = np.random.default_rng(5).normal(size=(400, 1, dev.n_inputs))
+    fwd = physim.simulate(dev, None, u, record=True)
+    dLdy = np.full((400, 1, dev.n_outputs), 1e307)  # finite, but the adjoint sums overflow
+    with pytest.raises(NumericalFault, match=r"in the adjoint run at step \d+ of 400") as ei:
+        bptt_backward(dev, None, u, fwd, dLdy)
+    assert ei.value.run == "adjoint"
+    # independent route: the adjoint kernel one step at a time, checked after every step
+    from physim.gradients import error_signal
+    from physim.kernels.adjoint import adjoint_inputs
+    from physim.simulate import readout_matrix
+
+    phys = dev.physical()
+    LQ = np.ascontiguousarray(error_signal(dev, dLdy, 400, 401)[0])
+    LP, GW = np.zeros_like(LQ), np.zeros((1, phys.w.shape[0]))
+    GB = np.zeros((1, dev.n_inputs, dev.n_dof))
+    args = (dev.family, phys.prm, dev.dt, dev.n_work, np.ascontiguousarray(phys.B.T))
+    args += (np.ascontiguousarray(phys.B), readout_matrix(dev), u, dLdy, fwd.q, fwd.p)
+    for j, k in enumerate(range(399, -1, -1), start=1):
+        adjoint_inputs(*args, k, k + 1, LQ, LP, GW, GB, False, np.zeros((0, 1, dev.n_inputs)))
+        if not all(np.isfinite(a).all() for a in (LQ, LP, GW, GB)):
+            break
+    assert ei.value.step == j
