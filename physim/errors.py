@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 #: names of the runs a fault can occur in (what :attr:`NumericalFault.run` holds)
-RUN_NAMES = ("forward", "echo +", "echo −", "adjoint", "loss", "training")
+RUN_NAMES = ("forward", "echo +", "echo −", "echo ±", "echo", "adjoint", "training")
 
 
 class NumericalFault(FloatingPointError):
@@ -23,8 +23,10 @@ class NumericalFault(FloatingPointError):
     Attributes
     ----------
     run
-        Which run: ``"forward"``, ``"echo +"``, ``"echo −"``, ``"adjoint"`` (the BPTT twin),
-        ``"loss"`` or ``"training"``.
+        Which run: one of :data:`RUN_NAMES` — ``"forward"`` (``"forward (branch t)"`` for
+        parallel instrument branches), ``"echo +"``, ``"echo −"``, ``"echo ±"`` (their combined
+        accumulator), ``"echo"`` (an un-nudged reverse drive), ``"adjoint"`` (the BPTT twin)
+        or ``"training"``.
     step
         The 1-based step of that run whose result was the first non-finite value (for an echo
         run: the number of echo steps taken), or the epoch for training; ``None`` if unknown.

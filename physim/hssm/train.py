@@ -101,11 +101,6 @@ def check_memory(spec: TrainSpec, n_steps: int) -> int:
         estimate_memory_bytes(spec.model, n_steps, spec.batch_size, spec.algo),
         estimate_memory_bytes(spec.model, n_steps, spec.eval_batch_size, None),
     )
-    memory.check(
-        est,
-        f"one {spec.algo} training step at L = {n_steps}, batch {spec.batch_size}",
-        "shorten the sequence or lower the batch size",
-    )
     budget = spec.memory_budget_gb * 1e9
     if est > budget:
         per_step = est / n_steps
@@ -116,6 +111,12 @@ def check_memory(spec: TrainSpec, n_steps: int) -> int:
             f"{spec.memory_budget_gb}; the budget allows L <= {int(budget // per_step)} — "
             "shorten the sequence, lower the batch size or raise memory_budget_gb"
         )
+    # the configuration's own budget first, then the machine-wide one (physim.memory)
+    memory.check(
+        est,
+        f"one {spec.algo} training step at L = {n_steps}, batch {spec.batch_size}",
+        "shorten the sequence or lower the batch size",
+    )
     return est
 
 
