@@ -11,10 +11,12 @@ from dataclasses import replace
 import numpy as np
 
 from physim.device import Device
+from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_signal
 from physim.kernels.adjoint import adjoint_inputs
 from physim.kernels.leapfrog import batch_groups
 from physim.losses import Loss, MSELoss
+from physim.rhel import check_loss
 from physim.simulate import (
     KERNEL_ELEMENTS,
     Trajectory,
@@ -46,6 +48,7 @@ def bptt_gradient(
     traj = simulate(device, theta, u, q0=q0, p0=p0, record=True)
     target = loss.check_target(target, traj.y.shape)
     value, dLdy = loss.value_and_error(traj.y, target, out=traj.y)
+    check_loss(device, value, traj.y.shape[0])
     res = bptt_backward(device, theta, u, traj, dLdy, input_grad=input_grad)
     return replace(res, loss=value)
 
@@ -82,33 +85,67 @@ def bptt_backward(
     U = np.ascontiguousarray(u, dtype=np.float64)
     Qs = np.ascontiguousarray(forward.q)
     Ps = np.ascontiguousarray(forward.p)
+
+    def run_adjoint(k0, k1, LQ, LP, GW, GB, input_grad, GU) -> None:
+        adjoint_inputs(
+            device.family,
+            phys.prm,
+            device.dt,
+            device.n_work,
+            BT,
+            B,
+            R,
+            U,
+            G,
+            Qs,
+            Ps,
+            k0,
+            k1,
+            LQ,
+            LP,
+            GW,
+            GB,
+            input_grad,
+            GU,
+        )
+
     with parallel_schedule(ng):
         for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS)):
-            adjoint_inputs(
-                device.family,
-                phys.prm,
-                device.dt,
-                device.n_work,
-                BT,
-                B,
-                R,
-                U,
-                G,
-                Qs,
-                Ps,
-                k0,
-                k1,
-                LQ,
-                LP,
-                GW,
-                GB,
-                input_grad,
-                GU[k0:k1] if input_grad else GU,
-            )
+            start = (LQ.copy(), LP.copy(), GW.copy(), GB.copy())
+            run_adjoint(k0, k1, LQ, LP, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)
+            if not all_finite(LQ, LP, GW, GB):
+                raise _adjoint_fault(device, run_adjoint, K, k0, k1, start, nb, m)
     g_B = np.ascontiguousarray(GB.sum(axis=0).T)
     g_w = GW.sum(axis=0)
     grad = device.pullback(theta, g_w, g_B)
     return GradientResult("bptt", float("nan"), grad, g_w, g_B, grad_u)
+
+
+def _adjoint_fault(device, run_adjoint, K, k0, k1, start, nb, m) -> NumericalFault:
+    LQ, LP, GW, GB = (a.copy() for a in start)
+    no_gu = np.zeros((0, nb, m))
+
+    def restore(snap) -> None:
+        LQ[:], LP[:], GW[:], GB[:] = snap
+
+    k, what = locate(
+        lambda a, b: run_adjoint(a, b, LQ, LP, GW, GB, False, no_gu),
+        lambda: first_bad((("adjoint λ_p", LP), ("adjoint λ_q", LQ), ("∂L/∂θ", GW), ("∂L/∂B", GB))),
+        lambda: (LQ.copy(), LP.copy(), GW.copy(), GB.copy()),
+        restore,
+        k0,
+        k1,
+        reverse=True,
+    )
+    return NumericalFault(
+        "adjoint",
+        K - k,
+        what,
+        "the forward run stayed finite but its sensitivity overflowed (a chaotic or "
+        "exponentially growing device over a long sequence); shorten the sequence or lower dt",
+        n_steps=K,
+        where=f"device {device.name!r}",
+    )
 
 
 def loss_value(
@@ -126,4 +163,6 @@ def loss_value(
     """The simulated loss alone (for finite differences and evaluation)."""
     loss = loss or MSELoss()
     traj = simulate(device, theta, u, n_steps=n_steps, batch=batch, q0=q0, p0=p0)
-    return loss.value(traj.y, loss.check_target(target, traj.y.shape))
+    value = loss.value(traj.y, loss.check_target(target, traj.y.shape))
+    check_loss(device, value, traj.y.shape[0])
+    return value

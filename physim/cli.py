@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from physim import __version__
+from physim import __version__, jsonio
+from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.schema import register as register_schema
@@ -49,7 +49,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
         n_fd=args.n_fd,
         progress=True,
     )
-    print(json.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
+    print(jsonio.dumps(rep.to_json(), indent=2) if args.json else format_report(rep))
     return 0 if rep.passed else 1
 
 
@@ -135,10 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         # output piped into e.g. `head`, which closed early: not an error of the command
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"physim {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as err:
+        # one line for user error, a numerical fault or Ctrl-C; physim's own bugs re-raise
+        return report_error(args.command, err)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from physim import jsonio
 from physim.device import Device
 from physim.gradients import error_bound, error_signal
 from physim.kernels.leapfrog import forward_chunk
@@ -170,7 +171,7 @@ def run_demo(
         "theta_final": dict(zip(names, theta.tolist(), strict=True)),
     }
     res.metrics = out / "demo_metrics.json"
-    res.metrics.write_text(json.dumps(summary, indent=2))
+    res.metrics.write_text(jsonio.dumps(summary, indent=2))
     if plot:
         from physim.plots import plot_demo
 

@@ -22,12 +22,26 @@ Transform = Literal["identity", "relu", "sigmoid"]
 Prm = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
+def real_array(value, what: str) -> np.ndarray:
+    """``value`` as a contiguous float64 array; complex, boolean-free non-numeric input refused.
+
+    ``np.asarray(..., dtype=float64)`` would silently drop an imaginary part.
+    """
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{what} must be real, got a complex array; pass its real part")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be a real number array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def _forward_transform(kind: Transform, raw: np.ndarray) -> np.ndarray:
     if kind == "identity":
         return raw.copy()
     if kind == "relu":
         return np.maximum(raw, 0.0)
-    return 1.0 / (1.0 + np.exp(-raw))
+    with np.errstate(over="ignore"):  # exp(−raw) = inf for raw ≪ 0 gives the exact limit 0
+        return 1.0 / (1.0 + np.exp(-raw))
 
 
 def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
@@ -35,7 +49,8 @@ def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
         return np.ones_like(raw)
     if kind == "relu":
         return (raw > 0.0).astype(np.float64)
-    sig = 1.0 / (1.0 + np.exp(-raw))
+    with np.errstate(over="ignore"):
+        sig = 1.0 / (1.0 + np.exp(-raw))
     return sig * (1.0 - sig)
 
 
@@ -122,15 +137,28 @@ class Device:
     def check_theta(self, theta: np.ndarray | None) -> np.ndarray:
         if theta is None:
             return self.theta0.copy()
-        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        theta = real_array(theta, f"theta for device {self.name!r}")
         if theta.shape != (self.n_params,):
             raise ValueError(
                 f"theta for device {self.name!r} must have shape ({self.n_params},), got "
                 f"{theta.shape}; start from device.theta0"
             )
-        if not np.all(np.isfinite(theta)):
-            raise ValueError(f"theta for device {self.name!r} contains non-finite values")
+        bad = np.flatnonzero(~np.isfinite(theta))
+        if bad.size:
+            i = int(bad[0])
+            name, j = self.locate_param(i)
+            raise ValueError(
+                f"theta for device {self.name!r}: {name}[{j}] (theta[{i}]) = {theta[i]} must be "
+                f"finite ({bad.size} non-finite entr{'y' if bad.size == 1 else 'ies'})"
+            )
         return theta
+
+    def locate_param(self, i: int) -> tuple[str, int]:
+        """(group name, index within the group) of entry ``i`` of ``theta``."""
+        for name, sl in self.slices().items():
+            if sl.start <= i < sl.stop:
+                return name, i - sl.start
+        raise IndexError(f"theta has {self.n_params} entries, got index {i}")
 
     # ------------------------------------------------------------------ theta <-> physics
     def physical(self, theta: np.ndarray | None = None) -> Physical:

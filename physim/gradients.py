@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.device import Device
+from physim.kernels.readout import error_rows
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarr
     out = np.zeros((k1 - k0, nb, device.n_dof))
     lo = max(k0, 1)
     if lo < k1:
-        g = dLdy[lo - 1 : k1 - 1]
-        out[lo - k0 :] = g if device.readout is None else g @ device.readout
+        if device.readout is None:
+            out[lo - k0 :] = dLdy[lo - 1 : k1 - 1]
+        else:  # the kernels' own arithmetic (one readout path, see physim.kernels.readout)
+            R = np.ascontiguousarray(device.readout, dtype=np.float64)
+            error_rows(R, np.ascontiguousarray(dLdy, dtype=np.float64), k0, k1, out)
     return out
 
 

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from physim.device import real_array
+
 
 class Loss(Protocol):
     name: str
@@ -27,7 +29,7 @@ class Loss(Protocol):
 
 
 def _as_target(target: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
-    arr = np.asarray(target, dtype=np.float64)
+    arr = real_array(target, what)
     if arr.shape != shape:
         raise ValueError(
             f"{what} must have shape {shape} (n_steps, batch, n_outputs), got {arr.shape}"

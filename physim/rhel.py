@@ -18,7 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from physim.device import Device
+from physim import memory
+from physim.device import Device, Physical
+from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal
 from physim.kernels.leapfrog import batch_groups, echo_inputs
 from physim.losses import Loss, MSELoss
@@ -31,16 +33,24 @@ from physim.simulate import (
     readout_matrix,
     simulate,
 )
+from physim.spec_base import EPS_MIN
 
 
 def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps}")
-    if not relative:
-        return float(eps)
     p_rms = float(np.sqrt(np.mean(p_final**2))) if p_final.size else 0.0
-    return float(eps) * (p_rms if p_rms > 0 else 1.0) / e_max
+    p_ref = p_rms if p_rms > 0 else 1.0
+    beta = float(eps) if not relative else float(eps) * p_ref / e_max
+    # the largest kick β·max|e| must move a momentum of the final state's size by >= one ulp
+    if not beta * e_max >= EPS_MIN * p_ref:
+        raise ValueError(
+            f"eps = {eps:g} gives a largest kick β·max|e| = {beta * e_max:.3g}, below one "
+            f"rounding step of the final momenta (rms {p_ref:.3g}): the nudge is lost; use eps >= "
+            f"{EPS_MIN * p_ref / e_max if not relative else EPS_MIN:.3g}"
+        )
+    return beta
 
 
 def rhel_gradient(
@@ -82,6 +92,7 @@ def rhel_gradient(
     target = loss.check_target(target, fwd.y.shape)
     # the readout is not needed once the error is formed: reuse its memory for ∂L/∂y
     value, dLdy = loss.value_and_error(fwd.y, target, out=fwd.y)
+    check_loss(device, value, fwd.y.shape[0])
     res = rhel_echo(
         device, theta, u, fwd, dLdy, eps=eps, relative_eps=relative_eps, input_grad=input_grad
     )
@@ -109,13 +120,38 @@ def rhel_echo(
     K, nb = u.shape[0], u.shape[1]
     if dLdy.shape != (K, nb, device.n_outputs):
         raise ValueError(f"dLdy must have shape {(K, nb, device.n_outputs)}, got {dLdy.shape}")
+    state = (nb, device.n_dof)
+    if forward.q_final.shape != state or forward.p_final.shape != state:
+        raise ValueError(
+            f"the forward run's final state has shape {forward.q_final.shape}, but the inputs u "
+            f"{u.shape} need {state}: pass the Trajectory of simulate(device, theta, u)"
+        )
+    if forward.y is not None and forward.y.shape[0] != K:
+        raise ValueError(
+            f"the forward run has {forward.y.shape[0]} steps but u has {K}: pass the Trajectory "
+            "of simulate(device, theta, u)"
+        )
     phys = device.physical(theta)
     Q, P = forward.q_final, forward.p_final
     g_w = np.zeros(phys.w.shape[0])
     g_B = np.zeros_like(phys.B)
     need_drive = input_grad or any(g.target == "B" for g in device.groups)
+    if input_grad:
+        memory.check(
+            memory.floats(u.shape),
+            f"the input gradient of {K} steps × batch {nb}",
+            "pass input_grad=False or use fewer steps",
+        )
     grad_u = np.zeros_like(u) if input_grad else None
     e_max = error_bound(device, dLdy)
+    if not np.isfinite(e_max):
+        raise NumericalFault(
+            "forward",
+            None,
+            "error signal ∂L/∂y",
+            "the forward readout or the loss overflowed; check the target and the input amplitude",
+            where=f"device {device.name!r}",
+        )
     if e_max == 0.0:
         grad = device.pullback(theta, g_w, g_B)
         return GradientResult("rhel", float("nan"), grad, g_w, g_B, grad_u, kick=0.0)
@@ -137,35 +173,100 @@ def rhel_echo(
     R = readout_matrix(device)
     G = np.ascontiguousarray(dLdy, dtype=np.float64)
     U = np.ascontiguousarray(u, dtype=np.float64)
+
+    def run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU) -> None:
+        echo_inputs(
+            device.family,
+            phys.prm,
+            device.dt,
+            device.n_work,
+            BT,
+            B,
+            R,
+            U,
+            G,
+            k0,
+            k1,
+            QE,
+            PE,
+            kicks,
+            weights,
+            scale,
+            GW,
+            need_drive,
+            GB,
+            input_grad,
+            GU,
+        )
+
     with parallel_schedule(ng):
         for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof, KERNEL_ELEMENTS)):
-            echo_inputs(
-                device.family,
-                phys.prm,
-                device.dt,
-                device.n_work,
-                BT,
-                B,
-                R,
-                U,
-                G,
-                k0,
-                k1,
-                QE,
-                PE,
-                kicks,
-                weights,
-                scale,
-                GW,
-                need_drive,
-                GB,
-                input_grad,
-                GU[k0:k1] if input_grad else GU,
-            )
+            start = (QE.copy(), PE.copy(), GW.copy(), GB.copy())
+            run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)
+            if not all_finite(QE, PE, GW, GB):
+                raise echo_fault(device, phys, run_echo, K, k0, k1, start)
     if need_drive:
         g_B = np.ascontiguousarray(GB.sum(axis=0).T)
     g_w = scale * GW.sum(axis=0)
     grad = device.pullback(theta, g_w, g_B)
     return GradientResult(
         "rhel", float("nan"), grad, g_w, g_B, grad_u, kick=beta, echo_q=QE, echo_p=PE
+    )
+
+
+def check_loss(device: Device, value: float, n_steps: int) -> None:
+    """Raise :class:`NumericalFault` when the forward run's loss is not finite."""
+    if not np.isfinite(value):
+        raise NumericalFault(
+            "forward",
+            None,
+            "loss",
+            f"the loss is {value} although the forward states stayed finite: the readout "
+            "overflowed its square; check the target's scale and the input amplitude",
+            n_steps=n_steps,
+            where=f"device {device.name!r}",
+        )
+
+
+#: the echo branches in the order the drivers stack them (kicks +β, −β)
+ECHO_RUNS = ("echo +", "echo −")
+
+
+def echo_fault(
+    device: Device, phys: Physical, run_echo, K: int, k0: int, k1: int, start, *, lossy=False
+) -> NumericalFault:
+    """The error for an echo chunk k1−1 … k0 that ended non-finite; ``start`` = (Q, P, GW, GB)."""
+    from physim.stability import fault_cause
+
+    Q, P, GW, GB = (a.copy() for a in start)
+    no_gu = np.zeros((0, Q.shape[1], phys.B.shape[1]))
+
+    def bad():
+        for t, run in enumerate(ECHO_RUNS[: Q.shape[0]]):
+            what = first_bad((("p", P[t]), ("q", Q[t])))
+            if what is not None:
+                return run, what
+        if not all_finite(GW, GB):
+            return "echo ±", "accumulated ∂H/∂θ"
+        return None
+
+    def restore(snap) -> None:
+        Q[:], P[:], GW[:], GB[:] = snap
+
+    k, (run, what) = locate(
+        lambda a, b: run_echo(a, b, Q, P, GW, GB, False, no_gu),
+        bad,
+        lambda: (Q.copy(), P.copy(), GW.copy(), GB.copy()),
+        restore,
+        k0,
+        k1,
+        reverse=True,
+    )
+    return NumericalFault(
+        run,
+        K - k,
+        what,
+        fault_cause(device, phys, run, lossy=lossy),
+        n_steps=K,
+        where=f"device {device.name!r}",
     )

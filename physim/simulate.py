@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from physim.device import Device, Physical
+from physim import memory
+from physim.device import Device, Physical, real_array
+from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
+from physim.kernels.readout import readout_rows
 
 #: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
 CHUNK_ELEMENTS = 1 << 18
@@ -59,10 +62,14 @@ def as_inputs(
                 f"device {device.name!r} has {device.n_inputs} inputs: pass u with shape "
                 f"(n_steps, batch, {device.n_inputs})"
             )
-        if n_steps is None or n_steps < 1:
-            raise ValueError(f"without an input sequence give n_steps >= 1, got {n_steps}")
+        if n_steps is None or not _is_count(n_steps, 1):
+            raise ValueError(
+                f"without an input sequence give an integer n_steps >= 1, got {n_steps!r}"
+            )
+        if batch is not None and not _is_count(batch, 1):
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         return np.zeros((int(n_steps), int(batch or 1), 0))
-    arr = np.asarray(u, dtype=np.float64)
+    arr = real_array(u, f"input u for device {device.name!r}")
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3 or arr.shape[2] != device.n_inputs:
@@ -78,17 +85,28 @@ def as_inputs(
     return np.ascontiguousarray(arr)
 
 
+def _is_count(n, low: int) -> bool:
+    """An integer (or integral float) >= low."""
+    return (
+        isinstance(n, (int, np.integer, float)) and not isinstance(n, bool) and n == int(n) >= low
+    )
+
+
 def initial_state(
     device: Device, batch: int, q0: np.ndarray | None = None, p0: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch of initial states (batch, n_dof), from the device's own unless given."""
     out = []
     for name, given, default in (("q0", q0, device.q0), ("p0", p0, device.p0)):
-        arr = default if given is None else np.asarray(given, dtype=np.float64)
+        arr = default if given is None else real_array(given, name)
         if arr.shape not in ((device.n_dof,), (batch, device.n_dof)):
             raise ValueError(
                 f"{name} must have shape ({device.n_dof},) or ({batch}, {device.n_dof}), "
                 f"got {arr.shape}"
+            )
+        if not all_finite(arr):
+            raise ValueError(
+                f"{name} must be finite, got {arr.ravel()[~np.isfinite(arr.ravel())][0]}"
             )
         out.append(
             np.array(np.broadcast_to(arr, (batch, device.n_dof)), dtype=np.float64, order="C")
@@ -119,9 +137,17 @@ def readout_matrix(device: Device) -> np.ndarray:
     return np.ascontiguousarray(device.readout, dtype=np.float64)
 
 
-def readout(device: Device, q: np.ndarray) -> np.ndarray:
-    """y = R q over the last axis (identity readout when the device has none)."""
-    return q.copy() if device.readout is None else q @ device.readout.T
+def readout(device: Device, q: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+    """y = R q over the last axis with the kernels' arithmetic (``R`` defaults to the device's
+    readout; identity when it has none)."""
+    R = device.readout if R is None else R
+    if R is None:
+        return np.array(q, dtype=np.float64)
+    X = np.ascontiguousarray(q, dtype=np.float64)
+    flat = X.reshape(-1, 1, X.shape[-1])
+    Y = np.empty((flat.shape[0], 1, R.shape[0]))
+    readout_rows(np.ascontiguousarray(R, dtype=np.float64), flat, Y)
+    return Y.reshape(*X.shape[:-1], R.shape[0])
 
 
 def iter_forward(
@@ -140,7 +166,10 @@ def iter_forward(
     for k0, k1 in chunk_bounds(n_steps, nb * device.n_dof):
         Qrec = np.empty((k1 - k0, nb, device.n_dof))
         Prec = np.empty((k1 - k0, nb, device.n_dof)) if record_p else _EMPTY3
+        start = (Q.copy(), P.copy())
         _run(device, phys, BT, R, u, k0, k1, Q, P, _EMPTY3, Qrec, Prec)
+        if not all_finite(Q, P):
+            raise forward_fault(device, phys, BT, R, u, k0, k1, *start)
         yield k0, k1, Qrec, (Prec if record_p else None)
 
 
@@ -149,6 +178,46 @@ def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
         forward_inputs(
             device.family, phys.prm, device.dt, device.n_work, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec
         )
+
+
+def forward_fault(
+    device: Device,
+    phys: Physical,
+    BT: np.ndarray,
+    R: np.ndarray,
+    u: np.ndarray,
+    k0: int,
+    k1: int,
+    Q0: np.ndarray,
+    P0: np.ndarray,
+) -> NumericalFault:
+    """The error for a forward chunk k0 … k1−1 that ended non-finite from the start (Q0, P0)."""
+    from physim.stability import fault_cause
+
+    Q, P = Q0.copy(), P0.copy()
+
+    def advance(a: int, b: int) -> None:
+        _run(device, phys, BT, R, u, a, b, Q, P, _EMPTY3, _EMPTY3, _EMPTY3)
+
+    def restore(snap) -> None:
+        Q[:], P[:] = snap
+
+    k, what = locate(
+        advance,
+        lambda: first_bad((("p", P), ("q", Q))),
+        lambda: (Q.copy(), P.copy()),
+        restore,
+        k0,
+        k1,
+    )
+    return NumericalFault(
+        "forward",
+        k + 1,
+        what,
+        fault_cause(device, phys, "forward", u),
+        n_steps=u.shape[0],
+        where=f"device {device.name!r}",
+    )
 
 
 @contextmanager
@@ -200,9 +269,16 @@ def simulate(
     theta = device.check_theta(theta)
     u = as_inputs(device, u, n_steps, batch)
     nb = u.shape[1]
+    K = u.shape[0]
+    memory.check(
+        memory.floats((K if observe else 0, nb, device.n_outputs))
+        + (2 * memory.floats((K + 1, nb, device.n_dof)) if record else 0),
+        f"simulating device {device.name!r} for {K} steps × batch {nb}"
+        + (" with the trajectory recorded" if record else ""),
+        "use fewer steps or a smaller batch",
+    )
     phys = device.physical(theta)
     Q, P = initial_state(device, nb, q0, p0)
-    K = u.shape[0]
     y = np.empty((K, nb, device.n_outputs)) if observe else None
     qs = ps = None
     if record:
@@ -212,6 +288,7 @@ def simulate(
     BT = np.ascontiguousarray(phys.B.T)
     R = readout_matrix(device)
     for k0, k1 in chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS):
+        start = (Q.copy(), P.copy())
         _run(
             device,
             phys,
@@ -226,6 +303,8 @@ def simulate(
             _EMPTY3 if qs is None else qs[k0 + 1 : k1 + 1],
             _EMPTY3 if ps is None else ps[k0 + 1 : k1 + 1],
         )
+        if not all_finite(Q, P):
+            raise forward_fault(device, phys, BT, R, u, k0, k1, *start)
     return Trajectory(q_final=Q, p_final=P, y=y, q=qs, p=ps, dt=device.dt)
 
 

@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class SpecModel(BaseModel):
-    """Base of every spec: unknown fields are errors, instances are immutable."""
+    """Base of every spec: unknown fields are errors, instances are immutable, and no float
+    field (nor any float inside a list or tuple) accepts NaN or ±inf — except a field typed
+    :data:`InfFloat`, whose description must say what inf means (e.g. Q = inf is lossless).
+    """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: a float that may be inf (never NaN in effect: the field's validator rejects it); its field
+#: description must say what inf means
+InfFloat = Annotated[float, Field(allow_inf_nan=True)]
+#: seeds of numpy generators are non-negative integers
+Seed = Annotated[int, Field(ge=0)]
+#: the smallest relative nudge whose kick changes a momentum of the final state's size: one
+#: float64 ulp relative (below it p ± ε·|p| rounds back to p)
+EPS_MIN = float(np.finfo(np.float64).eps)
 
 
 class RandomMatrixSpec(SpecModel):
@@ -20,7 +33,7 @@ class RandomMatrixSpec(SpecModel):
     kind: Literal["random"] = "random"
     distribution: Literal["normal", "uniform"] = Field("normal", description="entry distribution")
     scale: Annotated[float, Field(gt=0, description="entry scale, in the matrix's unit")] = 1.0
-    seed: int = Field(0, description="seed of the generator that draws the entries")
+    seed: Seed = Field(0, description="seed of the generator that draws the entries")
 
     def draw(self, shape: tuple[int, int]) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
@@ -43,8 +56,12 @@ class SinusoidTaskSpec(SpecModel):
     phase: float = Field(0.0, description="target phase, rad")
     duration: float = Field(10.0, gt=0, description="length of one run, s")
 
+    def n_steps(self, dt: float) -> int:
+        """Steps of one run at the integrator step ``dt``."""
+        return int(round(self.duration / dt))
+
     def target(self, dt: float) -> tuple[int, np.ndarray]:
-        n_steps = int(round(self.duration / dt))
+        n_steps = self.n_steps(dt)
         t = dt * np.arange(1, n_steps + 1)
         return n_steps, self.offset + self.amplitude * np.sin(
             2 * np.pi * self.frequency * t + self.phase
@@ -55,6 +72,13 @@ def matrix_field(
     value: list[list[float]] | RandomMatrixSpec | None, shape: tuple[int, int], what: str
 ) -> np.ndarray:
     """Materialise a matrix given explicitly or as a random spec, checking its shape."""
+    from physim import memory
+
+    memory.check(
+        memory.floats(shape),
+        f"{what} of shape {shape}",
+        f"lower the sizes that set {what}'s shape (e.g. n_inputs)",
+    )
     if value is None:
         return np.zeros(shape)
     if isinstance(value, RandomMatrixSpec):
@@ -74,3 +98,22 @@ def vector_field(value: list[float] | None, n: int, what: str) -> np.ndarray:
             f"{what} must have {n} entries, got {arr.shape[0] if arr.ndim else 'a scalar'}"
         )
     return arr
+
+
+def validation_message(err: ValidationError, source: str = "") -> str:
+    """A pydantic error as one line: ``field: what must hold (got value)`` per problem."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_s = "a table" if isinstance(got, dict) else repr(got)
+        parts.append(f"{loc}: {e['msg']} (got {got_s})")
+    head = f"invalid {source}: " if source else f"invalid {err.title}: "
+    return head + "; ".join(parts)
+
+
+def with_updates(spec: SpecModel, **changes) -> SpecModel:
+    """A copy of ``spec`` with ``changes``, validated like the original (the one way to
+    override a spec, e.g. from the command line: ``model_copy(update=...)`` skips validation).
+    """
+    return type(spec).model_validate({**spec.model_dump(), **changes})

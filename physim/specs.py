@@ -33,7 +33,12 @@ def _format(err: ValidationError, source: str) -> str:
         if e["type"] == "union_tag_invalid":
             msg += f"; valid kinds: {', '.join(sorted(_kinds()))}"
         elif e["type"] == "union_tag_not_found":
-            msg = f"missing 'kind'; add kind = one of {', '.join(sorted(_kinds()))}"
+            disc = str(e.get("ctx", {}).get("discriminator", "'kind'")).strip("'")
+            msg = (
+                f"missing 'kind'; add kind = one of {', '.join(sorted(_kinds()))}"
+                if disc == "kind"
+                else f"missing '{disc}'; every entry here needs a {disc} field"
+            )
         lines.append(f"  {loc}: {msg} (got {got_s})")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import physim
 from physim.specs import SpecError, load_device, load_spec, parse_spec, spec_from_json
+from physim.stability import UnstableStepError
 
 CATALOGUE = sorted(physim.catalogue())
 
@@ -322,12 +323,23 @@ def lc_specs(draw) -> dict:
 _HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def _build_unless_unstable(spec):
+    """The device, or None when its step is beyond the leapfrog limit (refused by name)."""
+    try:
+        return spec.build()
+    except UnstableStepError as err:
+        assert "dt·ω_max must be < 2" in str(err) and "use dt <" in str(err)
+        return None
+
+
 @_HYPOTHESIS
 @given(oscillator_specs())
 def test_random_oscillator_specs_round_trip_and_build(data):
     spec = parse_spec(data)
+    device = _build_unless_unstable(spec)
+    if device is None:
+        return
     _assert_round_trip(spec)
-    device = spec.build()
     assert device.n_dof == len(data["masses"])
     assert device.n_inputs == data["n_inputs"]
     assert device.theta0.shape == (sum(g.size for g in device.groups),)
@@ -337,8 +349,10 @@ def test_random_oscillator_specs_round_trip_and_build(data):
 @given(lc_specs())
 def test_random_lc_netlists_round_trip_and_build(data):
     spec = parse_spec(data)
+    device = _build_unless_unstable(spec)
+    if device is None:
+        return
     _assert_round_trip(spec)
-    device = spec.build()
     assert device.n_dof == len(data["nodes"])
     n_out = len(data["readout"]) if data["readout"] is not None else len(data["nodes"])
     assert device.n_outputs == n_out

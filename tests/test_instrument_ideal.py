@@ -89,3 +89,31 @@ def test_rerun_costs_four_physical_runs_and_matches_centred():
     assert res_r.cost.n_runs == 4 and res_c.cost.n_runs == 3
     # the two echoes are accumulated separately: the difference loses ~|G|/|ΔG| ulps
     assert fidelity(est_r.grad, est_c.grad, device).rel_error < TWIN_RTOL
+
+
+def test_zero_valued_instrument_with_a_readout_matrix_is_rhel_bit_for_bit():
+    # a readout matrix and dense input weights: y and the error kick take one arithmetic path
+    device = physim.parse_spec(
+        {
+            "kind": "oscillator_network",
+            "name": "mixed-readout",
+            "dt": 0.05,
+            "masses": [1.0, 2.0, 0.5, 1.5],
+            "springs": [{"node": i, "k": 1.0 + 0.3 * i} for i in range(4)],
+            "couplings": [{"nodes": [i, i + 1], "k": 0.7} for i in range(3)],
+            "n_inputs": 3,
+            "input_weights": {"kind": "random", "seed": 2},
+            "readout": [[0.3, 0.7, 0.1, 0.0], [0.0, 0.2, -0.5, 1.0]],
+        }
+    ).build()
+    proto = load_protocol("rhel-centred")
+    task = build_task(device, proto.task, proto.loss)
+    res = run_protocol(Instrument(device, parse_nonideal(ZERO_SOURCES)), proto, task=task)
+    est = estimate_gradient(res, device, proto.estimator)
+    ref = physim.rhel_gradient(device, None, task.u, task.target, eps=proto.eps)
+    y = physim.simulate(device, None, task.u).y
+    assert np.array_equal(res.get("forward").value[:, 0], y)
+    assert res.kick == ref.kick
+    assert np.array_equal(est.grad_w, ref.grad_w)
+    scale = np.max(np.abs(ref.grad_B))
+    assert np.max(np.abs(est.grad_B - ref.grad_B)) <= B_PART_RTOL * scale

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, TypeAdapter, ValidationError, model_validator
 
-from physim.spec_base import SpecModel
+from physim.spec_base import Seed, SpecModel
 
 
 class DataError(ValueError):
@@ -18,7 +18,7 @@ class DataError(ValueError):
 
 
 class _Common(SpecModel):
-    seed: int = Field(0, description="seed of the subset, the split and any synthetic draw")
+    seed: Seed = Field(0, description="seed of the subset, the split and any synthetic draw")
     time_channel: bool = Field(False, description="prepend channel 0 = t/L (not standardised)")
     n_samples: PositiveInt | None = Field(
         None, description="keep a seeded random subset of this many samples before the split"

@@ -20,9 +20,16 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from physim import memory
 from physim.device import Device, ParamGroup
 from physim.families import linhru_kernels, nonlinhru_kernels
-from physim.spec_base import SpecModel
+from physim.spec_base import Seed, SpecModel
+from physim.stability import check_stability
+
+
+def _signed_zero_free(bounds: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) with −0.0 as 0.0: numpy's uniform refuses (0.0, −0.0) as high < low."""
+    return bounds[0] + 0.0, bounds[1] + 0.0
 
 
 def _no_aux(n: int):
@@ -64,7 +71,7 @@ def _hru_device(
         w_labels=(),
         quadratic=quadratic,
     )
-    dev.physical(dev.theta0)
+    check_stability(dev, dev.physical(dev.theta0))
     return dev
 
 
@@ -73,10 +80,16 @@ class _HRUBase(SpecModel):
     description: str = ""
     n_modes: int = Field(ge=1, description="number of oscillators P (ssm_dim)")
     n_inputs: int = Field(ge=1, description="input channels H (hidden width of the model)")
-    seed: int = Field(0, description="seed of the parameter initialisation")
+    seed: Seed = Field(0, description="seed of the parameter initialisation")
     input_scale: float = Field(1.0, gt=0, description="B ~ N(0, input_scale² / n_inputs) (1)")
 
     def _input_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        # B, its copy in the device and θ: three P × H matrices
+        memory.check(
+            3 * memory.floats((self.n_modes, self.n_inputs)),
+            f"device {self.name!r} with P = {self.n_modes} modes × H = {self.n_inputs} inputs",
+            "lower n_modes or n_inputs",
+        )
         return rng.normal(
             0.0, self.input_scale / np.sqrt(self.n_inputs), size=(self.n_modes, self.n_inputs)
         )
@@ -93,11 +106,19 @@ class LinHRUSpec(_HRUBase):
         default_factory=lambda: ["A", "dt", "input_weight"], description="trained groups"
     )
 
+    @model_validator(mode="after")
+    def _check_ranges(self) -> LinHRUSpec:
+        for name in ("a_range", "dt_raw_range"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"{name} = (low, high) needs low <= high, got {(lo, hi)}")
+        return self
+
     def build(self) -> Device:
         P, H = self.n_modes, self.n_inputs
         rng = np.random.default_rng(self.seed)
-        a_raw = rng.uniform(*self.a_range, size=P)
-        dt_raw = rng.uniform(*self.dt_raw_range, size=P)
+        a_raw = rng.uniform(*_signed_zero_free(self.a_range), size=P)
+        dt_raw = rng.uniform(*_signed_zero_free(self.dt_raw_range), size=P)
         B = self._input_matrix(rng)
         w = np.concatenate([np.maximum(a_raw, 0.0), 1.0 / (1.0 + np.exp(-dt_raw))])
         table = {
@@ -145,7 +166,7 @@ class NonlinHRUSpec(_HRUBase):
     def build(self) -> Device:
         P, H = self.n_modes, self.n_inputs
         rng = np.random.default_rng(self.seed)
-        W = rng.uniform(*self.w_range, size=P)
+        W = rng.uniform(*_signed_zero_free(self.w_range), size=P)
         c_raw = rng.normal(0.0, self.c_raw_std, size=P)
         b = rng.normal(0.0, self.b_std, size=P)
         B = self._input_matrix(rng)

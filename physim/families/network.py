@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from physim import memory
 from physim.device import Device, ParamGroup
 from physim.families.network_kernels import _HDR, FAMILY_ID
+from physim.stability import check_stability
 
 
 @dataclass
@@ -69,6 +71,12 @@ def compile_network(
     kinetic_name: str,
 ) -> Device:
     """Build the Device; ``groups`` index into ``w`` = [caps, lins, quarts, coss] and ``B``."""
+    # the kinetic matrix, its inverse, and the two Hessians of the stability check: n × n each
+    memory.check(
+        4 * memory.floats((parts.n, parts.n)),
+        f"device {name!r} with {parts.n} nodes",
+        "use fewer nodes (dense n × n matrices are formed)",
+    )
     caps = parts.caps
     diag = all(b.c < 0 for b in caps)
     ai = _int_aux(parts, diag)
@@ -143,5 +151,6 @@ def compile_network(
         w_labels=labels,
         quadratic=not (parts.quarts or parts.coss),
     )
-    dev.physical(dev.theta0)  # fail at build time, not at the first run
+    # fail at build time, not at the first run: element values, then the step
+    check_stability(dev, dev.physical(dev.theta0))
     return dev

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from physim import jsonio
 from physim.hssm.config import (
     DATASETS,
     PRESETS,
@@ -15,6 +15,7 @@ from physim.hssm.config import (
     TrainSpec,
     load_train_spec,
 )
+from physim.spec_base import with_updates
 
 MODELS = ("linhru", "nonlinhru")
 TRAIN_DATA = DATASETS  # every dataset physim.data loads (the README's table)
@@ -87,7 +88,7 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
     if args.model:
-        upd["model"] = spec.model.model_copy(update={"model": args.model})
+        upd["model"] = with_updates(spec.model, model=args.model)
     # re-validate so overrides get the same checks as a file
     data = spec.model_dump()
     data.update({k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in upd.items()})
@@ -120,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     m = res.metrics
     shown = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}
     print(
-        json.dumps(
+        jsonio.dumps(
             {
                 "out": str(out),
                 "steps": m["steps"],
@@ -157,7 +158,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_summary(res, out / "alignment.json")
     if args.json:
         s = res.summary()
-        print(json.dumps({k: s[k] for k in ("min_cosine", "max_abs_ratio_minus_1", "config")}))
+        print(jsonio.dumps({k: s[k] for k in ("min_cosine", "max_abs_ratio_minus_1", "config")}))
     else:
         print(res.table())
     return 0

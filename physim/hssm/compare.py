@@ -8,15 +8,15 @@ cosine similarity and the norm ratio ‖g_RHEL‖ / ‖g_BPTT‖.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from physim import jsonio, memory
 from physim.gradcheck import align
 from physim.hssm.config import HSSMSpec
-from physim.hssm.model import HSSM
+from physim.hssm.model import HSSM, estimate_memory_bytes
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,14 @@ def compare_gradients(
     labels); pass a data batch (batch-first) to use real samples.
     """
     spec = HSSMSpec(model=model, n_blocks=n_blocks, hidden=hidden, ssm_dim=ssm_dim, dropout=0.0)
+    L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
+    # both algorithms' training-step memory (BPTT stores more), plus the inputs
+    memory.check(
+        estimate_memory_bytes(spec, L, nb, "bptt") + memory.floats((nb, L, n_inputs)),
+        f"compare-gradients at L = {L}, batch {nb} ({n_blocks} blocks, H = {hidden}, P = "
+        f"{ssm_dim})",
+        "lower the length or the batch",
+    )
     rng = np.random.default_rng([seed, 4])
     if X is None:
         X = rng.normal(size=(batch, length, n_inputs))
@@ -156,5 +164,5 @@ def plot_alignment(result: CompareResult, path: str | Path) -> Path:
 
 def write_summary(result: CompareResult, path: str | Path) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(result.summary(), indent=2))
+    path.write_text(jsonio.dumps(result.summary(), indent=2))
     return path

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from physim.spec_base import SpecModel
+from physim.spec_base import EPS_MIN, Seed, SpecModel
 
 DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
 DatasetName = Literal["scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny"]
@@ -102,8 +102,11 @@ class HSSMSpec(SpecModel):
     @field_validator("eps")
     @classmethod
     def _eps(cls, v: float | None) -> float | None:
-        if v is not None and not v > 0:
-            raise ValueError(f"RHEL nudge eps must be > 0, got {v}; try 1e-6")
+        if v is not None and not v >= EPS_MIN:
+            raise ValueError(
+                f"RHEL nudge eps must be >= {EPS_MIN:.3g} (smaller relative nudges are lost to "
+                f"rounding), got {v}; try 1e-6"
+            )
         return v
 
 
@@ -113,7 +116,7 @@ class TrainSpec(SpecModel):
     data: DatasetName = Field("tiny", description="dataset name (physim.data)")
     algo: Literal["rhel", "bptt"] = Field("rhel", description="gradient algorithm of the cores")
     model: HSSMSpec = Field(default_factory=HSSMSpec)
-    seed: int = Field(0, description="seed of initialisation, split, batches and dropout")
+    seed: Seed = Field(0, description="seed of initialisation, split, batches and dropout")
     length: int | None = Field(None, ge=1, description="sequence length (None: the dataset's)")
     n_samples: int | None = Field(None, ge=1, description="synthetic tasks: number of samples")
     data_options: dict[str, Any] = Field(
@@ -123,7 +126,9 @@ class TrainSpec(SpecModel):
     )
     time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
     lr: float = Field(1e-4, description="Adam learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam moment decays")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.9, 0.999), description="Adam moment decays, each in [0, 1)"
+    )
     adam_eps: float = Field(1e-8, gt=0, description="Adam denominator floor")
     clip_norm: float | None = Field(1.0, description="clip the global gradient norm (None: off)")
     batch_size: int = Field(32, ge=1, description="training batch size")
@@ -141,6 +146,17 @@ class TrainSpec(SpecModel):
         "length curriculum; the optimiser starts afresh",
     )
     memory_budget_gb: float = Field(4.0, gt=0, description="refuse runs estimated above this")
+
+    @field_validator("data_options")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(set(v) & {"seed", "time_channel", "length", "n_samples"})
+        if taken:
+            raise ValueError(
+                f"data_options sets {', '.join(taken)}, which are fields of the training "
+                f"configuration itself; set {taken[0]} at the top level instead"
+            )
+        return v
 
     @field_validator("lr")
     @classmethod

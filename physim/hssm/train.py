@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from physim import jsonio, memory
+from physim.errors import NumericalFault, check_training
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.hssm.trainlog import TrainLog
 from physim.optim import AdamState, adam_update, clip_by_global_norm
+from physim.spec_base import with_updates
 from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"
@@ -89,7 +92,7 @@ def output_step_for(spec: TrainSpec, ds) -> TrainSpec:
             f"dataset {spec.data!r} targets steps {steps[:4]}… which are not every s-th step; "
             "the HSSM regression head reads x[s-1::s]"
         )
-    return spec.model_copy(update={"model": spec.model.model_copy(update={"output_step": s})})
+    return with_updates(spec, model=with_updates(spec.model, output_step=s))
 
 
 def check_memory(spec: TrainSpec, n_steps: int) -> int:
@@ -108,6 +111,12 @@ def check_memory(spec: TrainSpec, n_steps: int) -> int:
             f"{spec.memory_budget_gb}; the budget allows L <= {int(budget // per_step)} — "
             "shorten the sequence, lower the batch size or raise memory_budget_gb"
         )
+    # the configuration's own budget first, then the machine-wide one (physim.memory)
+    memory.check(
+        est,
+        f"one {spec.algo} training step at L = {n_steps}, batch {spec.batch_size}",
+        "shorten the sequence or lower the batch size",
+    )
     return est
 
 
@@ -260,14 +269,18 @@ def _train(
         while step < end and not state["stopped"]:
             t0 = time.perf_counter()
             idx = batch_indices(spec.seed, step, n_train, spec.batch_size)
-            value, mets, grads = model.loss_and_grad(
-                params,
-                ds.X_train[idx],
-                ys["train"][idx],
-                algo=spec.algo,
-                rng=np.random.default_rng([spec.seed, 2, step]),
-                update_stats=True,
-            )
+            try:
+                value, mets, grads = model.loss_and_grad(
+                    params,
+                    ds.X_train[idx],
+                    ys["train"][idx],
+                    algo=spec.algo,
+                    rng=np.random.default_rng([spec.seed, 2, step]),
+                    update_stats=True,
+                )
+            except NumericalFault as fault:
+                raise fault.during(f"training step {step + 1} (lr = {spec.lr:g})") from None
+            check_training(step + 1, value, grads, spec.lr)
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
             adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
             step += 1
@@ -330,7 +343,7 @@ def _train(
         for split, X in (("val", ds.X_val), ("test", ds.X_test)):
             ev = evaluate(model, final, X, ys[split], spec.eval_batch_size)
             metrics.update({f"{split}_{k}": v for k, v in ev.items()})
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2))
         if plots:
             from physim.hssm.plots import plot_training
 

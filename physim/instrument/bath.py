@@ -22,31 +22,14 @@ import numpy as np
 
 from physim.device import Device, Physical
 from physim.instrument.specs import DissipationSpec
-from physim.kernels import dispatch as hk
-
-
-def _hessian(device: Device, phys: Physical, which: str) -> np.ndarray:
-    n = device.n_dof
-    work = np.empty(device.n_work)
-    out = np.empty(n)
-    zero = np.zeros(n)
-    H = np.empty((n, n))
-    for j in range(n):
-        e = np.zeros(n)
-        e[j] = 1.0
-        if which == "T":
-            hk.hvp_T(device.family, zero, phys.prm, e, work, out)
-        else:
-            hk.hvp_V(device.family, zero, zero, phys.prm, e, work, out)
-        H[:, j] = out
-    return 0.5 * (H + H.T)
+from physim.stability import hessian
 
 
 def mass_and_stiffness(device: Device, phys: Physical) -> tuple[np.ndarray, np.ndarray]:
     """Mass matrix M (inverse Hessian of T) and stiffness K (Hessian of V at q = 0, s = 0)."""
-    Minv = _hessian(device, phys, "T")
+    Minv = hessian(device, phys, "T")
     M = np.linalg.inv(Minv)
-    return 0.5 * (M + M.T), _hessian(device, phys, "V")
+    return 0.5 * (M + M.T), hessian(device, phys, "V")
 
 
 def normal_modes(device: Device, phys: Physical) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

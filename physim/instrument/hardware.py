@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.device import Device, Physical
+from physim.errors import NumericalFault, all_finite
 from physim.gradients import error_signal
 from physim.instrument.bath import Bath, build_bath, thermal_state
 from physim.instrument.converters import ADC, DAC
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels import fixedpoint, langevin, leapfrog
-from physim.simulate import chunk_bounds, drive
+from physim.simulate import chunk_bounds, drive, readout
 
 _EMPTY3 = np.zeros((0, 1, 1))
 _EMPTY4 = np.zeros((0, 1, 1, 1))
@@ -186,6 +187,13 @@ class Instrument:
                 else (self.diss.temperature if self.diss else 0)
             )
             q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng)
+        for name, v in (("q", q), ("p", p)):
+            shape = np.shape(v)
+            if shape not in ((n,), (batch, n)):
+                raise ValueError(
+                    f"prepare state = {state!r}: {name} must have {n} entries (one per degree of "
+                    f"freedom of device {self.device.name!r}), got shape {shape}"
+                )
         Q = np.broadcast_to(np.asarray(q, dtype=np.float64), (batch, n))
         P = np.broadcast_to(np.asarray(p, dtype=np.float64), (batch, n))
         self.Q = np.array(Q[None], dtype=self.dtype, order="C")
@@ -369,6 +377,64 @@ class Instrument:
                 )
                 Qrec[k] = Q
 
+    # ------------------------------------------------------------------ faults
+    def _noise_state(self) -> dict | None:
+        return self.bath_rng.bit_generator.state if self.lossy else None
+
+    def _restore_noise(self, state: dict | None) -> None:
+        if state is not None:
+            self.bath_rng.bit_generator.state = state
+
+    def _cause(self, run: str, u: np.ndarray | None = None) -> str:
+        from physim.stability import fault_cause
+
+        return fault_cause(self.device, self.phys, run, u, lossy=self.lossy)
+
+    def _forward_fault(self, t, S, start, k0, K, u) -> NumericalFault:
+        """Re-run a forward chunk that ended non-finite, recording, to find its first bad step."""
+        Q, P, noise = start
+        self._restore_noise(noise)
+        Qr = np.empty((S.shape[0], *Q.shape), dtype=Q.dtype)
+        Pr = np.empty_like(Qr)
+        self._forward_kernel(Q, P, S, self.device.dt, Qr, Pr)
+        bad_p = ~np.isfinite(Pr).reshape(S.shape[0], -1).all(axis=1)
+        bad_q = ~np.isfinite(Qr).reshape(S.shape[0], -1).all(axis=1)
+        i = int(np.argmax(bad_p | bad_q))
+        run = "forward" if self.n_branches == 1 else f"forward (branch {t})"
+        return NumericalFault(
+            run,
+            k0 + i + 1,
+            "p" if bad_p[i] else "q",
+            self._cause("forward", u),
+            n_steps=K,
+            where=f"instrument ({self.device.name!r})",
+        )
+
+    def _echo_fault(self, sel, args, start, reverse, k0, k1, K, kicks) -> NumericalFault:
+        """Re-run a backwards-walking chunk that ended non-finite, recording its states."""
+        Q, P, GW, noise = start
+        self._restore_noise(noise)
+        nk = k1 - k0
+        Qr = np.empty((nk, *Q.shape), dtype=Q.dtype)
+        self._echo_kernel(Q, P, *args, GW, _EMPTY3, Qr, echo=reverse)
+        bad = ~np.isfinite(Qr).reshape(nk, Q.shape[0], -1).all(axis=2)  # (nk, branches)
+        rows = np.flatnonzero(bad.any(axis=1))
+        if rows.size == 0:
+            step, t, what = None, 0, "accumulated ∂H/∂θ"
+        else:
+            k = int(rows[-1])  # the kernel walks k = nk − 1 … 0: the highest bad k came first
+            t = int(np.flatnonzero(bad[k])[0])
+            step, what = (K - (k0 + k)) if reverse else (k0 + nk - k), "q"
+        branch = sel.start + t
+        if not reverse:
+            run = "forward"
+        else:
+            sign = float(kicks[branch]) if branch < len(kicks) else 0.0
+            run = "echo +" if sign > 0 else "echo −" if sign < 0 else "echo"
+        return NumericalFault(
+            run, step, what, self._cause(run), n_steps=K, where=f"instrument ({self.device.name!r})"
+        )
+
     # ------------------------------------------------------------------ drive
     def write_drive(self, u: np.ndarray) -> np.ndarray:
         """The input as the drive DAC writes it."""
@@ -421,7 +487,10 @@ class Instrument:
                     Qrec = (
                         np.empty((k1 - k0, nb, n), dtype=dtype) if samples is not None else empty3
                     )
+                    start = (self.Q[t].copy(), self.P[t].copy(), self._noise_state())
                     self._forward_kernel(self.Q[t], self.P[t], S, dev.dt, Qrec, empty3)
+                    if not all_finite(self.Q[t], self.P[t]):
+                        raise self._forward_fault(t, S, start, k0, K, u)
                     if samples is not None:
                         _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
             return DriveOutput(samples, idx, None, None, energy)
@@ -456,18 +525,11 @@ class Instrument:
                     if samples is not None
                     else _EMPTY4.astype(dtype)
                 )
-                self._echo_kernel(
-                    self.Q[sel],
-                    self.P[sel],
-                    S,
-                    E,
-                    kicks[sel].astype(dtype),
-                    weights[sel].astype(dtype),
-                    GW[a],
-                    DS,
-                    Qrec,
-                    echo=reverse,
-                )
+                args = (S, E, kicks[sel].astype(dtype), weights[sel].astype(dtype))
+                start = (self.Q[sel].copy(), self.P[sel].copy(), GW[a].copy(), self._noise_state())
+                self._echo_kernel(self.Q[sel], self.P[sel], *args, GW[a], DS, Qrec, echo=reverse)
+                if not all_finite(self.Q[sel], self.P[sel], GW[a]):
+                    raise self._echo_fault(sel, args, start, reverse, k0, k1, K, kicks)
                 if need_B:
                     acc_B[a] += _fold(gains[a] * DS, uc)
                 if samples is not None:
@@ -490,9 +552,7 @@ def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
     keep = ((K - states) % every == 0) & (states < K) if reverse else (states % every == 0)
     if not np.any(keep):
         return
-    y = Qrec[keep].astype(np.float64)
-    if R is not None:
-        y = y @ R.T
+    y = readout(None, Qrec[keep], R) if R is not None else Qrec[keep].astype(np.float64)
     pos = (K - states[keep]) // every - 1 if reverse else states[keep] // every - 1
     samples[pos, t] = y
 

@@ -23,12 +23,15 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from physim.spec_base import SpecModel
+from physim.spec_base import InfFloat, Seed, SpecModel
 from physim.specs import SpecError
 
 BOLTZMANN = 1.380649e-23  # J/K
 
 NonNeg = Annotated[float, Field(ge=0)]
+#: smallest quality factor: Q = 0.5 is critical damping, and below 1e-3 a mode loses its
+#: energy within 1/6000 of a period — a resistor, not a resonator (and exp(−ωh/Q) underflows)
+Q_MIN = 1e-3
 
 
 class DissipationSpec(SpecModel):
@@ -42,11 +45,15 @@ class DissipationSpec(SpecModel):
     """
 
     # Q = inf is a valid (lossless) mode; JSON must carry it as Infinity to round-trip
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=False
+    )
 
     kind: Literal["dissipation"]
-    quality_factor: float | list[float] | None = Field(
-        None, description="quality factor Q = ω/γ per mode (1); a scalar applies to every mode"
+    quality_factor: InfFloat | list[InfFloat] | None = Field(
+        None,
+        description=f"quality factor Q = ω/γ per mode (1), Q >= {Q_MIN:g}; inf = a lossless mode; "
+        "a scalar applies to every mode",
     )
     damping_rate: float | list[float] | None = Field(
         None, description="damping rate γ per degree of freedom, 1/s (1/step for HRUs)"
@@ -64,7 +71,7 @@ class DissipationSpec(SpecModel):
         description="loss compensation during the echo (1): a gain stage makes the echo's net "
         "damping (1 − c)·D; c = 1 makes the echo lossless, c = 2 runs it anti-damped",
     )
-    seed: int = Field(0, description="seed of the thermal-noise stream")
+    seed: Seed = Field(0, description="seed of the thermal-noise stream")
 
     @model_validator(mode="after")
     def _one_of(self) -> DissipationSpec:
@@ -77,8 +84,11 @@ class DissipationSpec(SpecModel):
         vals = vals if isinstance(vals, list) else [vals]
         name = "quality_factor" if self.quality_factor is not None else "damping_rate"
         for v in vals:
-            if name == "quality_factor" and not v > 0:
-                raise ValueError(f"{name} must be > 0 (use 'inf' for a lossless mode), got {v}")
+            if name == "quality_factor" and not v >= Q_MIN:
+                raise ValueError(
+                    f"{name} must be >= {Q_MIN:g} (a mode damped within a fraction of its period "
+                    f"is no oscillator; use 'inf' for a lossless mode), got {v}"
+                )
             if name == "damping_rate" and not v >= 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
         return self
@@ -95,7 +105,7 @@ class MismatchSpec(SpecModel):
         0.0, description="relative std of every Hamiltonian element value (1)"
     )
     input_dtod: NonNeg = Field(0.0, description="relative std of every input-matrix entry (1)")
-    seed: int = Field(0, description="seed of the fabrication draw")
+    seed: Seed = Field(0, description="seed of the fabrication draw")
 
 
 class DriftSpec(SpecModel):
@@ -114,7 +124,7 @@ class DriftSpec(SpecModel):
     longest_runs: float = Field(
         1e4, gt=1, description="longest correlation time of the 1/f model, runs"
     )
-    seed: int = Field(0, description="seed of the drift stream")
+    seed: Seed = Field(0, description="seed of the drift stream")
 
 
 class FlipErrorSpec(SpecModel):
@@ -128,7 +138,7 @@ class FlipErrorSpec(SpecModel):
     gain_std: NonNeg = Field(0.0, description="per-flip random gain error std (1)")
     timing_error: float = Field(0.0, description="systematic flip delay τ, s")
     timing_std: NonNeg = Field(0.0, description="per-flip timing jitter std, s")
-    seed: int = Field(0, description="seed of the flip-error stream")
+    seed: Seed = Field(0, description="seed of the flip-error stream")
 
 
 class DACSpec(SpecModel):
@@ -169,7 +179,7 @@ class ADCSpec(SpecModel):
     headroom: float = Field(1.25, ge=1, description="auto range = headroom × largest value (1)")
     noise_lsb: NonNeg = Field(0.0, description="additive input noise std, LSB")
     dither: bool = Field(False, description="add uniform ±½ LSB dither before rounding")
-    seed: int = Field(0, description="seed of the noise and dither stream")
+    seed: Seed = Field(0, description="seed of the noise and dither stream")
 
 
 class NumericsSpec(SpecModel):
@@ -199,7 +209,9 @@ SOURCE_KINDS = ("adc", "dac", "dissipation", "drift", "flip_error", "mismatch", 
 class NonidealSpec(SpecModel):
     """The imperfections of one simulated instrument (empty = ideal)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=False
+    )
 
     name: str = Field("ideal", description="label used in logs and plots")
     description: str = ""

@@ -8,8 +8,9 @@ returns the exit code.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from physim import jsonio
 
 
 def _cmd_protocols(args: argparse.Namespace) -> int:
@@ -26,6 +27,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from physim.instrument.specs import load_nonideal
     from physim.protocol.session import run_session
     from physim.protocol.specs import load_protocol
+    from physim.spec_base import with_updates
     from physim.specs import load_device
 
     device = load_device(args.device)
@@ -35,9 +37,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(device.spec, "task", None) is not None and task.kind == "teacher" and not upd:
         upd["kind"] = "device"
     if upd:
-        protocol = protocol.model_copy(update={"task": task.model_copy(update=upd)})
+        protocol = with_updates(protocol, task=with_updates(task, **upd))
     if args.eps is not None:
-        protocol = protocol.model_copy(update={"eps": args.eps})
+        protocol = with_updates(protocol, eps=args.eps)
     nonideal = load_nonideal(args.nonideal)
     res = run_session(
         device,
@@ -63,10 +65,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if res.losses is not None:
         out["loss_first"], out["loss_last"] = float(res.losses[0]), float(res.losses[-1])
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(jsonio.dumps(out, indent=2))
     else:
+        loss = "no loss (forward-only)" if last.loss is None else f"loss {last.loss:.4g}"
         print(
-            f"{device.name} · {protocol.name} · {nonideal.name}: loss {last.loss:.4g}, "
+            f"{device.name} · {protocol.name} · {nonideal.name}: {loss}, "
             f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
         )
         if res.fidelity is not None:

@@ -10,10 +10,12 @@ nudge β, the integrator gains — happens here, as it would on the lab computer
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
+from physim import memory
 from physim.gradients import error_bound, error_signal
 from physim.instrument.hardware import Instrument
 from physim.protocol.checks import check_error_resolution, check_saturation, saturation
@@ -22,6 +24,7 @@ from physim.protocol.specs import DriveStep, ProtocolSpec
 from physim.protocol.task import Task, build_task
 from physim.rangecheck import check_drive_range
 from physim.rhel import nudge_factor
+from physim.simulate import readout
 
 OnStep = Callable[[int, object, list[Record]], None]
 
@@ -33,11 +36,18 @@ def _drive_signal(inst: Instrument, st: DriveStep, task: Task, u_task: np.ndarra
     n = st.n_steps or task.n_steps
     u = np.zeros((n, task.batch, dev.n_inputs))
     if st.input in ("impulse", "step"):
+        if dev.n_inputs == 0:
+            warnings.warn(
+                f"device {dev.name!r} has no input channels: the {st.input} drive runs undriven "
+                "and records the free response from the prepared state",
+                stacklevel=3,
+            )
+            return u
         if st.channel >= dev.n_inputs:
             raise ValueError(
                 f"drive input = {st.input!r} on channel {st.channel}, but device {dev.name!r} "
-                f"has {dev.n_inputs} input channel(s); pick channel < {dev.n_inputs} or another "
-                "protocol"
+                f"has {dev.n_inputs} input channel(s); pick a channel from 0 to "
+                f"{dev.n_inputs - 1} or another protocol"
             )
         if st.input == "impulse":
             u[0, :, st.channel] = st.amplitude
@@ -51,6 +61,29 @@ def _integrator_gain(kind: str, sign: float, dt: float, beta: float) -> float:
         return 1.0
     denom = 2.0 if kind == "centred" else 1.0
     return -dt * sign / (denom * beta)
+
+
+def check_protocol_memory(protocol: ProtocolSpec, dev, task: Task) -> int:
+    """Bytes of the inputs and records a protocol allocates, checked against the budget."""
+    nb, m, n_out = task.batch, dev.n_inputs, dev.n_outputs
+    total = memory.floats(task.u.shape) + 2 * memory.floats((task.n_steps, nb, n_out))
+    branches = 1
+    for st in protocol.steps:
+        if st.op == "split":
+            branches = len(st.signs)
+        elif st.op == "prepare":
+            branches = 1
+        elif st.op == "drive":
+            n = st.n_steps or task.n_steps
+            total += memory.floats((n, nb, m)) if st.input != "task" else 0
+            if st.measure:
+                total += 2 * memory.floats((n // st.every, branches, nb, n_out))
+    return memory.check(
+        total,
+        f"protocol {protocol.name!r} on device {dev.name!r} (batch {nb})",
+        "lower the task's or the drives' n_steps, raise a measured drive's every, or lower "
+        "the batch",
+    )
 
 
 def run_protocol(
@@ -88,6 +121,7 @@ def run_protocol(
         raise ValueError(
             f"task inputs must have shape (n_steps, batch, {dev.n_inputs}), got {task.u.shape}"
         )
+    check_protocol_memory(protocol, dev, task)
     if theta is not None or instrument.theta is None:
         instrument.program(theta if theta is not None else dev.theta0)
     u_task = instrument.write_drive(task.u)
@@ -119,8 +153,7 @@ def run_protocol(
             e_K = error_signal(dev, dLdy, K, K + 1)[0]
             instrument.kick(e_K, st.sign * signs * beta)
         elif st.op == "measure":
-            Q = instrument.Q.astype(np.float64)
-            y = Q if dev.readout is None else Q @ dev.readout.T
+            y = readout(dev, instrument.Q)
             rd = instrument.adc_readout.read(st.name, y)
             new.append(
                 Record(

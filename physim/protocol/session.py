@@ -23,7 +23,7 @@ from physim.protocol.estimate import Fidelity, estimate_gradient, fidelity, idea
 from physim.protocol.records import ProtocolResult
 from physim.protocol.specs import ProtocolSpec, protocol_from_json
 from physim.protocol.task import build_task
-from physim.protocol.train import train_in_situ
+from physim.protocol.train import check_training_options, train_in_situ
 from physim.specs import spec_from_json
 
 
@@ -76,6 +76,7 @@ def run_session(
     ``progress`` shows a bar over the epochs on stderr (from the second epoch on, so that its
     ETA leaves out the first epoch's kernel compilation).
     """
+    check_training_options(epochs, lr)
     nonideal = nonideal or NonidealSpec()
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)

@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from physim.spec_base import SpecModel
+from physim.spec_base import EPS_MIN, Seed, SpecModel
 from physim.specs import SpecError, catalogue_dir
 
 
@@ -45,7 +45,7 @@ class TaskSpec(SpecModel):
     input_std: float = Field(1.0, gt=0, description="rms of the input, input units")
     smoothing: int = Field(10, ge=1, description="moving-average length of the input, steps")
     teacher_spread: float = Field(0.1, ge=0, description="relative offset of the teacher θ (1)")
-    seed: int = Field(0, description="seed of the task's inputs and teacher")
+    seed: Seed = Field(0, description="seed of the task's inputs and teacher")
 
 
 class PrepareStep(SpecModel):
@@ -140,7 +140,11 @@ class ProtocolSpec(SpecModel):
     name: str = Field(min_length=1, description="catalogue name")
     description: str = ""
     loss: Literal["mse", "final"] = Field("mse", description="loss on the measured readout")
-    eps: float = Field(1e-6, gt=0, description="nudge strength ε, relative (1) unless relative_eps")
+    eps: float = Field(
+        1e-6,
+        ge=EPS_MIN,
+        description="nudge strength ε (relative unless relative_eps), 1 or the momentum unit",
+    )
     relative_eps: bool = Field(True, description="ε relative to the final momenta")
     task: TaskSpec = Field(default_factory=TaskSpec, description="inputs and targets")
     steps: list[Step] = Field(min_length=1, description="the sequence")

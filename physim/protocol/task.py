@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physim import memory
 from physim.device import Device
 from physim.losses import FinalLoss, Loss, MSELoss
 from physim.protocol.specs import TaskSpec
@@ -44,6 +45,15 @@ def smooth_inputs(
 def build_task(device: Device, spec: TaskSpec, loss_name: str = "mse") -> Task:
     """Materialise a task spec for a device (deterministic in ``spec.seed``)."""
     loss: Loss = FinalLoss() if loss_name == "final" else MSELoss()
+    sin = getattr(device.spec, "task", None) if spec.kind == "device" else None
+    n = sin.n_steps(device.dt) if sin is not None else spec.n_steps
+    # inputs with their smoothing temporaries (three copies), the target and a readout
+    memory.check(
+        3 * memory.floats((n + spec.smoothing, spec.batch, device.n_inputs))
+        + 2 * memory.floats((n, spec.batch, device.n_outputs)),
+        f"the task of {n} steps × batch {spec.batch} on device {device.name!r}",
+        "lower the task's n_steps (or --steps) or batch",
+    )
     if spec.kind == "device":
         sin = getattr(device.spec, "task", None)
         if sin is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physim.errors import NumericalFault, check_training
 from physim.instrument.hardware import Instrument
 from physim.protocol.engine import OnStep, run_protocol
 from physim.protocol.estimate import GradientEstimate, estimate_gradient
@@ -25,6 +26,14 @@ class TrainingHistory:
     thetas: np.ndarray
     n_runs: int
     drive_energy: float
+
+
+def check_training_options(n_epochs: int, lr: float) -> None:
+    """Epochs are a non-negative integer and the learning rate a positive finite number."""
+    if isinstance(n_epochs, bool) or int(n_epochs) != n_epochs or n_epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {n_epochs!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}; try 1e-2")
 
 
 def train_in_situ(
@@ -48,6 +57,7 @@ def train_in_situ(
     is passed to :func:`~physim.protocol.engine.run_protocol` and ``on_epoch(epoch, result,
     estimate)`` runs after each gradient measurement (logging hooks).
     """
+    check_training_options(n_epochs, lr)
     dev = instrument.device
     if protocol.estimator.kind != "sum":
         raise ValueError(
@@ -67,10 +77,15 @@ def train_in_situ(
             on_begin(epoch, theta)
         # plausibility warnings once, on the first execution (they would repeat every epoch)
         first = epoch == 0
-        res = run_protocol(
-            instrument, protocol, task=task, theta=theta, on_step=on_step, check=first
-        )
+        try:
+            res = run_protocol(
+                instrument, protocol, task=task, theta=theta, on_step=on_step, check=first
+            )
+        except NumericalFault as fault:
+            raise fault.during(f"epoch {epoch + 1} of in-situ training (lr = {lr:g})") from None
         est = estimate_gradient(res, dev, protocol.estimator, eps=protocol.eps, check=first)
+        # before logging: a non-finite epoch is never recorded as a result
+        check_training(epoch + 1, res.loss, {"θ": est.grad}, lr, what="epoch")
         thetas.append(res.theta.copy())
         losses.append(res.loss if res.loss is not None else np.nan)
         n_runs += res.cost.n_runs
@@ -83,4 +98,5 @@ def train_in_situ(
         mh = m / (1 - b1 ** (epoch + 1))
         vh = v / (1 - b2 ** (epoch + 1))
         theta = res.theta - lr * scale * mh / (np.sqrt(vh) + tiny * np.max(np.sqrt(vh)) + 1e-300)
+        check_training(epoch + 1, 0.0, {"updated θ": theta}, lr, what="epoch")
     return TrainingHistory(np.asarray(losses), np.asarray(thetas), n_runs, energy)
