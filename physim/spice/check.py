@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from physim.spice.instance import (
     probe,
     replicate_nonideal,
 )
-from physim.spice.netlist import Netlist, pwl_knots
+from physim.spice.netlist import REF_RELTOL, REF_STEPS_PER_DT, Netlist, pwl_knots
 
 NGSPICE_INSTALL = "apt-get install -y ngspice"
 #: ngspice runs of the small test circuits take well under a second; a hung run is an error
@@ -110,7 +110,10 @@ class Agreement:
     refinements: tuple[int, ...]
     voltage_err: tuple[float, ...]
     flux_err: tuple[float, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    #: largest |2πΦ_b/Φ₀| over the Josephson branches in the reference run (0: none), rad
+    max_phase: float = 0.0
+    #: the reference's own error: ngspice vs ngspice at half its step and a tenth of its reltol
+    ref_err: float | None = None
 
     @property
     def max_rel_err(self) -> tuple[float, ...]:
@@ -132,10 +135,21 @@ class Agreement:
             "flux_rel_err": list(self.flux_err),
             "voltage_order": self.order("voltage"),
             "flux_order": self.order("flux"),
-            "notes": list(self.notes),
+            "max_junction_phase_rad": self.max_phase,
+            "reference_rel_err": self.ref_err,
             "max_rel_err": self.max_rel_err[0],
             "order": self.order("max"),
         }
+
+
+def _sampled(run: SpiceRun, t_k: np.ndarray) -> np.ndarray:
+    """ngspice's columns at the device's sample times (cubic spline through its points)."""
+    if run.time[0] > t_k[0] or run.time[-1] < t_k[-1] * (1 - 1e-12):
+        raise RuntimeError(
+            f"ngspice's output covers t = {run.time[0]:.3g}..{run.time[-1]:.3g} s, not the "
+            f"device's samples {t_k[0]:.3g}..{t_k[-1]:.3g} s"
+        )
+    return CubicSpline(run.time, run.values, axis=0)(t_k)
 
 
 def _rel_err(x: np.ndarray, ref: np.ndarray) -> float:
@@ -153,6 +167,7 @@ def spice_check(
     amplitude: float = 1.0,
     seed: int = 0,
     keep: str | Path | None = None,
+    ref_check: bool = False,
 ) -> Agreement:
     """Compare physim at dt, dt/2, dt/4 with ngspice on the same device, input and instance."""
     spec = lc_spec(spec)
@@ -168,16 +183,24 @@ def spice_check(
     if u is None:
         u = device_inputs(spec, n_steps, amplitude, seed)
     net, _ = export_device(spec, u, nonideal=nonideal, knot_offset=0.0)
-    run = run_ngspice(net, keep)
     n = len(net.nodes)
     t_k = spec.dt * np.arange(1, net.n_steps + 1)
-    if run.time[0] > t_k[0] or run.time[-1] < t_k[-1] * (1 - 1e-12):
-        raise RuntimeError(
-            f"ngspice's output covers t = {run.time[0]:.3g}..{run.time[-1]:.3g} s, not the "
-            f"device's samples {t_k[0]:.3g}..{t_k[-1]:.3g} s"
-        )
-    ref = CubicSpline(run.time, run.values, axis=0)(t_k)
+    ref = _sampled(run_ngspice(net, keep), t_k)
     v_ref, phi_ref = ref[:, :n], ref[:, n:] * net.flux_scale
+    ref_err = None
+    if ref_check:
+        fine, _ = export_device(
+            spec,
+            u,
+            nonideal=nonideal,
+            knot_offset=0.0,
+            steps_per_dt=2 * REF_STEPS_PER_DT,
+            reltol=0.1 * REF_RELTOL,
+        )
+        ref2 = _sampled(run_ngspice(fine), t_k)
+        ref_err = max(
+            _rel_err(v_ref, ref2[:, :n]), _rel_err(phi_ref, ref2[:, n:] * fine.flux_scale)
+        )
     t_knots, u_knots = pwl_knots(u, spec.dt, 0.0)
     verr, ferr = [], []
     for m in REFINEMENTS:
@@ -190,6 +213,8 @@ def spice_check(
         verr.append(_rel_err(pr.voltage[m - 1 :: m], v_ref))
         ferr.append(_rel_err(pr.flux[m - 1 :: m], phi_ref))
     return Agreement(
+        max_phase=junction_phase(spec, phi_ref),
+        ref_err=ref_err,
         device=spec.name,
         dt=spec.dt,
         n_steps=net.n_steps,
@@ -199,15 +224,30 @@ def spice_check(
     )
 
 
+def junction_phase(spec: LCNetworkSpec, flux: np.ndarray) -> float:
+    """Largest |2πΦ_b/Φ₀| over the Josephson branches of ``flux`` (n_steps, n_nodes), rad."""
+    index = {n: i for i, n in enumerate(spec.nodes)}
+    peak = 0.0
+    for e in spec.elements:
+        if e.type != "josephson":
+            continue
+        fa = flux[:, index[e.a]] if e.a in index else 0.0
+        fb = flux[:, index[e.b]] if e.b in index else 0.0
+        peak = max(peak, float(np.max(np.abs(2 * np.pi * (fa - fb) / e.phi0))))
+    return peak
+
+
 def format_agreement(a: Agreement) -> str:
     lines = [f"{a.device}: physim vs ngspice over {a.n_steps} steps of dt = {a.dt:.4g} s"]
-    lines.append(
-        f"  {'dt (s)':>12} {'voltage max rel err':>20} {'flux max rel err':>18}"
-    )
+    lines.append(f"  {'dt (s)':>12} {'voltage max rel err':>20} {'flux max rel err':>18}")
     for m, ve, fe in zip(a.refinements, a.voltage_err, a.flux_err, strict=True):
         lines.append(f"  {a.dt / m:>12.4g} {ve:>20.3e} {fe:>18.3e}")
     lines.append(
         f"  measured order: voltage {a.order('voltage'):.2f}, flux {a.order('flux'):.2f} "
         "(leapfrog: 2)"
     )
+    if a.ref_err is not None:
+        lines.append(f"  reference's own error (ngspice at half step, reltol/10): {a.ref_err:.2e}")
+    if a.max_phase:
+        lines.append(f"  largest Josephson phase |2π Φ_b/Φ₀| = {a.max_phase:.3g} rad")
     return "\n".join(lines)

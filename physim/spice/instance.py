@@ -127,6 +127,7 @@ def export_device(
     data_file: str = "physim-spice.dat",
     steps_per_dt: int | None = None,
     knot_offset: float = 0.5,
+    reltol: float | None = None,
 ) -> tuple[Netlist, Probe]:
     """Export ``spec`` (as built under ``nonideal`` when given) driven by ``u``.
 
@@ -166,6 +167,8 @@ def export_device(
     C = inst.phys.prm[3]
     q_peak = v_peak / float(np.max(np.abs(C))) if np.any(C) else 1.0
     kw = {} if steps_per_dt is None else {"steps_per_dt": steps_per_dt}
+    if reltol is not None:
+        kw["reltol"] = reltol
     net = write_netlist(
         spec,
         u,

@@ -220,13 +220,15 @@ def write_netlist(
     data_file: str = "physim-spice.dat",
     steps_per_dt: int = REF_STEPS_PER_DT,
     knot_offset: float = 0.5,
+    reltol: float = REF_RELTOL,
 ) -> Netlist:
     """The netlist text for ``spec`` driven by ``u`` (n_steps, n_inputs) at the device's dt.
 
     The input is the piecewise-linear signal of :func:`pwl_knots` (``knot_offset``).
     ``built`` gives the element values of an as-built instance (nominal when ``None``);
     ``flux_scale`` is σ (Wb per volt of the flux integrators); the peaks (V, A, C) set the
-    absolute tolerances of the reference run.
+    absolute tolerances of the reference run; ``steps_per_dt`` and ``reltol`` its step limit
+    (tmax = dt / steps_per_dt) and relative tolerance.
     """
     check_names(spec)
     u = np.asarray(u, dtype=np.float64)
@@ -312,7 +314,7 @@ def write_netlist(
     tmax = dt / steps_per_dt
     out.append(f".tran {fmt(dt)} {fmt(K * dt)} 0 {fmt(tmax)} uic")
     out.append(
-        f".options method=trap reltol={fmt(REF_RELTOL)} trtol=1 "
+        f".options method=trap reltol={fmt(reltol)} trtol=1 "
         f"vntol={fmt(REF_ABS_FRACTION * min(v_peak, 1.0))} "
         f"abstol={fmt(REF_ABS_FRACTION * i_peak)} chgtol={fmt(REF_ABS_FRACTION * q_peak)}"
     )
