@@ -157,6 +157,35 @@ def _rel_err(x: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(x - ref))) / scale if scale > 0 else float(np.max(np.abs(x)))
 
 
+def reference(net: Netlist, run: SpiceRun) -> tuple[np.ndarray, np.ndarray]:
+    """ngspice's node voltages (V) and fluxes (Wb) at t_k = k·dt, each (n_steps, n_nodes)."""
+    n = len(net.nodes)
+    ref = _sampled(run, net.dt * np.arange(1, net.n_steps + 1))
+    return ref[:, :n], ref[:, n:] * net.flux_scale
+
+
+def physim_errors(
+    spec: LCNetworkSpec,
+    nonideal: NonidealSpec | None,
+    u: np.ndarray,
+    v_ref: np.ndarray,
+    phi_ref: np.ndarray,
+) -> tuple[list[float], list[float]]:
+    """Voltage and flux errors of physim's instrument at dt/m (m in REFINEMENTS) against a
+    reference, driven by the PWL through u_k at t = k·dt sampled at each run's half steps."""
+    t_knots, u_knots = pwl_knots(u, spec.dt, 0.0)
+    K = u.shape[0]
+    verr, ferr = [], []
+    for m in REFINEMENTS:
+        h = spec.dt / m
+        t_sub = (np.arange(K * m) + 0.5) * h
+        u_sub = np.stack([np.interp(t_sub, t_knots, u_knots[:, k]) for k in range(u.shape[1])], 1)
+        pr = probe(instrument(spec, nonideal, h), u_sub.reshape(K * m, u.shape[1]))
+        verr.append(_rel_err(pr.voltage[m - 1 :: m], v_ref))
+        ferr.append(_rel_err(pr.flux[m - 1 :: m], phi_ref))
+    return verr, ferr
+
+
 def spice_check(
     spec: LCNetworkSpec,
     *,
@@ -183,10 +212,7 @@ def spice_check(
     if u is None:
         u = device_inputs(spec, n_steps, amplitude, seed)
     net, _ = export_device(spec, u, nonideal=nonideal, knot_offset=0.0)
-    n = len(net.nodes)
-    t_k = spec.dt * np.arange(1, net.n_steps + 1)
-    ref = _sampled(run_ngspice(net, keep), t_k)
-    v_ref, phi_ref = ref[:, :n], ref[:, n:] * net.flux_scale
+    v_ref, phi_ref = reference(net, run_ngspice(net, keep))
     ref_err = None
     if ref_check:
         fine, _ = export_device(
@@ -197,27 +223,15 @@ def spice_check(
             steps_per_dt=2 * REF_STEPS_PER_DT,
             reltol=0.1 * REF_RELTOL,
         )
-        ref2 = _sampled(run_ngspice(fine), t_k)
-        ref_err = max(
-            _rel_err(v_ref, ref2[:, :n]), _rel_err(phi_ref, ref2[:, n:] * fine.flux_scale)
-        )
-    t_knots, u_knots = pwl_knots(u, spec.dt, 0.0)
-    verr, ferr = [], []
-    for m in REFINEMENTS:
-        h = spec.dt / m
-        t_sub = (np.arange(net.n_steps * m) + 0.5) * h
-        u_sub = np.stack(
-            [np.interp(t_sub, t_knots, u_knots[:, k]) for k in range(u.shape[1])], axis=1
-        ).reshape(-1, u.shape[1])
-        pr = probe(instrument(spec, nonideal, h), u_sub)
-        verr.append(_rel_err(pr.voltage[m - 1 :: m], v_ref))
-        ferr.append(_rel_err(pr.flux[m - 1 :: m], phi_ref))
+        v2, phi2 = reference(fine, run_ngspice(fine))
+        ref_err = max(_rel_err(v_ref, v2), _rel_err(phi_ref, phi2))
+    verr, ferr = physim_errors(spec, nonideal, u, v_ref, phi_ref)
     return Agreement(
         max_phase=junction_phase(spec, phi_ref),
         ref_err=ref_err,
         device=spec.name,
         dt=spec.dt,
-        n_steps=net.n_steps,
+        n_steps=u.shape[0],
         refinements=REFINEMENTS,
         voltage_err=tuple(verr),
         flux_err=tuple(ferr),

@@ -263,8 +263,7 @@ def write_netlist(
     if built.label:
         out.append(f"* as-built instance: {built.label}")
     out.append(f"*physim nodes = {json.dumps(nodes)}")
-    if spec.description:
-        out.append(f"*physim description = {json.dumps(spec.description)}")
+    out.append(f"*physim description = {json.dumps(spec.description)}")
     if spec.readout is not None:
         out.append(f"*physim readout = {json.dumps(spec.readout)}")
     out.append(f"*physim learnable = {json.dumps(list(spec.learnable))}")
@@ -284,7 +283,9 @@ def write_netlist(
             out.append(f"{element_name(e)} {a} {b} {fmt(val)} IC={fmt(i0)}")
         else:
             kap = f"(2*pi/{fmt(e.phi0)})"
-            br = f"v(flux_{e.a})" + ("" if e.b in GROUND else f"-v(flux_{e.b})")
+            br = ("" if e.a in GROUND else f"v(flux_{e.a})") + (
+                "" if e.b in GROUND else f"-v(flux_{e.b})"
+            )
             out.append(
                 f"{element_name(e)} {a} {b} I={fmt(val)}*{kap}*sin({kap}*{fmt(sigma)}*({br}))"
             )

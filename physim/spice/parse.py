@@ -56,7 +56,7 @@ _VALUE_RE = re.compile(rf"^({_NUM})(meg|mil|[tgkmunpfa])?[a-z]*$", re.IGNORECASE
 _NUM_IN_EXPR = re.compile(rf"(?<![\w.])({_UNUM})(meg|mil|[tgkmunpfa])?[a-z]*", re.IGNORECASE)
 _JJ_RE = re.compile(
     rf"^i=(?P<ej>{_NUM})\*\(2\*pi/(?P<p0>{_NUM})\)\*sin\(\(2\*pi/(?P=p0)\)\*(?P<s>{_NUM})"
-    r"\*\(v\(flux_(?P<a>[^()]+)\)(?:-v\(flux_(?P<b>[^()]+)\))?\)\)$"
+    r"\*\((?:v\(flux_(?P<a>[^()]+)\))?(?:-v\(flux_(?P<b>[^()]+)\))?\)\)$"
 )
 _FLUX_RE = re.compile(r"^i=v\((?P<n>[^()]+)\)$")
 _FUNC_RE = re.compile(r"(\w+)\s*\(([^()]*)\)")
@@ -300,9 +300,10 @@ class _Reader:
         if len(tok) < 4:
             raise ln.error(f"a {kind.upper()} element must read '{kind.upper()}name n1 n2 value'")
         if tok[1].lower().startswith("flux_") or tok[2].lower().startswith("flux_"):
-            if kind != "c" or tok[2].lower() not in GROUNDS or len(tok) != 4:
+            key = tok[1].lower()
+            if tok[0].lower() != f"c{key}" or tok[2].lower() not in GROUNDS or len(tok) != 4:
                 raise ln.error("only 'Cflux_<node> flux_<node> 0 sigma' may sit on a flux node")
-            self.sigma[tok[1].lower()[5:]] = self.val(ln, tok[3])
+            self.sigma[key[5:]] = self.val(ln, tok[3])
             return
         a, b = self.node(ln, tok[1]), self.node(ln, tok[2])
         v = self.val(ln, tok[3])
@@ -401,7 +402,7 @@ class _Reader:
                 "I=E_J*(2*pi/phi0)*sin((2*pi/phi0)*sigma*(v(flux_a)-v(flux_b)))"
             )
         a, b = self.node(ln, tok[1]), self.node(ln, tok[2])
-        if m.group("a") != a or m.group("b") != b:
+        if (m.group("a"), m.group("b")) != (a, b) or (a is None and b is None):
             raise ln.error("the Josephson branch flux must be read across the source's own nodes")
         self.jj_sigma.append((ln, [n for n in (a, b) if n is not None], float(m.group("s"))))
         self.elements.append(
@@ -525,10 +526,6 @@ def import_netlist(text: str, source: str = "(netlist)") -> Imported:
         if ctrl not in channel:
             raise ln.error(f"its control node {ctrl!r} is not driven by an input V source")
         sources.append({"node": rd.nodes[node], "input": channel[ctrl], "gain": gain})
-    used = {c for _, _, c, _ in rd.g_sources}
-    for key, ln in rd.inputs.items():
-        if key not in used:
-            raise ln.error("a voltage source is read only as an input channel driving G sources")
     first = max(channel.values(), default=-1) + 1
     for i, (node, gain) in enumerate(rd.i_sources):
         sources.append({"node": rd.nodes[node], "input": first + i, "gain": gain})
