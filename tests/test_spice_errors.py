@@ -17,13 +17,19 @@ _TAIL = "\n.tran 1n 100n\n.end\n"
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ("C1 a 0 1p\nQ1 c b e npn", r"line 3: 'Q1 c b e npn': bipolar transistors are not supported"),
+        (
+            "C1 a 0 1p\nQ1 c b e npn",
+            r"line 3: 'Q1 c b e npn': bipolar transistors are not supported",
+        ),
         ("C1 a 0 1p\nC2 b 0 1p\nR1 a b 1k", r"line 4: 'R1 a b 1k': a resistor between two nodes"),
         ("C1 a 0 abc", r"line 2: 'C1 a 0 abc': cannot read the value 'abc'"),
         ("C1 a 0 {2*x}", r"line 2: .*unknown parameter 'x' \(define it with .param\)"),
         ("C1 a 0 1p\nC2 b 0 1p\nI1 a b 1m", r"line 4: .*must connect a node to ground"),
         ("C1 a 0 1p\n.subckt amp 1 2", r"line 3: '.subckt amp 1 2': .subckt is not supported"),
-        ("C1 a 0 1p\nI1 0 a PULSE(0 1 0 1n 1n 5n 10n)", r"line 3: .*waveform PULSE is not supported"),
+        (
+            "C1 a 0 1p\nI1 0 a PULSE(0 1 0 1n 1n 5n 10n)",
+            r"line 3: .*waveform PULSE is not supported",
+        ),
         ("C1 a 0 1p\nB1 a 0 V=v(a)*2", r"line 3: .*behavioural sources are read only in physim"),
         ("C1 a 0 1p\nL1 a 0 1n IC=1m", r"line 3: .*initial inductor current is read only with"),
         ("C1 a 0 1p\nR1 a 0 -5", r"line 3: 'R1 a 0 -5': resistance must be > 0"),
@@ -65,7 +71,9 @@ def test_netlist_level_errors():
 
 def test_a_netlist_that_breaks_the_device_schema_says_which_field():
     # an island without a capacitor to ground is caught when the spec is built from the netlist
-    with pytest.raises(SpecError, match=r"elements\.0\.capacitor\.C: Input should be greater than 0"):
+    with pytest.raises(
+        SpecError, match=r"elements\.0\.capacitor\.C: Input should be greater than 0"
+    ):
         import_netlist("t\nC1 a 0 0" + _TAIL)
 
 
@@ -85,9 +93,13 @@ def _lc(**over) -> dict:
 
 
 def test_export_refuses_what_spice_cannot_name():
-    with pytest.raises(ValueError, match="needs an lc_network device, got kind = 'oscillator_network'"):
+    with pytest.raises(
+        ValueError, match="needs an lc_network device, got kind = 'oscillator_network'"
+    ):
         export_device(load_spec("two-mass"))
-    with pytest.raises(ValueError, match="node 'flux_b' starts with a prefix the SPICE export reserves"):
+    with pytest.raises(
+        ValueError, match="node 'flux_b' starts with a prefix the SPICE export reserves"
+    ):
         export_device(
             _lc(
                 nodes=["a", "flux_b"],
@@ -107,7 +119,9 @@ def test_export_refuses_what_spice_cannot_name():
                 ],
             )
         )
-    with pytest.raises(ValueError, match="element 'c1' is written as 'c1', which is not a distinct"):
+    with pytest.raises(
+        ValueError, match="element 'c1' is written as 'c1', which is not a distinct"
+    ):
         export_device(
             _lc(
                 elements=[

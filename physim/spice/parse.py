@@ -37,19 +37,9 @@ from physim.families.lc import LCNetworkSpec
 from physim.instrument.specs import BOLTZMANN, NonidealSpec, parse_nonideal
 from physim.specs import SpecError, parse_spec
 
-SI = {
-    "t": 1e12,
-    "g": 1e9,
-    "meg": 1e6,
-    "k": 1e3,
-    "mil": 25.4e-6,
-    "m": 1e-3,
-    "u": 1e-6,
-    "n": 1e-9,
-    "p": 1e-12,
-    "f": 1e-15,
-    "a": 1e-18,
-}
+#: SI suffixes as powers of ten (mil = 25.4e-6 m is the one non-decimal scale)
+SI = {"t": 12, "g": 9, "meg": 6, "k": 3, "m": -3, "u": -6, "n": -9, "p": -12, "f": -15, "a": -18}
+MIL = 25.4e-6
 _UNUM = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _NUM = r"[-+]?" + _UNUM
 _VALUE_RE = re.compile(rf"^({_NUM})(meg|mil|[tgkmunpfa])?[a-z]*$", re.IGNORECASE)
@@ -171,12 +161,22 @@ def _eval(node: ast.AST, params: dict[str, float]) -> float:
     raise ValueError("only numbers, .param names, + - * / **, sqrt, exp, log and abs are allowed")
 
 
+def _scaled(number: str, suffix: str | None) -> float:
+    """``number`` times its suffix, shifting the decimal exponent so that 0.8n is exactly the
+    float nearest 8e-10 (not 0.8 · 1e-9)."""
+    suffix = (suffix or "").lower()
+    if suffix == "mil":
+        return float(number) * MIL
+    mant, _, exp = number.lower().partition("e")
+    return float(f"{mant}e{int(exp or 0) + SI.get(suffix, 0)}")
+
+
 def value(token: str, params: dict[str, float]) -> float:
     """A SPICE number (SI suffix allowed), a .param name, or a ``{expression}``."""
     tok = token.strip()
     m = _VALUE_RE.match(tok)
     if m:
-        return float(m.group(1)) * SI.get((m.group(2) or "").lower(), 1.0)
+        return _scaled(m.group(1), m.group(2))
     if tok.startswith("{") and tok.endswith("}"):
         tok = tok[1:-1]
     elif tok.startswith("'") and tok.endswith("'"):
@@ -188,7 +188,7 @@ def value(token: str, params: dict[str, float]) -> float:
         )
 
     def num(m: re.Match) -> str:
-        return repr(float(m.group(1)) * SI.get((m.group(2) or "").lower(), 1.0))
+        return repr(_scaled(m.group(1), m.group(2)))
 
     expr = _NUM_IN_EXPR.sub(num, tok).replace("^", "**")
     try:
