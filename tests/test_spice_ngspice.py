@@ -17,16 +17,18 @@ import numpy as np
 import pytest
 
 from physim.cli import main
-from physim.instrument.specs import load_nonideal
-from physim.specs import load_spec
+from physim.instrument.specs import BOLTZMANN, load_nonideal, parse_nonideal
+from physim.specs import load_spec, parse_spec
 from physim.spice.check import (
     NGSPICE_INSTALL,
+    REFINEMENTS,
+    Agreement,
     physim_errors,
     reference,
     run_ngspice,
     spice_check,
 )
-from physim.spice.instance import device_inputs, export_device
+from physim.spice.instance import device_inputs, export_device, replicate_nonideal
 from physim.spice.parse import import_netlist
 
 SPICE_DIR = Path(__file__).parent / "spice"
@@ -71,14 +73,16 @@ def test_a_lossy_mismatched_instance(instance):
     """Per-node shunt resistors (damping_rate) and the resistor network of a per-mode Q."""
     spec = load_spec("lc-ladder-8")
     ni = load_nonideal(SPICE_DIR / f"{instance}.toml")
-    agr = spice_check(spec, nonideal=ni, replicate=1)
+    built = replicate_nonideal(ni, 1)
+    u = device_inputs(spec)
+    net, _ = export_device(spec, u, nonideal=built, knot_offset=0.0)
+    v_ref, phi_ref = reference(net, run_ngspice(net))
+    verr, ferr = physim_errors(spec, built, u, v_ref, phi_ref)
+    agr = Agreement(spec.name, spec.dt, u.shape[0], REFINEMENTS, tuple(verr), tuple(ferr))
     _assert_second_order(agr)
     # the reference really contains the loss and the mismatch: the ideal device misses it by far
-    u = device_inputs(spec)
-    net, _ = export_device(spec, u, nonideal=ni, replicate=1, knot_offset=0.0)
-    v_ref, phi_ref = reference(net, run_ngspice(net))
     v_ideal, _ = physim_errors(spec, None, u, v_ref, phi_ref)
-    assert v_ideal[-1] > 30 * agr.voltage_err[-1]
+    assert v_ideal[-1] > 30 * verr[-1]
 
 
 def test_a_wrong_netlist_is_caught():
@@ -104,3 +108,45 @@ def test_josephson_4_small_and_large_amplitude(amplitude, phase_lo, phase_hi):
     # small: junctions stay near the bottom of the cosine; large: they slip through 2π
     assert phase_lo < agr.max_phase < phase_hi
     _assert_second_order(agr)
+
+
+#: the mean of four variance ratios (two node voltages, two fluxes) over ~150 correlation
+#: times scatters by ~5 % (measured 0.91–1.05 per ratio); a wrong noise density (a factor 2 in
+#: 4kT/R or in the trnoise sample time) moves it by 50 % or more
+EQUIPARTITION_RTOL = 0.2
+
+
+def test_exported_thermal_noise_gives_equipartition_in_ngspice():
+    """trnoise at 4kT/R across each shunt resistor: ngspice's own run must reach ⟨V²⟩ = kT/C
+    and ⟨Φ²⟩ = kT·L on every node of two uncoupled lossy tanks."""
+    C, L = np.array([1e-9, 2e-9]), np.array([1e-6, 0.5e-6])
+    spec = parse_spec(
+        {
+            "kind": "lc_network",
+            "name": "tanks",
+            "dt": 2e-9,
+            "nodes": ["a", "b"],
+            "elements": [
+                {"type": "capacitor", "name": "C1", "a": "a", "C": C[0]},
+                {"type": "capacitor", "name": "C2", "a": "b", "C": C[1]},
+                {"type": "inductor", "name": "L1", "a": "a", "L": L[0]},
+                {"type": "inductor", "name": "L2", "a": "b", "L": L[1]},
+            ],
+            "n_inputs": 1,
+        }
+    )
+    T = 300.0
+    ni = parse_nonideal(
+        {"sources": [{"kind": "dissipation", "damping_rate": 1.5e7, "temperature": T, "seed": 5}]}
+    )
+    # the noise, not the trajectory, is under test: ngspice's default-like step and reltol
+    net, _ = export_device(spec, np.zeros((10_000, 1)), nonideal=ni, steps_per_dt=2, reltol=1e-4)
+    assert net.text.count("trnoise(") == 2 and "setseed 6" in net.text
+    run = run_ngspice(net)
+    keep = run.time > 2e-6  # ~15 decay times 2/γ after the start from rest
+    w = np.gradient(run.time[keep])  # time weights: ngspice's points are not evenly spaced
+    x = run.values[keep] * np.concatenate([np.ones(2), np.full(2, net.flux_scale)])
+    second = (w[:, None] * x**2).sum(axis=0) / w.sum()
+    kT = BOLTZMANN * T
+    ratios = second / np.concatenate([kT / C, kT * L])
+    assert abs(ratios.mean() - 1.0) < EQUIPARTITION_RTOL, ratios

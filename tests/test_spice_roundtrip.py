@@ -119,7 +119,7 @@ def _inputs(spec: LCNetworkSpec, n_steps: int = 3) -> np.ndarray:
     return np.linspace(-1.0, 1.0, n_steps * n_in).reshape(n_steps, n_in)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spice_netlists(), st.sampled_from([1e-16, 1e-15, 1.0]))
 def test_export_then_import_gives_the_same_spec(spec, sigma):
     net = write_netlist(spec, _inputs(spec), flux_scale=sigma)

@@ -293,7 +293,10 @@ def write_netlist(
     out.append("* inputs and the current sources they drive")
     t_knots, u_knots = pwl_knots(u, dt, knot_offset)
     for k in range(n_in):
-        out += _pwl(f"Vin_{k}", f"in_{k}", t_knots, u_knots[:, k])
+        if np.all(u[:, k] == u[0, k]):  # a constant channel: DC (a long PWL is slow to evaluate)
+            out.append(f"Vin_{k} in_{k} 0 DC {fmt(u[0, k])}")
+        else:
+            out += _pwl(f"Vin_{k}", f"in_{k}", t_knots, u_knots[:, k])
     for i, (s, g) in enumerate(zip(spec.sources, built.gains, strict=True)):
         out.append(f"Gsrc{i} 0 {s.node} in_{s.input} 0 {fmt(g)}")
 
