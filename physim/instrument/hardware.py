@@ -378,6 +378,8 @@ class Instrument:
         """
         dev = self.device
         K, nb, n = u.shape[0], u.shape[1], dev.n_dof
+        if self.mode == "fixed_point" and self.lq is None:
+            self.calibrate(u)
         Qrec = np.empty((K, nb, n), dtype=self.dtype)
         Prec = np.empty((K, nb, n), dtype=self.dtype)
         for k0, k1 in chunk_bounds(K, nb * n):

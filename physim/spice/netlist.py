@@ -293,7 +293,7 @@ def write_netlist(
     out.append("* inputs and the current sources they drive")
     t_knots, u_knots = pwl_knots(u, dt, knot_offset)
     for k in range(n_in):
-        if np.all(u[:, k] == u[0, k]):  # a constant channel: DC (a long PWL is slow to evaluate)
+        if np.all(u[:, k] == u[0, k]):  # a constant channel needs no PWL
             out.append(f"Vin_{k} in_{k} 0 DC {fmt(u[0, k])}")
         else:
             out += _pwl(f"Vin_{k}", f"in_{k}", t_knots, u_knots[:, k])
