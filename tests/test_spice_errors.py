@@ -160,3 +160,20 @@ def test_import_spice_cli_writes_both_specs_and_never_overwrites(tmp_path, capsy
     bad.write_text("bad\nC1 a 0 1n\nD1 a 0 dmod" + _TAIL)
     assert main(["import-spice", str(bad), "--out", str(tmp_path / "b.toml")]) == 2
     assert "line 3: 'D1 a 0 dmod': diodes are not supported" in capsys.readouterr().err
+
+
+def test_export_warns_about_what_the_netlist_leaves_out():
+    drift = parse_nonideal(
+        {
+            "sources": [
+                {"kind": "drift", "relative_std": 1e-3},
+                {"kind": "adc", "target": "readout", "bits": 12},
+            ]
+        }
+    )
+    with pytest.warns(UserWarning, match="sources adc, drift exist only in physim's instrument"):
+        export_device(load_spec("lc-ladder-8"), nonideal=drift)
+    # josephson-4's per-mode friction needs two negative conductances between its islands
+    q10 = parse_nonideal({"sources": [{"kind": "dissipation", "quality_factor": 10.0}]})
+    with pytest.warns(UserWarning, match="not a passive resistor network: 2 of 10 resistors"):
+        export_device(load_spec("josephson-4"), nonideal=q10)
