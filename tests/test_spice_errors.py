@@ -130,6 +130,16 @@ def test_export_refuses_what_spice_cannot_name():
                 ],
             )
         )
+    with pytest.raises(ValueError, match="'Bflux_a', a name the SPICE export reserves"):
+        export_device(
+            _lc(
+                elements=[
+                    {"type": "capacitor", "name": "C1", "a": "a", "C": 1e-9},
+                    {"type": "capacitor", "name": "C2", "a": "b", "C": 1e-9},
+                    {"type": "josephson", "name": "flux_a", "a": "a", "E_J": 1e-23},
+                ],
+            )
+        )
     with pytest.raises(ValueError, match="--replicate must be >= 0, got -1"):
         replicate_nonideal(parse_nonideal({}), -1)
 

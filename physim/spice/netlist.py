@@ -62,6 +62,8 @@ FRICTION_DROP = 1e-12
 _PAIRS_PER_LINE = 4
 #: node-name prefixes the export reserves for its auxiliary nodes
 RESERVED = ("flux_", "in_")
+#: element-name prefixes of the export's auxiliary elements (lower case)
+RESERVED_ELEMENTS = ("bflux_", "cflux_", "vin_", "gsrc", "rdiss_", "inoise_")
 SPICE_GROUND = "0"
 
 
@@ -159,6 +161,11 @@ def check_names(spec: LCNetworkSpec) -> None:
     names: set[str] = set()
     for e in spec.elements:
         sname = element_name(e).lower()
+        if sname.startswith(RESERVED_ELEMENTS):
+            raise ValueError(
+                f"element {e.name!r} is written as {element_name(e)!r}, a name the SPICE export "
+                f"reserves for its auxiliary elements ({', '.join(RESERVED_ELEMENTS)}); rename it"
+            )
         if sname in names or any(c.isspace() or c in "()=,;$" for c in sname):
             raise ValueError(
                 f"element {e.name!r} is written as {element_name(e)!r}, which is not a distinct "
