@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import physim.spice.check as check
@@ -140,6 +141,10 @@ def test_export_refuses_what_spice_cannot_name():
                 ],
             )
         )
+    with pytest.raises(
+        ValueError, match=r"input of 'josephson-4' must have shape \(n_steps >= 1, 2\)"
+    ):
+        export_device(load_spec("josephson-4"), np.zeros((3, 1)))
     with pytest.raises(ValueError, match="--replicate must be >= 0, got -1"):
         replicate_nonideal(parse_nonideal({}), -1)
 

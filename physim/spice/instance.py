@@ -152,6 +152,12 @@ def export_device(
             f", replicate {replicate}" if replicate is not None else ""
         )
     inst = instrument(spec, nonideal, spec.dt)
+    n_in = inst.device.n_inputs
+    if u.ndim != 2 or u.shape[1] != n_in or u.shape[0] < 1:
+        raise ValueError(
+            f"the input of {spec.name!r} must have shape (n_steps >= 1, {n_in}), got {u.shape}; "
+            "give one column per input channel"
+        )
     built = built_values(spec, inst, label)
     ref = probe(inst, u)
     phi_peak = float(np.max(np.abs(ref.flux), initial=0.0))
