@@ -223,3 +223,22 @@ def test_replicates_are_different_chips_and_reproducible():
     ni = parse_nonideal({"sources": [{"kind": "mismatch", "relative_dtod": 0.02, "seed": 1}]})
     texts = [export_device(spec, nonideal=ni, replicate=r)[0].text for r in (0, 1, 0)]
     assert texts[0] == texts[2] and texts[0] != texts[1]
+
+
+def test_instrument_record_is_the_trajectory_of_run_and_simulate():
+    """The probe physim's side of spice-check uses: the same states as the readout of
+    Instrument.run and as physim.simulate (ideal instrument, same kernel)."""
+    from physim.simulate import simulate
+
+    device = load_spec("josephson-4").build()
+    u = np.linspace(-1.0, 1.0, 40 * 2).reshape(40, 1, 2)
+    inst = Instrument(device)
+    inst.program(None)
+    inst.prepare("device", 1)
+    q, p = inst.record(u)
+    inst.prepare("device", 1)
+    out = inst.run(u, sample_every=1, readout=device.readout)
+    np.testing.assert_array_equal(out.samples[:, 0], q @ device.readout.T)
+    traj = simulate(device, None, u, record=True)
+    np.testing.assert_allclose(q, traj.q[1:], rtol=0, atol=1e-15 * np.max(np.abs(traj.q)))
+    np.testing.assert_allclose(p, traj.p[1:], rtol=0, atol=1e-15 * np.max(np.abs(traj.p)))
