@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,12 @@ def test_exported_thermal_noise_gives_equipartition_in_ngspice():
     kT = BOLTZMANN * T
     ratios = second / np.concatenate([kT / C, kT * L])
     assert abs(ratios.mean() - 1.0) < EQUIPARTITION_RTOL, ratios
+
+
+def test_the_exported_file_runs_in_ngspice_as_the_readme_says(tmp_path):
+    cir = tmp_path / "ladder.cir"
+    assert main(["export-spice", "lc-ladder-8", "--steps", "50", "--out", str(cir)]) == 0
+    subprocess.run(["ngspice", "-b", cir.name], cwd=tmp_path, check=True, capture_output=True)
+    table = np.loadtxt(tmp_path / "ladder.dat", skiprows=1)
+    assert table.shape[1] == 1 + 2 * 8  # time, 8 node voltages, 8 flux integrators
+    assert table[-1, 0] == pytest.approx(50 * 2e-9, rel=1e-12)
