@@ -11,6 +11,7 @@ from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.schema import register as register_schema
+from physim.spice.commands import register as register_spice
 from physim.threads import single_threaded_blas
 
 #: commands that run numba kernels (and so may compile them first)
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_protocol(sub)
     register_hssm(sub)
     register_schema(sub)
+    register_spice(sub)
     return parser
 
 

@@ -70,8 +70,10 @@ class Bath:
         return not np.any(self.rates > 0)
 
 
-def build_bath(device: Device, phys: Physical, spec: DissipationSpec) -> Bath:
-    """O-step matrices for half steps of the device's δ."""
+def _weighted_friction(
+    device: Device, phys: Physical, spec: DissipationSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """(G, L): the symmetric friction on mass-weighted momenta and the Cholesky factor of M."""
     n = device.n_dof
     omega, U, L = normal_modes(device, phys)
     if spec.quality_factor is not None:
@@ -82,6 +84,23 @@ def build_bath(device: Device, phys: Physical, spec: DissipationSpec) -> Bath:
         M = L @ L.T
         Li = np.linalg.inv(L)
         G = Li @ np.diag(gam * np.diag(M)) @ Li.T
+    return G, L
+
+
+def friction_matrix(device: Device, phys: Physical, spec: DissipationSpec) -> np.ndarray:
+    """D in dp = −D M⁻¹ p dt: for an LC network the conductance matrix of the loss, S.
+
+    Per dof it is diag(γ_i M_ii) (a shunt conductance γ_i C_ii at node i); per mode it is
+    L G Lᵀ, generally a full matrix.
+    """
+    G, L = _weighted_friction(device, phys, spec)
+    D = L @ G @ L.T
+    return 0.5 * (D + D.T)
+
+
+def build_bath(device: Device, phys: Physical, spec: DissipationSpec) -> Bath:
+    """O-step matrices for half steps of the device's δ."""
+    G, L = _weighted_friction(device, phys, spec)
     g, V = np.linalg.eigh(0.5 * (G + G.T))
     g = np.maximum(g, 0.0)
     kT = spec.boltzmann * spec.temperature

@@ -435,6 +435,24 @@ class Instrument:
             run, step, what, self._cause(run), n_steps=K, where=f"instrument ({self.device.name!r})"
         )
 
+    def record(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drive the first branch through ``u`` (n_steps, batch, n_inputs), already
+        DAC-written, with a probe on every degree of freedom.
+
+        Returns positions and momenta after every step, each (n_steps, batch, n_dof), float64
+        (node fluxes and charges for an LC network); the state is advanced as by :meth:`run`.
+        """
+        dev = self.device
+        K, nb, n = u.shape[0], u.shape[1], dev.n_dof
+        if self.mode == "fixed_point" and self.lq is None:
+            self.calibrate(u)
+        Qrec = np.empty((K, nb, n), dtype=self.dtype)
+        Prec = np.empty((K, nb, n), dtype=self.dtype)
+        for k0, k1 in chunk_bounds(K, nb * n):
+            S = np.ascontiguousarray(drive(u, self.phys.B, k0, k1), dtype=self.dtype)
+            self._forward_kernel(self.Q[0], self.P[0], S, dev.dt, Qrec[k0:k1], Prec[k0:k1])
+        return Qrec.astype(np.float64), Prec.astype(np.float64)
+
     # ------------------------------------------------------------------ drive
     def write_drive(self, u: np.ndarray) -> np.ndarray:
         """The input as the drive DAC writes it."""
