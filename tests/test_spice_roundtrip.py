@@ -16,6 +16,7 @@ from physim.spice.instance import export_device, replicate_nonideal
 from physim.spice.netlist import write_netlist
 from physim.spice.parse import import_netlist, value
 from physim.spice.tomlout import to_toml
+from physim.stability import STABILITY_LIMIT, stability_ratio
 
 #: initial charges cross the capacitance matrix twice (V = C⁻¹Q₀ written, Q₀ = C·V read):
 #: cond(C) · a few ulps, with capacitances within two decades (cond ≲ 1e3)
@@ -101,6 +102,12 @@ def spice_netlists(draw) -> LCNetworkSpec:
             "frequency": draw(st.floats(1e6, 1e10, **_finite)),
             "duration": draw(st.floats(1e-10, 1e-6, **_finite)),
         }
+    # a step inside the leapfrog's stability limit (devices beyond it are refused at build):
+    # the fastest mode from a build at a vanishing step, then a fraction of 2/ω_max
+    probe = parse_spec({**data, "dt": 1e-30}).build()
+    _, w_max = stability_ratio(probe, probe.physical(probe.theta0))
+    if w_max > 0:
+        data["dt"] = draw(st.floats(1e-3, 0.85, **_finite)) * STABILITY_LIMIT / w_max
     return parse_spec(data)
 
 
