@@ -38,7 +38,14 @@ def summary(path: str | Path) -> str:
         for key in ("seed", "demo"):
             if key in prov:
                 lines.append(f"  {key}: {prov[key][:70]}")
-        for run in logs.runs(f):
+        names = logs.runs(f)
+        #: executions listed in full; a training session's others are counted
+        shown = names if len(names) <= 3 else [names[0], names[-1]]
+        if len(names) > 3:
+            lines.append(
+                f"  {len(names)} protocol executions ({names[0]} … {names[-1]}); first and last:"
+            )
+        for run in shown:
             lines.append(f"  run {run}:")
             for name, g in logs.records(f, run).items():
                 d = g["value"]

@@ -90,7 +90,8 @@ def parameter_axis(device) -> Axis:
     for g in device.groups:
         for i in range(g.size):
             if g.labels and i < len(g.labels):
-                names.append(f"{g.name}:{g.labels[i]}")
+                lab = g.labels[i]
+                names.append(lab if lab.startswith(g.name) else f"{g.name}:{lab}")
             else:
                 names.append(f"{g.name}[{i}]")
             groups.append(g.name)
@@ -132,7 +133,9 @@ def _scale(group: h5py.Group, axis: Axis, dimid: list[int]) -> h5py.Dataset:
             )
         return d
     if axis.labels is not None:
-        d = group.create_dataset(axis.name, data=np.array(list(axis.labels), dtype=object), dtype=_STR)
+        d = group.create_dataset(
+            axis.name, data=np.array(list(axis.labels), dtype=object), dtype=_STR
+        )
     else:
         d = group.create_dataset(axis.name, data=np.arange(axis.n(), dtype=np.int64))
     d.make_scale(axis.name)
@@ -575,10 +578,15 @@ def _kept_series(path: Path, upto: int) -> dict | None:
                     labels = None
                     if sc is not None and sc.dtype.kind == "O":
                         labels = [x.decode() if isinstance(x, bytes) else str(x) for x in sc[()]]
-                    ax_name = sc.name.rsplit("/", 1)[-1] if sc is not None else f"{name}_axis{i - 1}"
+                    ax_name = (
+                        sc.name.rsplit("/", 1)[-1] if sc is not None else f"{name}_axis{i - 1}"
+                    )
                     axes.append(Axis(ax_name, labels, size=d.shape[i]))
                 kw = {"time_unit": str(g["time"].attrs.get("unit", "1")), "axes": axes or None}
-                out[name] = (series(f, name, upto), {"unit": str(d.attrs.get("unit", "1")), "kw": kw})
+                out[name] = (
+                    series(f, name, upto),
+                    {"unit": str(d.attrs.get("unit", "1")), "kw": kw},
+                )
             return out
     except LogError as err:
         import warnings

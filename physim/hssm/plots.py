@@ -21,9 +21,7 @@ def _title(log: dict) -> str:
     )
 
 
-def plot_training(
-    log_path: str | Path, png_path: str | Path, metrics: dict | None = None
-) -> Path:
+def plot_training(log_path: str | Path, png_path: str | Path, metrics: dict | None = None) -> Path:
     """Training loss, gradient norm, and train / validation / test metric against the step,
     with the chance (or predict-the-mean) baseline; works on an incomplete log too."""
     import matplotlib
@@ -40,16 +38,18 @@ def plot_training(
     if tr is not None and tr["step"].size:
         axes[0].plot(tr["step"], tr["value"], lw=0.8, label="train (batch)")
         if "val_loss" in log:
-            axes[0].plot(log["val_loss"]["step"], log["val_loss"]["value"], "o-", ms=3,
-                         label="validation")
+            axes[0].plot(
+                log["val_loss"]["step"], log["val_loss"]["value"], "o-", ms=3, label="validation"
+            )
         axes[0].set_yscale("log" if np.all(tr["value"] > 0) else "linear")
         axes[0].legend(fontsize=8)
     axes[0].set(xlabel="training step", ylabel="loss (1)", title="loss")
     if gn is not None and gn["step"].size:
         axes[1].plot(gn["step"], np.maximum(gn["value"], 1e-300), lw=0.8)
         axes[1].set_yscale("log")
-    axes[1].set(xlabel="training step", ylabel="gradient norm before clipping (1)",
-                title="gradient norm")
+    axes[1].set(
+        xlabel="training step", ylabel="gradient norm before clipping (1)", title="gradient norm"
+    )
     a = axes[2]
     if metric in log and log[metric]["step"].size:
         a.plot(log[metric]["step"], log[metric]["value"], lw=0.5, alpha=0.5, label="train (batch)")
@@ -57,16 +57,29 @@ def plot_training(
         v = log[f"val_{metric}"]
         a.plot(v["step"], v["value"], "o-", ms=3, label="validation")
     if f"test_{metric}" in metrics:
-        a.axhline(metrics[f"test_{metric}"], color="C3", lw=1.2,
-                  label=f"test (best step {metrics.get('best_step', '?')}): "
-                  f"{metrics[f'test_{metric}']:.3g}")
+        a.axhline(
+            metrics[f"test_{metric}"],
+            color="C3",
+            lw=1.2,
+            label=f"test (best step {metrics.get('best_step', '?')}): "
+            f"{metrics[f'test_{metric}']:.3g}",
+        )
     if "baseline" in metrics:
         what = "chance (majority class)" if metric == "accuracy" else "predict the mean"
-        a.axhline(metrics["baseline"], color="k", ls="--", lw=1,
-                  label=f"{what}: {metrics['baseline']:.3g}")
+        a.axhline(
+            metrics["baseline"],
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"{what}: {metrics['baseline']:.3g}",
+        )
     # an error spans decades as it falls; an accuracy lives in [0, 1]
-    a.set(xlabel="training step", ylabel=f"{metric} (1)", title=metric,
-          yscale="log" if metric == "mse" else "linear")
+    a.set(
+        xlabel="training step",
+        ylabel=f"{metric} (1)",
+        title=metric,
+        yscale="log" if metric == "mse" else "linear",
+    )
     a.legend(fontsize=8)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

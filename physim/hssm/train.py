@@ -38,9 +38,7 @@ def open_train_log(path: Path, spec: TrainSpec, metric: str, resume_step: int | 
     started afresh — ``physim train`` owns its ``--out`` directory and documents that it
     resumes, so the log of an earlier attempt at the same directory is replaced."""
     prov = {"train_config": spec.model_dump_json(), "metric": metric}
-    return LogWriter(
-        path, provenance=prov, kind="training", force=True, resume_upto=resume_step
-    )
+    return LogWriter(path, provenance=prov, kind="training", force=True, resume_upto=resume_step)
 
 
 @dataclass
@@ -303,15 +301,25 @@ def _train(
             for key, x in (("loss", value), (metric, mets[metric]), ("grad_norm", gnorm)):
                 log.append(key, step, float(step), x, "1", time_unit="step", flush=False)
             log.append("seconds", step, float(step), secs, "s", time_unit="step", flush=False)
-            log.append("param_grad_norm", step, float(step), pgn, "1", time_unit="step",
-                       axes=tensors, flush=False)
+            log.append(
+                "param_grad_norm",
+                step,
+                float(step),
+                pgn,
+                "1",
+                time_unit="step",
+                axes=tensors,
+                flush=False,
+            )
             if step % spec.eval_every == 0 or step == spec.n_steps:
                 ev = evaluate(model, params, ds.X_val, ys["val"], spec.eval_batch_size)
                 last_val = ev[metric]
-                log.append("val_loss", step, float(step), ev["loss"], "1", time_unit="step",
-                           flush=False)
-                log.append(f"val_{metric}", step, float(step), last_val, "1", time_unit="step",
-                           flush=False)
+                log.append(
+                    "val_loss", step, float(step), ev["loss"], "1", time_unit="step", flush=False
+                )
+                log.append(
+                    f"val_{metric}", step, float(step), last_val, "1", time_unit="step", flush=False
+                )
                 if state["best"] is None or better(last_val, state["best"]):
                     state.update(best=last_val, best_step=step, bad_evals=0)
                     best_params = {k: v.copy() for k, v in params.items()}

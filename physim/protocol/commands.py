@@ -39,7 +39,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         protocol = protocol.model_copy(update={"eps": args.eps})
     nonideal = load_nonideal(args.nonideal)
     res = run_session(
-        device, protocol, nonideal, seed=args.seed, log=args.log, epochs=args.epochs, lr=args.lr
+        device,
+        protocol,
+        nonideal,
+        seed=args.seed,
+        log=args.log,
+        epochs=args.epochs,
+        lr=args.lr,
+        force=args.force,
     )
     last = res.results[-1]
     out = {
@@ -86,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from physim.logs import summary
+    from physim.loginspect import summary
 
     print(summary(args.log))
     return 0
@@ -103,6 +110,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from physim.protocol.session import replay
 
     rep = replay(args.log)
+    if rep.note:
+        print(f"note: {rep.note}")
+    if rep.ok and not rep.n_records:
+        return 0
     if rep.ok:
         print(
             f"{args.log}: replay reproduces {rep.n_records} records of {rep.n_runs} "
@@ -128,6 +139,7 @@ def register(subparsers) -> None:
     p.add_argument("protocol", help="catalogue name or path to a protocol TOML")
     p.add_argument("--nonideal", metavar="FILE", help="non-ideality TOML (default: ideal)")
     p.add_argument("--log", metavar="OUT.h5", help="write an H5MD log of every measurement")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --log file")
     p.add_argument("--seed", type=int, default=0, help="seed of the protocol's own draws")
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
