@@ -480,7 +480,11 @@ def open_log(path: str | Path):
     """
     path = check_readable(path)
     try:
-        f = h5py.File(path, "r", locking=False)
+        try:
+            f = h5py.File(path, "r", locking=False)
+        except OSError:
+            # already open in this process with other access settings (e.g. by xarray)
+            f = h5py.File(path, "r")
     except OSError as err:
         why = str(err).split("(")[0].strip().rstrip(",") or type(err).__name__
         raise LogError(
