@@ -100,7 +100,9 @@ def _check_every_group(path):
             assert not str(dim).startswith("phony_dim"), (node.path, dim)
         for name, var in node.dataset.variables.items():
             if var.ndim:
-                assert var.attrs.get("units") or name in node.dataset.dims or var.dtype.kind in "OUS", (
+                assert (
+                    var.attrs.get("units") or name in node.dataset.dims or var.dtype.kind in "OUS"
+                ), (
                     node.path,
                     name,
                 )
@@ -120,9 +122,9 @@ def _units_and_scale_factors(path):
                 return
             if "scale_factor" in obj.attrs:
                 assert np.ndim(obj.attrs["scale_factor"]) == 0, name  # CF: one per variable
-            is_coord = obj.attrs.get("CLASS") == b"DIMENSION_SCALE" and name.rsplit("/", 1)[
-                -1
-            ] != "step"
+            is_coord = (
+                obj.attrs.get("CLASS") == b"DIMENSION_SCALE" and name.rsplit("/", 1)[-1] != "step"
+            )
             if obj.ndim and not is_coord and not name.endswith("/step"):
                 assert obj.attrs.get("unit") not in (None, "", b""), name
 
@@ -136,7 +138,11 @@ def test_xarray_opens_a_run_log_with_named_dimensions(run_log):
     ds = xr.open_dataset(run_log, engine="h5netcdf", group=g)
     assert ds["estimate"].dims == ("parameter",)
     assert "capacitance[0]" in str(ds["parameter"].values[0]) or ds["parameter"].values[0]
-    assert set(ds["parameter_group"].values) == {"capacitance", "inverse_inductance", "input_weight"}
+    assert set(ds["parameter_group"].values) == {
+        "capacitance",
+        "inverse_inductance",
+        "input_weight",
+    }
     assert ds["estimate"].attrs["units"] == "Wb^2/parameter_unit"
     fwd = xr.open_dataset(run_log, engine="h5netcdf", group=logs.OBS + "/exec-0000/001-forward")
     assert fwd["value"].dims == ("step", "branch", "batch", "output")
@@ -168,7 +174,9 @@ def test_xarray_opens_a_demo_log_which_is_a_run_log(demo_log):
 @pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
 def test_h5dump_reads_every_log_kind(run_log, training_log, demo_log):
     for path in (run_log, training_log, demo_log):
-        out = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["h5dump", "-H", str(path)], capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr[:500]
         assert "DIMENSION_LIST" in out.stdout
 

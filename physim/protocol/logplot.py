@@ -60,9 +60,7 @@ def plot_log(
         status = logs.status(f)
         names = logs.runs(f)
         train = {n: logs.series(f, n) for n in logs.training(f)}
-        lunit = (
-            logs.training(f)["loss"]["value"].attrs.get("unit", "1") if "loss" in train else "1"
-        )
+        lunit = logs.training(f)["loss"]["value"].attrs.get("unit", "1") if "loss" in train else "1"
         if not names and not train:
             raise logs.LogError(
                 f"{path}: the log holds no protocol execution yet ({status}); nothing to plot"
@@ -103,28 +101,49 @@ def plot_log(
                     grad["unit"] = gr["estimate"].attrs.get("unit", "1")
     fwd = {n: v for n, v in traj.items() if v[2] == "forward"}
     echo = {n: v for n, v in traj.items() if v[2] != "forward"}
-    panels = [p for p, on in (("fwd", fwd), ("echo", echo), ("acc", accs), ("grad", grad),
-                              ("train", "loss" in train)) if on]
+    panels = [
+        p
+        for p, on in (
+            ("fwd", fwd),
+            ("echo", echo),
+            ("acc", accs),
+            ("grad", grad),
+            ("train", "loss" in train),
+        )
+        if on
+    ]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
     ax = dict(zip(panels, axes[:, 0], strict=True))
     algo = "RHEL (in situ)" if "estimate" in grad or "loss" in train else "forward only"
-    fig.suptitle(f"{title_for(prov, algo)}\n{path.name} · {run or 'no execution'} · {status}",
-                 fontsize=10)
+    fig.suptitle(
+        f"{title_for(prov, algo)}\n{path.name} · {run or 'no execution'} · {status}", fontsize=10
+    )
     for key, group in (("fwd", fwd), ("echo", echo)):
         if key not in ax:
             continue
         a = ax[key]
-        for j, (n, (t, v, direction, tu, yu)) in enumerate(group.items()):
+        tu, yu = next(iter(group.values()))[3:5]
+        for j, (n, (t, v, *_)) in enumerate(group.items()):
             n_out = min(v.shape[-1], 4)
             for b in range(v.shape[1]):
                 for o in range(n_out):
                     br = "" if v.shape[1] == 1 else f" branch {b} ({'+' if b == 0 else '−'}ε)"
-                    a.plot(t, v[:, b, 0, o], lw=1.0, ls=("-", ":")[b % 2], color=f"C{o + j}",
-                           label=f"{n} output {o}{br}")
+                    a.plot(
+                        t,
+                        v[:, b, 0, o],
+                        lw=1.0,
+                        ls=("-", ":")[b % 2],
+                        color=f"C{o + j}",
+                        label=f"{n} output {o}{br}",
+                    )
         a.set_xlabel(f"time ({tu})" if key == "fwd" else f"forward time retraced ({tu})")
         a.set_ylabel(f"readout ({yu})")
-        a.set_title("forward run (batch 0)" if key == "fwd"
-                    else "echo runs (batch 0), against the forward time they retrace", fontsize=9)
+        a.set_title(
+            "forward run (batch 0)"
+            if key == "fwd"
+            else "echo runs (batch 0), against the forward time they retrace",
+            fontsize=9,
+        )
         a.legend(fontsize=7, ncol=2, loc="upper right")
         a.grid(True, alpha=0.3)
     if "acc" in ax:
@@ -135,10 +154,14 @@ def plot_log(
         series = {f"{n} (summed over branches)": flat[keep]}
         scale = bars_side_by_side(a, series, unit)
         if chn:
-            name_axis(a, [c for c, k in zip(chn, keep, strict=True) if k],
-                      [g for g, k in zip(chg, keep, strict=True) if k])
-        a.set_title(f"integrated ∂H/∂w × gain per learnable channel ({scale} axis)", fontsize=9,
-                    pad=16)
+            name_axis(
+                a,
+                [c for c, k in zip(chn, keep, strict=True) if k],
+                [g for g, k in zip(chg, keep, strict=True) if k],
+            )
+        a.set_title(
+            f"integrated ∂H/∂w × gain per learnable channel ({scale} axis)", fontsize=9, pad=16
+        )
         a.legend(fontsize=7)
     if "grad" in ax:
         a = ax["grad"]
@@ -164,8 +187,7 @@ def plot_log(
     if "train" in ax:
         a = ax["train"]
         plot_loss(a, train["loss"], lunit)
-        a.set_title("in-situ training: loss measured at each epoch (before its update)",
-                    fontsize=9)
+        a.set_title("in-situ training: loss measured at each epoch (before its update)", fontsize=9)
         a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
