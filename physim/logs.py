@@ -427,15 +427,16 @@ class LogWriter:
             _units(td, time_unit, "time")
             td.dims[0].attach_scale(sd)
             rows = max(1, min(SERIES_CHUNK_ROWS, CHUNK_BYTES // max(8, value.nbytes)))
+            # no compression filter on appended series: a filtered chunk changes size and moves
+            # on every append, and HDF5 reuses the freed space, so a kill mid-flush could leave
+            # old metadata pointing at overwritten bytes; fixed-size chunks are rewritten in
+            # place and a kill at any moment leaves every flushed row readable
             d = g.create_dataset(
                 "value",
                 shape=(0, *value.shape),
                 maxshape=(None, *value.shape),
                 dtype=np.float64,
                 chunks=(rows, *value.shape),
-                compression="gzip",
-                compression_opts=GZIP_LEVEL,
-                shuffle=True,
             )
             _units(d, unit, name)
             d.dims[0].attach_scale(sd)
@@ -562,11 +563,29 @@ def series(f: h5py.File, name: str, upto: int | None = None) -> dict[str, np.nda
     """One series as arrays ``step``, ``time``, ``value`` (rows with step <= ``upto``)."""
     g = f[f"{TRAIN}/{_safe(name)}"]
     n = min(g["step"].shape[0], g["time"].shape[0], g["value"].shape[0])  # a torn append
-    out = {k: g[k][:n] for k in ("step", "time", "value")}
+    out = {k: _readable_prefix(g[k], n) for k in ("step", "time", "value")}
+    n = min(len(v) for v in out.values())
+    out = {k: v[:n] for k, v in out.items()}
     if upto is not None:
         keep = out["step"] <= upto
         out = {k: v[keep] for k, v in out.items()}
     return out
+
+
+def _readable_prefix(d: h5py.Dataset, n: int) -> np.ndarray:
+    """The first ``n`` rows of ``d``, or the rows before the first chunk a killed writer left
+    unreadable (logs written by older versions compressed their series)."""
+    try:
+        return d[:n]
+    except OSError:
+        rows = d.chunks[0] if d.chunks else n
+        parts = []
+        for a in range(0, n, rows):
+            try:
+                parts.append(d[a : min(n, a + rows)])
+            except OSError:
+                break
+        return np.concatenate(parts) if parts else np.zeros((0, *d.shape[1:]), d.dtype)
 
 
 def _kept_series(path: Path, upto: int) -> dict | None:
