@@ -62,4 +62,7 @@ def test_demo_trains_and_writes_metrics_and_figure(tmp_path, capsys):
         loss = f["observables/training/loss/value"][:]
         assert loss.tolist() == metrics["loss_per_epoch"]
         assert "two-mass" in f["parameters/physim/device"][()].decode()
-        assert f["observables/forward_q_before"].shape == (1001, 1, 2)
+        assert f["observables/forward_q_before/value"].shape == (1001, 1, 2)
+    # a second demo into the same folder is refused unless --force
+    assert main(["demo", "--epochs", "1", "--out", str(tmp_path), "--no-plot"]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
