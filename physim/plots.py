@@ -144,16 +144,15 @@ def flag_gradient(
     if bad:
         msg = f"WRONG GRADIENT (cosine < {COSINE_FLAG}): " + "; ".join(bad)
         ax.text(
-            0.5,
-            0.5,
-            msg,
+            0.01,
+            0.97,
+            f"WRONG GRADIENT (cosine < {COSINE_FLAG}):\n" + "\n".join(bad),
             transform=ax.transAxes,
-            ha="center",
-            va="center",
+            ha="left",
+            va="top",
             color="red",
-            fontsize=10,
-            wrap=True,
-            bbox=dict(facecolor="white", edgecolor="red", alpha=0.85),
+            fontsize=8,
+            bbox=dict(facecolor="white", edgecolor="red", alpha=0.9),
         )
         report(msg)
     return c
