@@ -375,7 +375,10 @@ class LogWriter:
         g = self.f.require_group(OBS).create_group(_safe(path))
         d = _dataset(g, "value", data)
         _units(d, unit)
-        names = list(dims or ("step", "batch", "dof", "axis3", "axis4")[: data.ndim])
+        default = {1: ("step",), 2: ("step", "dof"), 3: ("step", "batch", "dof")}
+        names = list(dims or default.get(data.ndim, [f"axis{i}" for i in range(data.ndim)]))
+        if len(names) != data.ndim:
+            raise ValueError(f"dims must name all {data.ndim} axes of {path!r}, got {names}")
         axes = [
             self.params if (n == "parameter" and self.params is not None) else Axis(n, size=s)
             for n, s in zip(names, data.shape, strict=True)
