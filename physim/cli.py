@@ -64,6 +64,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         eps=args.eps,
         out=args.out,
         plot=not args.no_plot,
+        force=args.force,
     )
     print(
         f"loss {res.losses[0]:.4g} -> {res.losses[-1]:.4g} after {args.epochs} epochs of in-situ RHEL"
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, default=1e-3, help="relative nudge strength")
     p.add_argument("--out", type=Path, default=Path("physim-out"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--force", action="store_true", help="overwrite earlier demo outputs in --out")
     p.set_defaults(func=_cmd_demo)
 
     register_protocol(sub)

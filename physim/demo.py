@@ -1,8 +1,12 @@
 """``physim demo``: in-situ RHEL training of the two-mass device to follow its target.
 
-Each epoch is one RHEL measurement on the simulated device (a forward run, a momentum flip and
-the ±ε echoes) followed by an Adam update of the spring constants. The demo records the forward
-and echo trajectories before and after training for the figure.
+The demo is an ordinary protocol session (:func:`physim.protocol.session.run_session`): the
+catalogue protocol ``rhel-centred-traced`` (a forward run, a momentum flip and the ±ε echoes,
+with the echo trajectories read out) runs on the ideal instrument through the protocol engine,
+and the engine's in-situ training (:func:`physim.protocol.train.train_in_situ`, the shared Adam
+of :mod:`physim.optim`) updates the spring constants after every measurement. Its log is an
+ordinary run log (every tool reads it); the full forward states before and after training are
+added for the figure.
 """
 
 from __future__ import annotations
@@ -14,64 +18,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from physim import jsonio
-from physim.device import Device
-from physim.gradients import error_bound, error_signal
-from physim.kernels.leapfrog import forward_chunk
-from physim.logs import LogWriter
-from physim.losses import MSELoss
-from physim.optim import AdamState, adam_update
-from physim.protocol.session import make_provenance
-from physim.rhel import nudge_factor, rhel_gradient
-from physim.simulate import as_inputs, drive, simulate
+from physim import jsonio, logs
+from physim.instrument.specs import NonidealSpec
+from physim.logsafe import check_writable
+from physim.protocol.session import run_session
+from physim.protocol.specs import load_protocol
+from physim.simulate import simulate
 from physim.specs import load_device
 
-_EMPTY3 = np.zeros((0, 1, 1))
-#: Adam's denominator floor; far below the demo's gradient scale (~1e-3)
-ADAM_EPS = 1e-12
-
-
-def record_echoes(
-    device: Device, theta: np.ndarray, u: np.ndarray, eps: float, target: np.ndarray
-) -> dict:
-    """Forward run and both nudged echoes with every state recorded (for plotting).
-
-    Uses the shared integrator one step at a time, so the recorded echoes are the very
-    trajectories :func:`physim.rhel_gradient` integrates over.
-    """
-    loss = MSELoss()
-    fwd = simulate(device, theta, u, record=True)
-    dLdy = loss.error(fwd.y, target)
-    phys = device.physical(theta)
-    K = u.shape[0]
-    beta = nudge_factor(eps, True, fwd.p_final, error_bound(device, dLdy) or 1.0)
-    echoes = {}
-    for sign in (+1.0, -1.0):
-        q = fwd.q_final.copy()
-        p = -fwd.p_final + sign * beta * error_signal(device, dLdy, K, K + 1)[0]
-        qs = np.empty((K + 1,) + q.shape)
-        qs[0] = q
-        for j in range(1, K + 1):
-            k = K - j
-            S = drive(u, phys.B, k, k + 1)
-            forward_chunk(
-                device.family, phys.prm, device.dt, device.n_work, q, p, S, _EMPTY3, _EMPTY3
-            )
-            p += sign * beta * error_signal(device, dLdy, k, k + 1)[0]
-            qs[j] = q
-        echoes[sign] = qs
-    return {
-        "forward_q": fwd.q,
-        "y": fwd.y,
-        "echo_plus_q": echoes[1.0],
-        "echo_minus_q": echoes[-1.0],
-        "kick": beta,
-    }
-
-
-def _log_echoes(log: LogWriter, when: str, rec: dict, unit: str) -> None:
-    for key in ("forward_q", "echo_plus_q", "echo_minus_q"):
-        log.write_array(f"{key}_{when}", rec[key], unit=unit)
+#: the catalogue protocol the demo runs: centred RHEL with the echoes read out for the figure
+DEMO_PROTOCOL = "rhel-centred-traced"
+#: echo readout every 10 steps (0.1 s, 100 samples per 10 s period) is smooth in the figure and
+#: 10x fewer recorded states than every step; the forward run is read every step for the loss
+ECHO_SAMPLE_EVERY = 10
 
 
 @dataclass
@@ -94,8 +53,10 @@ def run_demo(
     out: Path = Path("physim-out"),
     plot: bool = True,
     progress: bool = True,
+    force: bool = False,
 ) -> DemoResult:
-    """Train ``device_name`` in situ by RHEL on its built-in task; write metrics and a figure."""
+    """Train ``device_name`` in situ by RHEL on its built-in task; write a log, metrics and a
+    figure into ``out`` (existing outputs are refused unless ``force``)."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not lr > 0:
@@ -106,76 +67,102 @@ def run_demo(
         raise ValueError(
             f"device {device.name!r} has no [task] table; the demo needs a target to follow"
         )
-    n_steps, tgt = task.target(device.dt)
     if not 0 <= task.output < device.n_outputs:
         raise ValueError(
             f"task.output = {task.output} but the device has {device.n_outputs} outputs"
         )
-    u = as_inputs(
-        device,
-        None if device.n_inputs == 0 else np.zeros((n_steps, 1, device.n_inputs)),
-        n_steps,
-        1,
-    )
-    base = simulate(device, None, u).y
-    target = base.copy()
-    target[:, 0, task.output] = tgt
-
-    theta = device.theta0.copy()
-    params = {"theta": theta}
-    opt = AdamState.zeros(params)
-    res = DemoResult(device=device.name, theta_initial=theta.copy(), log=out / "demo.h5")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise logs.LogError(f"--out {out} is a file; the demo writes into a folder")
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"epochs": epochs, "lr": lr, "eps": eps, "optimizer": "adam"}
-    prov = make_provenance(device, extra={"demo": json.dumps(settings)})
-    qunit = device.units.get("q", "")
-    # appended epoch by epoch: an interrupted demo leaves every finished epoch readable
-    with LogWriter(res.log, provenance=prov) as log:
-        log.write_array("target", tgt, unit=device.units.get("y", ""))
-        before = record_echoes(device, theta, u, eps, target)
-        _log_echoes(log, "before", before, qunit)
-        bar = tqdm(
-            range(1, epochs + 1),
-            desc=f"RHEL training {device.name}",
-            unit="epoch",
-            disable=not progress,
+    res = DemoResult(device=device.name, log=out / "demo.h5")
+    paths = [res.log, out / "demo_metrics.json"] + ([out / "demo.png"] if plot else [])
+    for p in paths:  # refuse before anything is written
+        if p.suffix == ".h5":
+            check_writable(p, force=force)
+        elif p.exists() and not force:
+            raise logs.LogError(f"{p} exists; pass --force to overwrite it, or another --out")
+    proto = load_protocol(DEMO_PROTOCOL)
+    steps = [
+        st.model_copy(update={"every": ECHO_SAMPLE_EVERY})
+        if st.op == "drive" and st.direction == "reverse" and st.measure
+        else st
+        for st in proto.steps
+    ]
+    proto = proto.model_copy(
+        update={
+            "eps": eps,
+            "steps": steps,
+            "task": proto.task.model_copy(update={"kind": "device", "batch": 1}),
+        }
+    )
+    settings = {"epochs": epochs, "lr": lr, "eps": eps, "optimizer": "adam", "scale": "absolute"}
+    bar = tqdm(
+        total=epochs + 1, desc=f"RHEL training {device.name}", unit="epoch", disable=not progress
+    )
+    every = max(1, epochs // 10)
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3e}")
+        if not progress:
+            return
+        if epoch == epochs:  # the measurement after the last update
+            bar.write(f"trained     loss {loss:.4e}")
+        elif (epoch + 1) % every == 0 or epoch == 0:
+            bar.write(f"epoch {epoch + 1:4d}  loss {loss:.4e}")
+
+    n_steps, _ = task.target(device.dt)
+    u = np.zeros((n_steps, 1, device.n_inputs))
+
+    def add_states(writer: logs.LogWriter, results) -> None:
+        # full forward states (both masses) before and after training, through the simulator
+        for when, r in (("before", results[0]), ("after", results[-1])):
+            q = simulate(device, r.theta, u, record=True).q
+            writer.write_array(
+                f"forward_q_{when}",
+                q,
+                unit=device.units.get("q", "m"),
+                dims=("state", "batch", "dof"),
+            )
+
+    try:
+        sess = run_session(
+            device,
+            proto,
+            NonidealSpec(name="ideal"),
+            log=res.log,
+            epochs=epochs,
+            lr=lr,
+            scale="absolute",
+            measure_final=True,
+            progress=on_epoch,
+            finish=add_states,
+            force=force,
+            extra_provenance={"demo": json.dumps(settings)},
         )
-        every = max(1, epochs // 10)
-        for epoch in bar:
-            g = rhel_gradient(device, theta, u, target, eps=eps)
-            res.losses.append(g.loss)
-            log.append("loss", epoch - 1, float(epoch - 1), g.loss)
-            log.append("theta", epoch - 1, float(epoch - 1), theta)
-            log.append("gradient", epoch - 1, float(epoch - 1), g.grad)
-            adam_update(params, {"theta": g.grad}, opt, lr=lr, eps=ADAM_EPS)
-            theta = params["theta"]
-            bar.set_postfix(loss=f"{g.loss:.3e}")
-            if progress and (epoch % every == 0 or epoch == 1):
-                bar.write(f"epoch {epoch:4d}  loss {g.loss:.4e}")
-        res.losses.append(MSELoss().value(simulate(device, theta, u).y, target))
-        log.append("loss", epochs, float(epochs), res.losses[-1])
-        log.append("theta", epochs, float(epochs), theta)
-        res.theta_final = theta
-        after = record_echoes(device, theta, u, eps, target)
-        _log_echoes(log, "after", after, qunit)
-    names = [f"{g.name}[{i}]" for g in device.groups for i in range(g.size)]
+    finally:
+        bar.close()
+    res.losses = [float(x) for x in sess.losses]
+    res.theta_initial, res.theta_final = sess.results[0].theta, sess.results[-1].theta
+    names = logs.parameter_axis(device).labels
     summary = {
         "device": device.name,
+        "protocol": DEMO_PROTOCOL,
         "epochs": epochs,
         "lr": lr,
         "eps": eps,
+        "loss_unit": logs.loss_unit(device),
         "loss_initial": res.losses[0],
         "loss_final": res.losses[-1],
         "loss_per_epoch": res.losses,
         "theta_initial": dict(zip(names, res.theta_initial.tolist(), strict=True)),
-        "theta_final": dict(zip(names, theta.tolist(), strict=True)),
+        "theta_final": dict(zip(names, res.theta_final.tolist(), strict=True)),
     }
     res.metrics = out / "demo_metrics.json"
     res.metrics.write_text(jsonio.dumps(summary, indent=2))
     if plot:
         from physim.plots import plot_demo
 
-        res.png = plot_demo(
-            out / "demo.png", device, u.shape[0], tgt, task.output, before, after, res.losses
-        )
+        res.png = plot_demo(out / "demo.png", res.log)
     return res

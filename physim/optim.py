@@ -1,6 +1,7 @@
 """Adam with global-norm gradient clipping, on dicts of named arrays (state is explicit).
 
-Shared by every learner: the HSSM trainer and the in-situ demo."""
+The one optimizer of physim, shared by every learner: the HSSM trainer and in-situ training
+through the instrument (``physim run --epochs``, the demo)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,14 @@ def adam_update(
     lr: float,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    eps_relative: bool = False,
 ) -> None:
-    """One Adam step (bias-corrected), updating ``params`` and ``state`` in place."""
+    """One Adam step (bias-corrected), updating ``params`` and ``state`` in place.
+
+    With ``eps_relative`` the denominator floor of each array is ``eps`` times its largest
+    ``sqrt(v̂)`` (plus the smallest normal float), so Adam behaves the same whatever the
+    gradient's unit — device gradients span tens of decades.
+    """
     b1, b2 = betas
     state.step += 1
     c1 = 1.0 - b1**state.step
@@ -59,4 +66,6 @@ def adam_update(
         m += (1.0 - b1) * g
         v *= b2
         v += (1.0 - b2) * (g * g)
-        params[k] -= lr * (m / c1) / (np.sqrt(v / c2) + eps)
+        root = np.sqrt(v / c2)
+        floor = eps * float(np.max(root, initial=0.0)) + 1e-300 if eps_relative else eps
+        params[k] -= lr * (m / c1) / (root + floor)

@@ -36,7 +36,7 @@ def test_gradcheck_accepts_a_toml_path(tmp_path, capsys):
     path = tmp_path / "pair.toml"
     path.write_text(
         'kind = "oscillator_network"\nname = "pair"\ndt = 0.05\nmasses = [1.0, 2.0]\n'
-        'springs = [{ node = 0, k = 1.0 }]\ncouplings = [{ nodes = [0, 1], k = 0.5 }]\n'
+        "springs = [{ node = 0, k = 1.0 }]\ncouplings = [{ nodes = [0, 1], k = 0.5 }]\n"
         "n_inputs = 1\ninput_weights = [[1.0], [0.5]]\n"
     )
     assert main(["gradcheck", str(path), "--steps", "50"]) == 0
@@ -62,4 +62,7 @@ def test_demo_trains_and_writes_metrics_and_figure(tmp_path, capsys):
         loss = f["observables/training/loss/value"][:]
         assert loss.tolist() == metrics["loss_per_epoch"]
         assert "two-mass" in f["parameters/physim/device"][()].decode()
-        assert f["observables/forward_q_before"].shape == (1001, 1, 2)
+        assert f["observables/forward_q_before/value"].shape == (1001, 1, 2)
+    # a second demo into the same folder is refused unless --force
+    assert main(["demo", "--epochs", "1", "--out", str(tmp_path), "--no-plot"]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err

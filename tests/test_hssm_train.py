@@ -8,7 +8,7 @@ import pytest
 
 from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
 from physim.hssm.train import batch_indices, check_memory, train
-from physim.hssm.trainlog import read_log
+from physim.logs import read_training as read_log
 from physim.optim import AdamState, adam_update, clip_by_global_norm
 
 #: Adam's first bias-corrected step is exactly lr·g/(|g| + eps); only round-off remains
@@ -65,9 +65,9 @@ def test_resume_is_bit_identical(tmp_path, algo, norm):
     for k, v in full.params.items():
         assert np.array_equal(v, resumed.params[k]), k
     a, b = read_log(tmp_path / "full/train_log.h5"), read_log(tmp_path / "part/train_log.h5")
-    for key in ("step", "loss", "grad_norm", "param_grad_norm"):
-        assert np.array_equal(a["train"][key], b["train"][key]), key
-    assert np.array_equal(a["eval"]["val_metric"], b["eval"]["val_metric"])
+    for key in ("loss", "grad_norm", "param_grad_norm", "accuracy", "val_accuracy"):
+        assert np.array_equal(a[key]["step"], b[key]["step"]), key
+        assert np.array_equal(a[key]["value"], b[key]["value"]), key
     assert full.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
 
 
@@ -77,7 +77,7 @@ def test_resume_after_mid_interval_interrupt_truncates_log(tmp_path):
     train(spec, tmp_path / "r", dataset=ds, progress=False, stop_after=2)
     res = train(spec, tmp_path / "r", dataset=ds, progress=False, plots=False)
     log = read_log(tmp_path / "r/train_log.h5")
-    assert list(log["train"]["step"]) == list(range(1, 7))
+    assert list(log["loss"]["step"]) == list(range(1, 7))
     assert res.metrics["finished"]
 
 
@@ -89,7 +89,7 @@ def test_training_writes_outputs_and_learns(tmp_path):
         assert (tmp_path / name).exists(), name
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["steps"] == 40 and "test_accuracy" in m and "val_loss" in m
-    loss = read_log(tmp_path / "train_log.h5")["train"]["loss"]
+    loss = read_log(tmp_path / "train_log.h5")["loss"]["value"]
     # the task is linearly separable: the mean loss of the last 10 steps drops clearly
     assert loss[-10:].mean() < 0.8 * loss[:10].mean()
 

@@ -6,7 +6,10 @@ permutation drawn from ``default_rng([seed, 1, epoch])`` and its dropout masks c
 the early-stopping bookkeeping, and a resumed run continues bit-identically.
 
 Outputs in ``out_dir``: ``checkpoint.npz`` (latest), ``best.npz`` (best validation),
-``train_log.h5`` (see :mod:`physim.hssm.trainlog`), ``metrics.json`` and plots.
+``train_log.h5`` (a ``training`` log of :mod:`physim.logs`, flushed after every step), ``metrics.json``
+and plots. A kill at any moment leaves a readable log and an intact checkpoint (written to a
+temporary file, then renamed); a resumed run rebuilds the log from the rows up to its checkpoint
+and then logs exactly what an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ from physim import jsonio, memory
 from physim.errors import NumericalFault, check_training
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
-from physim.hssm.trainlog import TrainLog
+from physim.logs import Axis, LogWriter
 from physim.optim import AdamState, adam_update, clip_by_global_norm
 from physim.spec_base import with_updates
 from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
+LOG = "train_log.h5"
+
+
+def open_train_log(path: Path, spec: TrainSpec, metric: str, resume_step: int | None):
+    """The run directory's training log: resumed up to ``resume_step`` (the checkpoint), else
+    started afresh — ``physim train`` owns its ``--out`` directory and documents that it
+    resumes, so the log of an earlier attempt at the same directory is replaced."""
+    prov = {"train_config": spec.model_dump_json(), "metric": metric}
+    return LogWriter(path, provenance=prov, kind="training", force=True, resume_upto=resume_step)
 
 
 @dataclass
@@ -118,6 +130,16 @@ def check_memory(spec: TrainSpec, n_steps: int) -> int:
         "shorten the sequence or lower the batch size",
     )
     return est
+
+
+def baseline(ds, ys: dict, metric: str) -> float:
+    """What a model that learned nothing scores on the test split: the majority class's share
+    (accuracy) or the MSE of predicting the training targets' mean."""
+    if metric == "accuracy":
+        counts = np.bincount(np.asarray(ys["test"], dtype=np.int64))
+        return float(counts.max() / counts.sum())
+    mean = np.mean(ys["train"], axis=0)
+    return float(np.mean((ys["test"] - mean) ** 2))
 
 
 def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
@@ -250,13 +272,10 @@ def _train(
         }
         best_params = {k: v.copy() for k, v in params.items()}
     names = list(params)
-    log = TrainLog(
-        out / "train_log.h5",
-        config_json=config_json,
-        param_names=names,
-        metric=metric,
-        resume_step=state["step"] if ckpt.exists() and resume else None,
+    log = open_train_log(
+        out / LOG, spec, metric, state["step"] if ckpt.exists() and resume else None
     )
+    tensors = [Axis("tensor", names)]
 
     n_train = ds.X_train.shape[0]
     start = state["step"]
@@ -287,11 +306,28 @@ def _train(
             secs = time.perf_counter() - t0
             state["train_seconds"] += secs
             pgn = np.array([np.linalg.norm(grads[k]) for k in names])
-            log.log_step(step, value, mets[metric], gnorm, pgn, secs)
+            for key, x in (("loss", value), (metric, mets[metric]), ("grad_norm", gnorm)):
+                log.append(key, step, float(step), x, "1", time_unit="step", flush=False)
+            log.append("seconds", step, float(step), secs, "s", time_unit="step", flush=False)
+            log.append(
+                "param_grad_norm",
+                step,
+                float(step),
+                pgn,
+                "1",
+                time_unit="step",
+                axes=tensors,
+                flush=False,
+            )
             if step % spec.eval_every == 0 or step == spec.n_steps:
                 ev = evaluate(model, params, ds.X_val, ys["val"], spec.eval_batch_size)
                 last_val = ev[metric]
-                log.log_eval(step, ev["loss"], last_val)
+                log.append(
+                    "val_loss", step, float(step), ev["loss"], "1", time_unit="step", flush=False
+                )
+                log.append(
+                    f"val_{metric}", step, float(step), last_val, "1", time_unit="step", flush=False
+                )
                 if state["best"] is None or better(last_val, state["best"]):
                     state.update(best=last_val, best_step=step, bad_evals=0)
                     best_params = {k: v.copy() for k, v in params.items()}
@@ -300,6 +336,7 @@ def _train(
                     state["bad_evals"] += 1
                     if spec.patience is not None and state["bad_evals"] >= spec.patience:
                         state["stopped"] = True
+            log.flush()  # every step: a kill loses at most the step being written
             state["step"] = step
             if step % spec.checkpoint_every == 0 or step == end or state["stopped"]:
                 log.flush()
@@ -325,7 +362,7 @@ def _train(
     finally:
         if bar is not None:
             bar.close()
-        log.close()
+        log.close(complete=state["step"] >= spec.n_steps or state["stopped"])
 
     finished = state["step"] >= spec.n_steps or state["stopped"]
     metrics: dict[str, Any] = {
@@ -343,9 +380,10 @@ def _train(
         for split, X in (("val", ds.X_val), ("test", ds.X_test)):
             ev = evaluate(model, final, X, ys[split], spec.eval_batch_size)
             metrics.update({f"{split}_{k}": v for k, v in ev.items()})
+        metrics["baseline"] = baseline(ds, ys, metric)
         (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2))
         if plots:
             from physim.hssm.plots import plot_training
 
-            plot_training(out / "train_log.h5", out / "training.png")
+            plot_training(out / LOG, out / "training.png", metrics=metrics)
     return TrainResult(metrics, params, out, model)

@@ -306,8 +306,10 @@ class Instrument:
         else:
             leapfrog.forward_chunk(dev.family, self._prm(), dt, dev.n_work, Q, P, S, Qrec, Prec)
 
-    def _echo_kernel(self, Q, P, S, E, kicks, weights, GW, DS, Qrec, echo: bool) -> None:
-        """One backwards pass over a chunk for the branches in ``Q, P`` (nt, nb, n)."""
+    def _echo_kernel(self, Q, P, S, E, kicks, weights, GW, DS, Qrec, echo: bool, keep=None) -> None:
+        """One backwards pass over a chunk for the branches in ``Q, P`` (nt, nb, n).
+
+        ``keep`` (nk,) marks the rows of ``Qrec`` that will be read (default: every row)."""
         dev = self.device
         dt = dev.dt
         if self.lossy:
@@ -358,9 +360,16 @@ class Instrument:
                 dev.family, self._prm(), dt, dev.n_work, Q, P, S, E, kicks, weights, GW, DS
             )
         else:
-            # the ideal echo has no recording kernel: step it one sample at a time
-            for k in range(S.shape[0] - 1, -1, -1):
-                ds = DS[k : k + 1] if DS.shape[0] else DS
+            # the ideal echo has no recording kernel: step it from one recorded state to the
+            # next (the kernel walks a sub-chunk exactly as it walks the whole chunk, so the
+            # result does not depend on where the chunk is cut)
+            nk = S.shape[0]
+            rows = np.flatnonzero(np.ones(nk, bool) if keep is None else keep)[::-1]
+            hi = nk
+            for k in [*rows.tolist(), *([0] if not rows.size or rows[-1] != 0 else [])]:
+                if k >= hi:
+                    continue
+                ds = DS[k:hi] if DS.shape[0] else DS
                 leapfrog.echo_chunk(
                     dev.family,
                     self._prm(),
@@ -368,14 +377,15 @@ class Instrument:
                     dev.n_work,
                     Q,
                     P,
-                    S[k : k + 1],
-                    E[k : k + 1],
+                    S[k:hi],
+                    E[k:hi],
                     kicks,
                     weights,
                     GW,
                     ds,
                 )
                 Qrec[k] = Q
+                hi = k
 
     # ------------------------------------------------------------------ faults
     def _noise_state(self) -> dict | None:
@@ -545,7 +555,10 @@ class Instrument:
                 )
                 args = (S, E, kicks[sel].astype(dtype), weights[sel].astype(dtype))
                 start = (self.Q[sel].copy(), self.P[sel].copy(), GW[a].copy(), self._noise_state())
-                self._echo_kernel(self.Q[sel], self.P[sel], *args, GW[a], DS, Qrec, echo=reverse)
+                keep = _kept_rows(k0, k1, K, sample_every, reverse) if samples is not None else None
+                self._echo_kernel(
+                    self.Q[sel], self.P[sel], *args, GW[a], DS, Qrec, echo=reverse, keep=keep
+                )
                 if not all_finite(self.Q[sel], self.P[sel], GW[a]):
                     raise self._echo_fault(sel, args, start, reverse, k0, k1, K, kicks)
                 if need_B:
@@ -562,6 +575,14 @@ class Instrument:
         if integrate:
             acc_w = np.stack([gains[a] * GW[a].sum(axis=0) for a in range(n_acc)])
         return DriveOutput(samples, idx, acc_w, acc_B if integrate else None, energy)
+
+
+def _kept_rows(k0: int, k1: int, K: int, every: int, reverse: bool) -> np.ndarray | None:
+    """Rows of an echo chunk record that :func:`_store` reads (None: all of them)."""
+    if not reverse:
+        return None
+    states = k0 + np.arange(k1 - k0)
+    return ((K - states) % every == 0) & (states < K)
 
 
 def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:

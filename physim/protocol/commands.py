@@ -50,6 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         lr=args.lr,
         progress=True,
+        force=args.force,
     )
     last = res.results[-1]
     out = {
@@ -94,7 +95,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from physim.logs import summary
+    from physim.loginspect import summary
 
     print(summary(args.log))
     return 0
@@ -111,6 +112,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from physim.protocol.session import replay
 
     rep = replay(args.log)
+    if rep.note:
+        print(f"note: {rep.note}")
+    if rep.ok and not rep.n_records:
+        return 0
     if rep.ok:
         print(
             f"{args.log}: replay reproduces {rep.n_records} records of {rep.n_runs} "
@@ -136,6 +141,7 @@ def register(subparsers) -> None:
     p.add_argument("protocol", help="catalogue name or path to a protocol TOML")
     p.add_argument("--nonideal", metavar="FILE", help="non-ideality TOML (default: ideal)")
     p.add_argument("--log", metavar="OUT.h5", help="write an H5MD log of every measurement")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --log file")
     p.add_argument("--seed", type=int, default=0, help="seed of the protocol's own draws")
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")

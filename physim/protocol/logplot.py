@@ -1,81 +1,193 @@
-"""Figures of a run log: forward vs echo readouts, integrated ∂H/∂θ, gradient vs ideal twin."""
+"""``physim plot``: the figure that makes sense for each kind of log.
+
+* a run log (``physim run``, the demo): readout trajectories (forward and echoes, in separate
+  panels), the integrated ∂H/∂θ per channel, the measured gradient beside the ideal (and
+  as-built) twin's with the cosine in the legend, and the loss per epoch when it trained;
+* a training log (``physim train``): its curves (:func:`physim.hssm.plots.plot_training`);
+* an incomplete log: whatever was written, marked INCOMPLETE in the title.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from physim import logs
+from physim.plots import (
+    bars_side_by_side,
+    cosine,
+    flag_gradient,
+    name_axis,
+    plot_loss,
+    pyplot,
+    title_for,
+)
 
 
-def plot_log(path: str | Path, out: str | Path | None = None, run: str | None = None) -> Path:
-    """Write a PNG summarising one protocol execution of a log (default: the first)."""
-    import matplotlib
+def _strings(d) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in d[()]]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _stderr(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def plot_log(
+    path: str | Path,
+    out: str | Path | None = None,
+    run: str | None = None,
+    report: Callable[[str], None] = _stderr,
+) -> Path:
+    """Write a PNG summarising a log (for a run log: one protocol execution, default the
+    first); a wrong gradient is flagged on the figure and passed to ``report``."""
     path = Path(path)
     out = Path(out) if out is not None else path.with_suffix(".png")
     with logs.open_log(path) as f:
+        kind = logs.kind(f)
+    if kind == "training":
+        from physim.hssm.plots import plot_training
+
+        metrics = path.parent / "metrics.json"
+        m = json.loads(metrics.read_text()) if metrics.exists() else None
+        return plot_training(path, out, metrics=m)
+    plt = pyplot()
+    with logs.open_log(path) as f:
+        prov = logs.provenance(f)
+        status = logs.status(f)
         names = logs.runs(f)
-        if not names:
-            raise ValueError(f"{path}: the log holds no protocol execution")
-        run = run or names[0]
-        recs = logs.records(f, run)
-        traj = {
-            n: (g["time"][()], logs.read_value(g), g.attrs["meta"])
-            for n, g in recs.items()
-            if g.attrs["kind"] == "trajectory"
-        }
-        accs = {n: logs.read_value(g) for n, g in recs.items() if g.attrs["kind"] == "accumulator"}
-        grad = logs.gradient(f, run)
-        est = grad["estimate"][()] if grad is not None else None
-        ideal = grad["ideal"][()] if grad is not None and "ideal" in grad else None
-        train = {n: g["value"][()] for n, g in logs.training(f).items()}
-        status = "complete" if f.attrs["complete"] else "INCOMPLETE"
-    panels = 1 + bool(accs) + (est is not None) + bool(train)
-    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels), squeeze=False)
-    ax = iter(axes[:, 0])
-    a = next(ax)
-    for name, (t, v, meta) in traj.items():
-        direction = json.loads(meta).get("direction", "forward")
-        style = "-" if direction == "forward" else "--"
-        for o in range(v.shape[-1]):
-            a.plot(t, v[:, 0, 0, o], style, lw=1, label=f"{name} out {o} ({direction})")
-    a.set_xlabel("time (s)")
-    a.set_ylabel("readout")
-    a.set_title(f"{path.name} · {run} · {status}")
-    if traj:
-        a.legend(fontsize=7, ncol=2)
-    if accs:
-        a = next(ax)
-        width = 0.8 / max(1, len(accs))
-        for j, (name, v) in enumerate(accs.items()):
-            flat = v.reshape(-1, v.shape[-1]).sum(axis=0)
-            a.bar(np.arange(flat.size) + j * width, flat, width=width, label=name)
-        a.set_ylabel("integrated ∂H/∂w (× gain)")
-        a.set_yscale("symlog", linthresh=1e-30)
-        a.legend(fontsize=7)
-    if est is not None:
-        a = next(ax)
-        idx = np.arange(est.size)
-        a.plot(idx, est, "o", ms=4, label="measured")
-        if ideal is not None:
-            a.plot(idx, ideal, "x", ms=6, label="ideal twin")
-        a.set_yscale(
-            "symlog", linthresh=max(1e-300, float(np.min(np.abs(est[est != 0]), initial=1.0)))
+        train = {n: logs.series(f, n) for n in logs.training(f)}
+        lunit = logs.training(f)["loss"]["value"].attrs.get("unit", "1") if "loss" in train else "1"
+        if not names and not train:
+            raise logs.LogError(
+                f"{path}: the log holds no protocol execution yet ({status}); nothing to plot"
+            )
+        run = run or (names[0] if names else None)
+        if run is not None and run not in names:
+            raise logs.LogError(f"{path}: no execution {run!r}; the log holds {names[:5]}…")
+        traj, accs, grad = {}, {}, {}
+        if run is not None:
+            for n, g in logs.records(f, run).items():
+                if "value" not in g:
+                    continue  # a record the killed writer never finished
+                if g.attrs["kind"] == "trajectory":
+                    meta = json.loads(g.attrs["meta"])
+                    traj[n] = (
+                        g["time"][()],
+                        logs.read_value(g),
+                        meta.get("direction", "forward"),
+                        g["time"].attrs.get("unit", "s"),
+                        g["value"].attrs.get("unit", "1"),
+                    )
+                elif g.attrs["kind"] == "accumulator":
+                    ch = g["channel"] if "channel" in g else None
+                    accs[n] = (
+                        logs.read_value(g),
+                        _strings(ch) if ch is not None else None,
+                        _strings(g["channel_group"]) if "channel_group" in g else None,
+                        g["value"].attrs.get("unit", "1"),
+                    )
+            gr = logs.gradient(f, run)
+            if gr is not None:
+                for key in ("estimate", "ideal", "as_built"):
+                    if key in gr:
+                        grad[key] = gr[key][()]
+                if "parameter" in gr:
+                    grad["names"] = _strings(gr["parameter"])
+                    grad["groups"] = _strings(gr["parameter_group"])
+                    grad["unit"] = gr["estimate"].attrs.get("unit", "1")
+    fwd = {n: v for n, v in traj.items() if v[2] == "forward"}
+    echo = {n: v for n, v in traj.items() if v[2] != "forward"}
+    panels = [
+        p
+        for p, on in (
+            ("fwd", fwd),
+            ("echo", echo),
+            ("acc", accs),
+            ("grad", grad),
+            ("train", "loss" in train),
         )
-        a.set_xlabel("parameter index")
-        a.set_ylabel("dL/dθ")
+        if on
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    ax = dict(zip(panels, axes[:, 0], strict=True))
+    algo = "RHEL (in situ)" if "estimate" in grad or "loss" in train else "forward only"
+    fig.suptitle(
+        f"{title_for(prov, algo)}\n{path.name} · {run or 'no execution'} · {status}", fontsize=10
+    )
+    for key, group in (("fwd", fwd), ("echo", echo)):
+        if key not in ax:
+            continue
+        a = ax[key]
+        tu, yu = next(iter(group.values()))[3:5]
+        for j, (n, (t, v, *_)) in enumerate(group.items()):
+            n_out = min(v.shape[-1], 4)
+            for b in range(v.shape[1]):
+                for o in range(n_out):
+                    br = "" if v.shape[1] == 1 else f" branch {b} ({'+' if b == 0 else '−'}ε)"
+                    a.plot(
+                        t,
+                        v[:, b, 0, o],
+                        lw=1.0,
+                        ls=("-", ":")[b % 2],
+                        color=f"C{o + j}",
+                        label=f"{n} output {o}{br}",
+                    )
+        a.set_xlabel(f"time ({tu})" if key == "fwd" else f"forward time retraced ({tu})")
+        a.set_ylabel(f"readout ({yu})")
+        a.set_title(
+            "forward run (batch 0)"
+            if key == "fwd"
+            else "echo runs (batch 0), against the forward time they retrace",
+            fontsize=9,
+        )
+        a.legend(fontsize=7, ncol=2, loc="upper right")
+        a.grid(True, alpha=0.3)
+    if "acc" in ax:
+        a = ax["acc"]
+        n, (v, chn, chg, unit) = next(iter(accs.items()))
+        flat = v.reshape(-1, v.shape[-1]).sum(axis=0)
+        keep = np.array([g != "(not learnable)" for g in chg]) if chg else np.ones(flat.size, bool)
+        series = {f"{n} (summed over branches)": flat[keep]}
+        scale = bars_side_by_side(a, series, unit)
+        if chn:
+            name_axis(
+                a,
+                [c for c, k in zip(chn, keep, strict=True) if k],
+                [g for g, k in zip(chg, keep, strict=True) if k],
+            )
+        a.set_title(
+            f"integrated ∂H/∂w × gain per learnable channel ({scale} axis)", fontsize=9, pad=16
+        )
         a.legend(fontsize=7)
-    if train:
-        a = next(ax)
-        for name, v in train.items():
-            a.semilogy(v, label=name)
-        a.set_xlabel("epoch")
+    if "grad" in ax:
+        a = ax["grad"]
+        est = grad["estimate"]
+        series = {}
+        if "ideal" in grad:
+            series[f"measured (cosine to ideal {cosine(est, grad['ideal']):.6f})"] = est
+            series["ideal twin"] = grad["ideal"]
+        else:
+            series["measured"] = est
+        if "as_built" in grad:
+            series[f"as-built twin (cosine to measured {cosine(est, grad['as_built']):.6f})"] = (
+                grad["as_built"]
+            )
+        scale = bars_side_by_side(a, series, grad.get("unit", "1"))
+        names_, groups_ = grad.get("names"), grad.get("groups")
+        if names_:
+            name_axis(a, names_, groups_)
+        if "ideal" in grad:
+            flag_gradient(a, est, grad["ideal"], groups_ or ["θ"] * est.size, report)
+        a.set_title(f"gradient dL/dθ per parameter ({scale} axis)", fontsize=9, pad=16)
+        a.legend(fontsize=7)
+    if "train" in ax:
+        a = ax["train"]
+        plot_loss(a, train["loss"], lunit)
+        a.set_title("in-situ training: loss measured at each epoch (before its update)", fontsize=9)
         a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

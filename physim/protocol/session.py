@@ -9,6 +9,7 @@ rebuild the instrument and reproduce the log bit for bit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,19 +70,32 @@ def run_session(
     epochs: int = 0,
     lr: float = 1e-2,
     compare: bool = True,
-    progress: bool = False,
+    force: bool = False,
+    extra_provenance: dict[str, str] | None = None,
+    scale: str | np.ndarray = "relative",
+    measure_final: bool = False,
+    progress: bool | Callable[[int, float], None] = False,
+    finish: Callable[[logs.LogWriter, list[ProtocolResult]], None] | None = None,
 ) -> SessionResult:
     """One protocol execution (``epochs`` = 0) or in-situ training, optionally logged.
 
-    ``progress`` shows a bar over the epochs on stderr (from the second epoch on, so that its
-    ETA leaves out the first epoch's kernel compilation).
-    """
+    An existing ``log`` is refused unless ``force`` (see :mod:`physim.logsafe`). ``scale`` and
+    ``measure_final`` go to :func:`~physim.protocol.train.train_in_situ`; ``progress`` is either
+    ``True`` (a bar over the epochs on stderr, from the second epoch on, so that its ETA leaves
+    out the first epoch's kernel compilation) or a function ``progress(epoch, loss)`` called after
+    every measured epoch; ``finish(writer, results)`` may add arrays to the log before it is
+    closed."""
     check_training_options(epochs, lr)
     nonideal = nonideal or NonidealSpec()
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)
     writer = (
-        logs.LogWriter(log, provenance=make_provenance(device, nonideal, protocol, seed))
+        logs.LogWriter(
+            log,
+            provenance=make_provenance(device, nonideal, protocol, seed, extra_provenance),
+            device=device,
+            force=force,
+        )
         if log is not None
         else None
     )
@@ -123,7 +137,7 @@ def run_session(
                 begin(theta)
 
             def on_epoch(epoch, res, estimate):
-                if epoch == 0 and progress:
+                if epoch == 0 and progress is True:
                     from physim.feedback import progress as bar
 
                     state["bar"] = bar(epochs, "in-situ training", unit="epoch", initial=1)
@@ -132,9 +146,19 @@ def run_session(
                 if "bar" in state and res.loss is not None:
                     state["bar"].set_postfix(loss=f"{res.loss:.4g}", refresh=False)
                 results.append(res)
+                if callable(progress):
+                    progress(epoch, res.loss)
                 if writer is not None:
                     writer.write_gradient(_run_name(epoch), estimate.grad, None)
-                    writer.append("loss", epoch, float(epoch), res.loss, "loss")
+                    writer.append("loss", epoch, float(epoch), res.loss, logs.loss_unit(device))
+                    writer.append("theta", epoch, float(epoch), res.theta, "parameter_unit")
+                    writer.append(
+                        "gradient",
+                        epoch,
+                        float(epoch),
+                        estimate.grad,
+                        f"{logs.loss_unit(device)}/parameter_unit",
+                    )
 
             hist = train_in_situ(
                 inst,
@@ -142,6 +166,8 @@ def run_session(
                 n_epochs=epochs,
                 lr=lr,
                 task=task,
+                scale=scale,
+                measure_final=measure_final,
                 on_epoch=on_epoch,
                 on_begin=on_begin,
                 on_step=on_step,
@@ -154,6 +180,12 @@ def run_session(
             writer.close(complete=False)
         raise
     if writer is not None:
+        try:
+            if finish is not None:
+                finish(writer, results)
+        except BaseException:
+            writer.close(complete=False)
+            raise
         writer.close(complete=True)
     return SessionResult(tuple(results), est, ideal, fid, losses)
 
@@ -163,44 +195,81 @@ class ReplayReport:
     n_runs: int
     n_records: int
     mismatches: list[str]
+    #: what could not be re-run and why (empty when everything stored was re-run)
+    note: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
 
 
+def _stored_records(f, run: str) -> dict[str, np.ndarray]:
+    """Records of one execution that were written completely (a killed writer may leave the
+    last one without its value)."""
+    out = {}
+    for name, r in logs.records(f, run).items():
+        try:
+            out[name] = logs.read_value(r)
+        except (KeyError, OSError):
+            continue
+    return out
+
+
 def replay(path: str | Path) -> ReplayReport:
-    """Re-run a logged session from its provenance and compare every record bit for bit."""
+    """Re-run a logged session from its provenance and compare every record bit for bit.
+
+    Works on incomplete logs (the stored records are re-run, the missing ones are said to be
+    missing). A training log of an HSSM holds no protocol session: nothing is re-run and the
+    report's ``note`` says how to reproduce it instead.
+    """
     with logs.open_log(path) as f:
         prov = logs.provenance(f)
+        if logs.kind(f) == "training":
+            return ReplayReport(
+                0,
+                0,
+                [],
+                f"{path} is an HSSM training log: replay re-runs protocol sessions only; "
+                "reproduce it with `physim train --config <its train_config JSON> --no-resume "
+                "--out NEWDIR` (training is bit-identical for a given config and seed)",
+            )
         missing = [k for k in ("device", "nonideal", "protocol", "seed") if k not in prov]
         if missing:
-            raise ValueError(
-                f"{path}: no {', '.join(missing)} in the provenance; only logs "
-                "written by `physim run` can be replayed"
+            raise logs.LogError(
+                f"{path}: no {', '.join(missing)} in the provenance, so it cannot be re-run; "
+                "only logs written by `physim run` or `physim demo` can be replayed"
             )
         device = spec_from_json(prov["device"]).build()
         nonideal = nonideal_from_json(prov["nonideal"])
         protocol = protocol_from_json(prov["protocol"])
         seed = json.loads(prov["seed"])
+        complete = logs.status(f) == "complete"
         stored = []
         for run in logs.runs(f):
             g = f[f"observables/{run}"]
+            if "theta_requested" not in g.attrs:
+                continue
             theta = np.asarray(json.loads(g.attrs["theta_requested"]))
-            recs = {name: logs.read_value(r) for name, r in logs.records(f, run).items()}
-            stored.append((run, theta, recs))
+            stored.append((run, theta, _stored_records(f, run)))
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)
     mismatches: list[str] = []
-    n_rec = 0
+    n_rec = n_missing = 0
     for run, theta, recs in stored:
         res = run_protocol(inst, protocol, task=task, theta=theta, check=False)
         for r in res.records:
             if r.name not in recs:
-                continue  # the logged run stopped before this step
+                n_missing += 1  # the logged run stopped before this step
+                continue
             n_rec += 1
             logged = recs[r.name]
             value = r.value if r.index is not None else r.value[None]
             if logged.shape != value.shape or not np.array_equal(logged, value):
                 mismatches.append(f"{run}/{r.name}")
-    return ReplayReport(len(stored), n_rec, mismatches)
+    note = ""
+    if not complete or n_missing:
+        note = (
+            f"the log is incomplete: {n_missing} record(s) of the re-run were never written "
+            "and were not compared"
+        )
+    return ReplayReport(len(stored), n_rec, mismatches, note)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from physim.errors import NumericalFault, check_training
 from physim.instrument.hardware import Instrument
+from physim.optim import AdamState, adam_update
 from physim.protocol.engine import OnStep, run_protocol
 from physim.protocol.estimate import GradientEstimate, estimate_gradient
 from physim.protocol.records import ProtocolResult
@@ -16,6 +18,8 @@ from physim.protocol.specs import ProtocolSpec
 from physim.protocol.task import Task, build_task
 
 OnEpoch = Callable[[int, ProtocolResult, GradientEstimate], None]
+#: Adam's denominator floor, relative to the largest sqrt(v̂): far below any useful step
+ADAM_EPS_RELATIVE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,23 @@ def train_in_situ(
     lr: float = 1e-2,
     task: Task | None = None,
     theta: np.ndarray | None = None,
+    scale: Literal["relative", "absolute"] | np.ndarray = "relative",
+    measure_final: bool = False,
     on_epoch: OnEpoch | None = None,
     on_begin: Callable[[int, np.ndarray], None] | None = None,
     on_step: OnStep | None = None,
 ) -> TrainingHistory:
-    """Adam on the measured gradient, with steps relative to each parameter's initial size.
+    """Adam (:func:`physim.optim.adam_update`) on the measured gradient, θ programmed through
+    the parameter DAC after every update (a step smaller than an LSB is lost as on the chip).
 
-    Device parameters span many decades (farads next to inverse henries), so the update of
-    θ_i is ``lr · |θ0_i|`` times the Adam direction (``lr`` absolute where θ0_i = 0); the
-    new θ is programmed through the parameter DAC, so a step smaller than an LSB is lost as it
-    would be on the chip. ``on_begin(epoch, theta)`` runs before each execution, ``on_step``
-    is passed to :func:`~physim.protocol.engine.run_protocol` and ``on_epoch(epoch, result,
-    estimate)`` runs after each gradient measurement (logging hooks).
+    ``scale`` sets each parameter's step unit: ``"relative"`` (default) steps θ_i by ``lr ·
+    |θ0_i|`` times the Adam direction (``lr`` absolute where θ0_i = 0), because device
+    parameters span many decades (farads next to inverse henries); ``"absolute"`` steps every
+    θ_i by ``lr`` in its own unit (the demo); an array gives the unit per parameter. With
+    ``measure_final`` one more execution measures the trained θ (epoch ``n_epochs``, no
+    update), so ``losses`` ends with the final loss. ``on_begin(epoch, theta)`` runs before
+    each execution, ``on_step`` is passed to :func:`~physim.protocol.engine.run_protocol` and
+    ``on_epoch(epoch, result, estimate)`` runs after each gradient measurement (logging hooks).
     """
     check_training_options(n_epochs, lr)
     dev = instrument.device
@@ -66,13 +75,21 @@ def train_in_situ(
         )
     task = task or build_task(dev, protocol.task, protocol.loss)
     theta = dev.check_theta(theta)
-    scale = np.where(dev.theta0 != 0, np.abs(dev.theta0), 1.0)
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
-    b1, b2, tiny = 0.9, 0.999, 1e-12
+    if isinstance(scale, str):
+        if scale not in ("relative", "absolute"):
+            raise ValueError(f"scale must be 'relative', 'absolute' or an array, got {scale!r}")
+        unit = np.where(dev.theta0 != 0, np.abs(dev.theta0), 1.0)
+        unit = unit if scale == "relative" else np.ones_like(unit)
+    else:
+        unit = np.asarray(scale, dtype=np.float64)
+        if unit.shape != theta.shape or not np.all(np.isfinite(unit) & (unit > 0)):
+            raise ValueError(
+                f"scale must hold {theta.size} positive finite step units, got shape {unit.shape}"
+            )
+    opt = AdamState.zeros({"z": theta})
     losses, thetas = [], []
     n_runs, energy = 0, 0.0
-    for epoch in range(n_epochs):
+    for epoch in range(n_epochs + int(measure_final)):
         if on_begin is not None:
             on_begin(epoch, theta)
         # plausibility warnings once, on the first execution (they would repeat every epoch)
@@ -92,11 +109,11 @@ def train_in_situ(
         energy += res.cost.drive_energy
         if on_epoch is not None:
             on_epoch(epoch, res, est)
-        g = est.grad * scale  # gradient w.r.t. the relative parameter θ/|θ0|
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g**2
-        mh = m / (1 - b1 ** (epoch + 1))
-        vh = v / (1 - b2 ** (epoch + 1))
-        theta = res.theta - lr * scale * mh / (np.sqrt(vh) + tiny * np.max(np.sqrt(vh)) + 1e-300)
+        if epoch == n_epochs:
+            break  # the final measurement: no update
+        # Adam on z = θ / unit, the parameter in its own step unit
+        z = {"z": res.theta / unit}
+        adam_update(z, {"z": est.grad * unit}, opt, lr=lr, eps=ADAM_EPS_RELATIVE, eps_relative=True)
+        theta = z["z"] * unit
         check_training(epoch + 1, 0.0, {"updated θ": theta}, lr, what="epoch")
     return TrainingHistory(np.asarray(losses), np.asarray(thetas), n_runs, energy)
