@@ -10,6 +10,7 @@ from pathlib import Path
 from physim import __version__
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
+from physim.study.commands import register as register_study
 from physim.threads import single_threaded_blas
 
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_protocol(sub)
     register_hssm(sub)
+    register_study(sub)
     return parser
 
 
