@@ -9,6 +9,7 @@ dask-jobqueue cluster), so local and cluster runs are one code path.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import tempfile
@@ -99,7 +100,7 @@ def dask_executor(
                 processes=True,
                 env=dict(WORKER_ENV),
                 dashboard_address=":0",
-                silence_logs="error",
+                silence_logs=logging.ERROR,
             )
         client = Client(cluster, timeout=f"{spec.timeout}s")
     try:
