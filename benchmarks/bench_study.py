@@ -11,6 +11,9 @@ All ratios are measured side by side in one run (the machine may be shared; only
 3. ``overhead_fraction`` = (T(1 worker) − Σ point compute) / Σ point compute: what the engine
    adds per point (task specs, pickling, the fsync'd journal line); ``final_write_s`` is the
    one-time write of results.nc and results.csv at the end, reported apart;
+   ``point_slowdown_2`` = Σ point compute with 2 workers / with 1, and ``busy_fraction_2`` =
+   Σ point compute / (2 · wall): when the cores are shared with other jobs, points slow down
+   (slowdown > 1) although the engine keeps both workers busy (busy fraction ≈ 1);
 4. first-point latency: a fresh process expanding the study and running its first point, with
    the numba cache warm and with an empty cache directory (cold: every kernel compiles).
 
@@ -123,14 +126,19 @@ def main() -> None:
             dask_ex = client.get_executor()
             _warm(pool, plan, 2)
             _warm(dask_ex, plan, 2)
-            t2s, tds = [], []
+            r2, rd = [], []
             for k in range(2):
-                t2s.append(timed(plan, pool, tmp, f"w2-{k}")[0])
-                tds.append(timed(plan, dask_ex, tmp, f"dask-{k}")[0])
-            t2, td = min(t2s), min(tds)
+                r2.append(timed(plan, pool, tmp, f"w2-{k}"))
+                rd.append(timed(plan, dask_ex, tmp, f"dask-{k}"))
+            (t2, c2, _), (td, cd, _) = min(r2), min(rd)
         res["point_seconds"] = c1 / plan.n_points
         res["t_local_1"], res["t_local_2"], res["t_dask_2"] = t1, t2, td
         res["parallel_efficiency_2"] = t1 / (2 * t2)
+        # the same points compute slower when two run at once if the cores are not free:
+        res["point_slowdown_2"] = c2 / c1
+        # fraction of the wall time both workers were busy computing (1 = no idle worker)
+        res["busy_fraction_2"] = c2 / (2 * t2)
+        res["busy_fraction_dask_2"] = cd / (2 * td)
         res["dask_over_local"] = td / t2
         res["overhead_fraction"] = (t1 - c1) / c1
         res["final_write_s"] = fin  # results.nc + csv, once per study

@@ -116,3 +116,17 @@ def test_train_measure_reports_convergence(tmp_path):
     assert float(ds.loss_ratio.sel(relative_dtod=0.0).item()) == 1.0
     assert (ds.loss_final < ds.loss_initial).all() and (ds.diverged == 0).all()
     assert ds.loss_final_ideal.attrs["long_name"].startswith("final loss of ideal")
+
+
+def test_log_points_writes_one_complete_h5md_log_per_point(tmp_path):
+    import h5py
+
+    d = {**_small([{"path": "protocol.eps", "values": [1e-3, 1e-2]}]), "log_points": True}
+    with ThreadPoolExecutor(1) as ex:
+        ds = run_study(parse_study(d), executor=ex, out=tmp_path)
+    logs = sorted((tmp_path / "points").glob("point-*.h5"))
+    assert [p.name for p in logs] == ["point-000000.h5", "point-000001.h5"]
+    with h5py.File(logs[1], "r") as f:
+        assert int(f.attrs["complete"]) == 1
+        assert '"eps":0.01' in f["parameters/physim/protocol"][()].decode()
+    assert int(ds.failed.sum()) == 0
