@@ -4,6 +4,7 @@ contour at a threshold; more → facets of heatmaps over the extra axes; sampled
 from __future__ import annotations
 
 import itertools
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -47,21 +48,47 @@ def _scale(ax, ds, dim, which: str) -> None:
         (ax.set_xscale if which == "x" else ax.set_yscale)("log")
 
 
+def _edges(values, log: bool) -> np.ndarray:
+    """Cell edges around each coordinate: midpoints, in log space along a log axis."""
+    v = np.log10(values) if log else np.asarray(values, dtype=float)
+    if v.size == 1:
+        e = np.array([v[0] - 0.5, v[0] + 0.5])
+    else:
+        mid = (v[1:] + v[:-1]) / 2
+        e = np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
+    return 10**e if log else e
+
+
+def _contour(ax, ds, xd, yd, z, level) -> None:
+    """The contour ``z = level``, interpolated in log coordinates along log-scaled axes."""
+    import contourpy
+
+    logx, logy = (ds[d].attrs.get("scale") == "log" for d in (xd, yd))
+    x = np.log10(ds[xd].values) if logx else ds[xd].values.astype(float)
+    y = np.log10(ds[yd].values) if logy else ds[yd].values.astype(float)
+    zz = np.log10(z) if ax.get_label() == "logz" else z
+    lv = np.log10(level) if ax.get_label() == "logz" else level
+    for seg in contourpy.contour_generator(x, y, np.ma.masked_invalid(zz)).lines(lv):
+        sx = 10 ** seg[:, 0] if logx else seg[:, 0]
+        sy = 10 ** seg[:, 1] if logy else seg[:, 1]
+        ax.plot(sx, sy, "k-", lw=1.5)
+
+
 def _heatmap(ax, ds, mean, xd, yd, vmin, vmax, threshold, cmap, norm=None):
     z = mean.transpose(yd, xd).values
+    xe, ye = (_edges(ds[d].values, ds[d].attrs.get("scale") == "log") for d in (xd, yd))
     m = ax.pcolormesh(
-        ds[xd].values,
-        ds[yd].values,
+        xe,
+        ye,
         z,
-        shading="nearest",
+        shading="flat",
         vmin=vmin,
         vmax=vmax,
         cmap=cmap,
         norm=norm,
     )
     if threshold is not None and min(z.shape) >= 2 and np.nanmin(z) < threshold < np.nanmax(z):
-        cs = ax.contour(ds[xd].values, ds[yd].values, z, levels=[threshold], colors="k")
-        ax.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=8)
+        _contour(ax, ds, xd, yd, z, threshold)
     _scale(ax, ds, xd, "x")
     _scale(ax, ds, yd, "y")
     ax.set_xlabel(_short(ds, xd))
@@ -101,7 +128,9 @@ def plot_study(
     mean, std = da.mean("replicate"), da.std("replicate")
     nrep = ds.sizes["replicate"]
     dims = [d for d in da.dims if d != "replicate"]
-    title = f"{ds.attrs.get('title', 'study')}: {_label(da)}"
+    title = f"{ds.attrs.get('title', 'study')}\n{_label(da)}"
+    u = da.attrs.get("units", "")
+    ylabel = f"{'1 − ' if logy else ''}{metric}" + (f" ({u})" if u and u != "1" else "")
     if int(ds.failed.sum()):
         title += f" ({int(ds.failed.sum())} failed points left blank)"
     if dims == ["point"]:
@@ -125,7 +154,7 @@ def plot_study(
                 )
             _scale(ax, ds, c, "x")
             ax.set_xlabel(_short(ds, c))
-            ax.set_ylabel(_label(da))
+            ax.set_ylabel(ylabel)
             if logy:
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
@@ -146,7 +175,7 @@ def plot_study(
             ax.errorbar([0], mean.values.ravel(), yerr=std.values.ravel(), fmt="o")
         if threshold is not None:
             ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
-        ax.set_ylabel(_label(da))
+        ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -174,6 +203,7 @@ def plot_study(
         for k, idx in enumerate(combos):
             ax = axs[k // ncol][k % ncol]
             sel = mean.isel(dict(zip(rest, idx, strict=True)))
+            ax.set_label("logz" if logy else "")
             m = _heatmap(ax, ds, sel, xd, yd, vmin, vmax, threshold, cmap, norm)
             if rest:
                 ax.set_title(
@@ -192,7 +222,7 @@ def plot_study(
         if threshold is not None:
             cb.ax.axhline(threshold, color="k", lw=1)
             title += f"\nblack line: contour at {'1 − ' if logy else ''}{metric} = {threshold:g}"
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle("\n".join(textwrap.fill(t, 80) for t in title.split("\n")), fontsize=10)
     target = Path(out) if out is not None else Path(out_dir) / f"{metric}.png"
     fig.savefig(target, dpi=110)
     plt.close(fig)
