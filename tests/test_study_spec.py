@@ -73,7 +73,7 @@ def test_zip_and_latin_hypercube():
             n_samples=8,
             axes=[
                 {"path": "protocol.eps", "loguniform": [1e-4, 1e-2]},
-                {"path": "task.n_steps", "uniform": [20, 60]},
+                {"path": "task.n_steps", "name": "L", "uniform": [20, 60]},
             ],
         )
     )

@@ -210,6 +210,8 @@ def axis_values(axis, spec: StudySpec) -> list:
                 f"exponents), got ({a}, {b}); use linspace for values <= 0"
             )
         vals = np.logspace(math.log10(a), math.log10(b), n).tolist()
+        if vals:  # the endpoints as written (10**log10(400) is 400.0000000000001)
+            vals[0], vals[-1] = (float(a), float(b)) if n > 1 else (float(a), float(a))
     else:
         start, stop, *step = axis.range
         st = step[0] if step else 1
