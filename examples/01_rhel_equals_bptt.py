@@ -18,7 +18,9 @@ from physim.gradcheck import default_eps, random_problem
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="short sequences (CI size)")
     ap.add_argument("--plot", default=None, help="write a scatter plot of RHEL vs BPTT to this PNG")
     args = ap.parse_args()
@@ -33,14 +35,18 @@ def main() -> None:
         err = float(np.max(np.abs(r.grad - b.grad)) / np.max(np.abs(b.grad)))
         cos = float(r.grad @ b.grad / (np.linalg.norm(r.grad) * np.linalg.norm(b.grad)))
         rows.append((name, dev.n_params, eps, err, cos, r.grad, b.grad))
-        print(f"{name:<18} {dev.n_params:>6} params  eps {eps:<6g} max rel err {err:.2e}  cosine {cos:.15f}")
+        print(
+            f"{name:<18} {dev.n_params:>6} params  eps {eps:<6g} max rel err {err:.2e}  cosine {cos:.15f}"
+        )
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3.2), constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, len(rows), figsize=(3 * len(rows), 3.2), constrained_layout=True
+        )
         for ax, (name, _, _, err, _, gr, gb) in zip(axes, rows, strict=True):
             scale = np.max(np.abs(gb))
             ax.plot(gb / scale, gr / scale, ".", ms=3)

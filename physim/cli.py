@@ -12,6 +12,7 @@ from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.schema import register as register_schema
 from physim.spice.commands import register as register_spice
+from physim.study.commands import register as register_study
 from physim.threads import single_threaded_blas
 
 #: commands that run numba kernels (and so may compile them first)
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_hssm(sub)
     register_schema(sub)
     register_spice(sub)
+    register_study(sub)
     return parser
 
 
