@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from physim import __version__
+from physim.answers.commands import register as register_answers
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
 from physim.threads import single_threaded_blas
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_protocol(sub)
     register_hssm(sub)
+    register_answers(sub)
     return parser
 
 

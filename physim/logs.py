@@ -153,12 +153,19 @@ class LogWriter:
         d.attrs["unit"] = record.unit
 
     def write_gradient(
-        self, run: str, estimate: np.ndarray, ideal: np.ndarray | None, report: dict | None = None
+        self,
+        run: str,
+        estimate: np.ndarray,
+        ideal: np.ndarray | None,
+        report: dict | None = None,
+        as_built: np.ndarray | None = None,
     ) -> None:
         g = self.f.require_group(f"{_OBS}/{_safe(run)}").create_group("gradient")
         g.create_dataset("estimate", data=estimate)
         if ideal is not None:
             g.create_dataset("ideal", data=ideal)
+        if as_built is not None:  # the twin of the chip as built (mismatch, drift applied)
+            g.create_dataset("as_built", data=as_built)
         for k, v in (report or {}).items():
             g.attrs[k] = json.dumps(v) if isinstance(v, dict) else v
         self.f.flush()

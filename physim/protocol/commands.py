@@ -52,6 +52,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if res.fidelity is not None:
         out["fidelity_vs_ideal_twin"] = res.fidelity.as_dict()
+    if res.fidelity_as_built is not None:
+        out["fidelity_vs_as_built_twin"] = res.fidelity_as_built.as_dict()
     if res.losses is not None:
         out["loss_first"], out["loss_last"] = float(res.losses[0]), float(res.losses[-1])
     if args.json:
@@ -72,6 +74,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     f"  {g:<20} cosine {d['cosine']:.6f}  norm ratio {d['norm_ratio']:.6f}  "
                     f"rel. error {d['rel_error']:.3e}"
                 )
+        if res.fidelity_as_built is not None:
+            f = res.fidelity_as_built
+            print(
+                f"gradient vs as-built twin (mismatch, drift applied): cosine {f.cosine:.6f}, "
+                f"norm ratio {f.norm_ratio:.6f}, rel. error {f.rel_error:.3e}"
+            )
         if res.losses is not None:
             print(
                 f"trained {len(res.losses)} epochs: loss {res.losses[0]:.4g} -> "
