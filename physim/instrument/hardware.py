@@ -136,9 +136,7 @@ class Instrument:
 
     def _update_physics(self) -> None:
         self.phys = self._built_physics(self.theta)
-        self.bath = (
-            build_bath(self.device, self.phys, self.diss) if self.diss is not None else None
-        )
+        self.bath = build_bath(self.device, self.phys, self.diss) if self.diss is not None else None
 
     def as_built(self, theta: np.ndarray | None = None) -> Device:
         """The twin of this chip as built: a lossless, ideal-converter device whose element
