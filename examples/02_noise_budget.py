@@ -1,18 +1,21 @@
-"""Noise budget of in-situ RHEL on the 8-section LC ladder.
+"""Noise budget of in-situ RHEL on the 8-section LC ladder, as three catalogue studies.
 
 How well does the gradient measured on an imperfect instrument point along the ideal one?
-Three sweeps of the ``rhel-centred-rerun`` protocol (what hardware must run: the forward pass
-is repeated before each echo), each against the ideal BPTT twin of the same device:
+Each panel is a study of the ``studies/`` catalogue (``rhel-centred-rerun``: the forward pass
+is repeated before each echo, as hardware must), compared with the ideal BPTT twin:
 
-1. quality factor Q of every mode (no thermal noise), with and without loss compensation
-   during the echo;
-2. resolution of the ADC that reads the ∂H/∂θ integrators, for two nudge sizes ε
-   (the error scales like 2^-bits / ε);
-3. bath temperature at Q = 1000 (thermal Johnson–Nyquist noise in every run).
+1. ``lc-ladder-q-compensation``: quality factor Q of every mode (no thermal noise), with and
+   without loss compensation during the echo;
+2. ``lc-ladder-adc-eps``: bits of the ADC that reads the ∂H/∂θ integrators, for two nudge
+   sizes ε (the error scales like 2^-bits / ε);
+3. ``lc-ladder-thermal-extreme``: bath temperature at Q = 1000. The temperatures are
+   unphysical (1e4–1e12 K) on purpose: at 4–400 K thermal noise is invisible on this ladder,
+   which ``physim sweep run lc-ladder-noise-budget`` shows at realistic conditions.
 
+The same runs from the command line: ``physim sweep run lc-ladder-adc-eps``.
 Prints the tables and writes a three-panel figure.
 
-    python examples/02_noise_budget.py [--quick] [--out noise_budget.png]
+    python examples/02_noise_budget.py [--quick] [--out noise_budget.png] [--workers N]
 """
 
 from __future__ import annotations
@@ -21,22 +24,27 @@ import argparse
 
 import numpy as np
 
-import physim
-from physim.instrument import Instrument, parse_nonideal
-from physim.protocol import build_task, estimate_gradient, fidelity, load_protocol, run_protocol
+from physim.study import parse_study, run_study
+from physim.study.spec import read_study_toml
+
+STUDIES = ("lc-ladder-q-compensation", "lc-ladder-adc-eps", "lc-ladder-thermal-extreme")
 
 
-def cosine(device, proto, task, ref, sources, seeds) -> float:
-    """Mean gradient cosine vs the ideal twin over instrument seeds."""
-    out = []
-    for seed in seeds:
-        srcs = [dict(s, seed=seed) if s["kind"] in ("dissipation", "adc") else s for s in sources]
-        inst = Instrument(device, parse_nonideal({"sources": srcs}), seed=seed)
-        res = run_protocol(inst, proto, task=task)
-        out.append(
-            fidelity(estimate_gradient(res, device, proto.estimator).grad, ref, device).cosine
-        )
-    return float(np.mean(out))
+def studies(quick: bool) -> dict:
+    """The three catalogue studies; ``quick`` shortens runs and axes to CI size."""
+    out = {}
+    for name in STUDIES:
+        data, path = read_study_toml(name)
+        if quick:
+            data["replicates"] = 1
+            data["base"]["set"]["protocol.task.n_steps"] = 100
+            for ax in data["axes"]:
+                if "logspace" in ax:
+                    ax["logspace"] = [*ax["logspace"][:2], 4]
+                elif ax["path"] == "nonideal.adc.bits":
+                    ax["values"] = np.linspace(8, 20, 4).round().astype(int).tolist()
+        out[name] = parse_study(data, str(path))
+    return out
 
 
 def main() -> None:
@@ -45,74 +53,27 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="short sequences, few points (CI size)")
     ap.add_argument("--out", default="noise_budget.png", help="figure path (PNG)")
+    ap.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
     args = ap.parse_args()
-    n_steps, n_pts, seeds = (100, 4, [0]) if args.quick else (600, 9, [0, 1, 2])
 
-    device = physim.load_device("lc-ladder-8")
-    base = load_protocol("rhel-centred-rerun")
-    task = build_task(device, base.task.model_copy(update={"n_steps": n_steps}), base.loss)
-    ref = physim.bptt_gradient(device, None, task.u, task.target).grad
-    period = 2 * np.pi * np.sqrt(1e-6 * 1e-9)
-    print(
-        f"lc-ladder-8, L = {n_steps} steps = {n_steps * device.dt / period:.1f} periods of "
-        "an isolated 1 uH / 1 nF section"
-    )
+    ds = {n: run_study(s, workers=args.workers) for n, s in studies(args.quick).items()}
+    q = ds["lc-ladder-q-compensation"].cosine.mean("replicate")
+    b = ds["lc-ladder-adc-eps"].cosine.mean("replicate")
+    t = ds["lc-ladder-thermal-extreme"].cosine.mean("replicate")
 
-    proto = base.model_copy(update={"eps": 1e-3})
-    qs = np.logspace(1, 5, n_pts)
-    cos_q = {
-        c: [
-            cosine(
-                device,
-                proto,
-                task,
-                ref,
-                [{"kind": "dissipation", "quality_factor": float(q), "compensation": c}],
-                [0],
-            )
-            for q in qs
-        ]
-        for c in (0.0, 1.0)
-    }
-    print("\nQ          cosine   cosine (lossless echo)")
-    for i, q in enumerate(qs):
-        print(f"{q:<10.3g} {cos_q[0.0][i]:.6f} {cos_q[1.0][i]:.6f}")
-
-    bits = np.linspace(8, 20, n_pts).round().astype(int)
-    cos_b = {
-        eps: [
-            cosine(
-                device,
-                base.model_copy(update={"eps": eps}),
-                task,
-                ref,
-                [{"kind": "adc", "target": "accumulator", "bits": int(b), "dither": True}],
-                seeds,
-            )
-            for b in bits
-        ]
-        for eps in (1e-4, 1e-2)
-    }
-    print("\nADC bits   cosine (eps 1e-4)   cosine (eps 1e-2)")
-    for i, b in enumerate(bits):
-        print(f"{b:<10d} {cos_b[1e-4][i]:.6f}            {cos_b[1e-2][i]:.6f}")
-
-    temps = np.logspace(4, 12, n_pts)
-    proto_t = base.model_copy(update={"eps": 1e-2})
-    cos_t = [
-        cosine(
-            device,
-            proto_t,
-            task,
-            ref,
-            [{"kind": "dissipation", "quality_factor": 1000.0, "temperature": float(t)}],
-            seeds,
+    print("Q          cosine   cosine (lossless echo)")
+    for qv in q.Q.values:
+        c = q.sel(Q=qv)
+        print(
+            f"{qv:<10.3g} {float(c.sel(compensation=0.0)):.6f} {float(c.sel(compensation=1.0)):.6f}"
         )
-        for t in temps
-    ]
+    print("\nADC bits   cosine (eps 1e-4)   cosine (eps 1e-2)")
+    for bv in b.bits.values:
+        c = b.sel(bits=bv)
+        print(f"{bv:<10d} {float(c.sel(eps=1e-4)):.6f}            {float(c.sel(eps=1e-2)):.6f}")
     print("\nT (K)      cosine (Q = 1000, eps 1e-2)")
-    for t, c in zip(temps, cos_t, strict=True):
-        print(f"{t:<10.3g} {c:.6f}")
+    for tv in t.temperature.values:
+        print(f"{tv:<10.3g} {float(t.sel(temperature=tv)):.6f}")
 
     import matplotlib
 
@@ -120,17 +81,20 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
-    for c, ys in cos_q.items():
+    for c in (0.0, 1.0):
         ax[0].semilogx(
-            qs, 1 - np.asarray(ys), "o-", label="lossless echo (c = 1)" if c else "no compensation"
+            q.Q,
+            1 - q.sel(compensation=c),
+            "o-",
+            label="lossless echo (c = 1)" if c else "no compensation",
         )
     ax[0].set_xlabel("quality factor Q")
     ax[0].set_title("dissipation")
-    for eps, ys in cos_b.items():
-        ax[1].plot(bits, 1 - np.asarray(ys), "o-", label=f"ε = {eps:g}")
+    for eps in (1e-4, 1e-2):
+        ax[1].plot(b.bits, 1 - b.sel(eps=eps), "o-", label=f"ε = {eps:g}")
     ax[1].set_xlabel("integrator ADC bits")
     ax[1].set_title("gradient readout resolution")
-    ax[2].semilogx(temps, 1 - np.asarray(cos_t), "o-", label="Q = 1000, ε = 1e-2")
+    ax[2].semilogx(t.temperature, 1 - t, "o-", label="Q = 1000, ε = 1e-2")
     ax[2].set_xlabel("temperature (K)")
     ax[2].set_title("thermal noise")
     for a in ax:

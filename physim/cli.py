@@ -11,6 +11,7 @@ from physim import __version__
 from physim.answers.commands import register as register_answers
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
+from physim.study.commands import register as register_study
 from physim.threads import single_threaded_blas
 
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_protocol(sub)
     register_hssm(sub)
+    register_study(sub)
     register_answers(sub)
     return parser
 

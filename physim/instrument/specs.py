@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from physim.spec_base import SpecModel
@@ -293,3 +294,42 @@ def load_nonideal(path: str | Path | None) -> NonidealSpec:
     except tomllib.TOMLDecodeError as err:
         raise NonidealError(f"{path}: not valid TOML: {err}") from None
     return parse_nonideal(data, str(path))
+
+
+# Fixed stream numbers of every random source, so that a source's seed depends only on its kind
+# (and converter target) and never on the order or presence of the other sources.
+NOISE_STREAMS: dict[tuple[str, str], int] = {
+    ("prepare", ""): 0,
+    ("mismatch", ""): 1,
+    ("dissipation", ""): 2,
+    ("drift", ""): 3,
+    ("flip_error", ""): 4,
+    ("adc", "readout"): 5,
+    ("adc", "accumulator"): 6,
+}
+
+
+def _stream_seed(seq: np.random.SeedSequence, key: tuple[str, str]) -> int:
+    child = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, NOISE_STREAMS[key]))
+    return int(child.generate_state(1, dtype=np.uint64)[0])
+
+
+def reseed(nonideal: NonidealSpec, seq: np.random.SeedSequence) -> tuple[NonidealSpec, int]:
+    """Re-draw the seed of every random source from one ``numpy.random.SeedSequence``.
+
+    Each source's new seed comes from its own child stream ``NOISE_STREAMS[(kind, target)]`` of
+    ``seq`` (mismatch draw, thermal noise, drift, flip error, each ADC's noise and dither), so
+    adding or removing one source never changes another's draws.
+
+    Returns
+    -------
+    (NonidealSpec, int)
+        The spec with new seeds, and the seed of the instrument's own draws (thermal state
+        preparation) to pass as ``Instrument(..., seed=...)``.
+    """
+    sources = []
+    for s in nonideal.sources:
+        if "seed" in type(s).model_fields:
+            s = s.model_copy(update={"seed": _stream_seed(seq, (s.kind, getattr(s, "target", "")))})
+        sources.append(s)
+    return nonideal.model_copy(update={"sources": sources}), _stream_seed(seq, ("prepare", ""))
