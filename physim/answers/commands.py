@@ -28,3 +28,84 @@ def register(subparsers) -> None:
         "nonideals", help="list the technology presets of non-idealities (name first)"
     )
     p.set_defaults(func=_cmd_nonideals)
+    register_budget(subparsers)
+
+
+def _cmd_budget(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from physim.answers.report import format_budget, plot_budget, run_budget
+    from physim.instrument.specs import load_nonideal
+    from physim.protocol.specs import load_protocol
+    from physim.specs import load_device
+
+    if not 0.0 < args.target < 1.0:
+        raise ValueError(f"--target is a cosine in (0, 1), got {args.target}; e.g. --target 0.99")
+    if args.replicates < 1:
+        raise ValueError(f"--replicates must be >= 1, got {args.replicates}")
+    device = load_device(args.device)
+    protocol = load_protocol(args.protocol)
+    if args.steps is not None:
+        protocol = protocol.model_copy(
+            update={"task": protocol.task.model_copy(update={"n_steps": args.steps})}
+        )
+    nonideal = load_nonideal(args.nonideal)
+    if not nonideal.sources:
+        raise ValueError(f"non-ideality {nonideal.name!r} has no sources: nothing to budget")
+    t0 = time.perf_counter()
+    if args.workers:
+        from physim.study.engine import local_executor
+
+        with local_executor(args.workers) as ex:
+            rep = run_budget(
+                device,
+                protocol,
+                nonideal,
+                target=args.target,
+                replicates=args.replicates,
+                seed=args.seed,
+                eps=args.eps,
+                executor=ex,
+            )
+    else:
+        rep = run_budget(
+            device,
+            protocol,
+            nonideal,
+            target=args.target,
+            replicates=args.replicates,
+            seed=args.seed,
+            eps=args.eps,
+        )
+    rep["seconds"] = time.perf_counter() - t0
+    png = None if args.no_plot else plot_budget(rep, args.out or f"budget-{device.name}.png")
+    if png is not None:
+        rep["figure"] = str(png)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(format_budget(rep))
+        if png is not None:
+            print(f"wrote {png}")
+    return 0
+
+
+def register_budget(subparsers) -> None:
+    p = subparsers.add_parser(
+        "budget",
+        help="error budget of a chip: attribution, tolerance of each source, best eps",
+    )
+    p.add_argument("device", help="catalogue name or path to a device TOML")
+    p.add_argument("--nonideal", required=True, metavar="FILE", help="preset name or TOML path")
+    p.add_argument("--protocol", default="rhel-centred-rerun", help="protocol (default: rerun)")
+    p.add_argument("--target", type=float, default=0.99, help="cosine vs the as-built twin")
+    p.add_argument("--replicates", type=int, default=3, help="replicate chips (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="study seed of the replicate chips")
+    p.add_argument("--eps", type=float, help="measure (a), (b) at this eps (default: best eps)")
+    p.add_argument("--steps", type=int, help="override the task's sequence length")
+    p.add_argument("--workers", type=int, default=0, help="local worker processes (0: here)")
+    p.add_argument("--out", help="figure path (default budget-DEVICE.png)")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_budget)

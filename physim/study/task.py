@@ -27,6 +27,12 @@ GRADIENT_METRICS = {
     "cosine": ("1", "cosine of the measured vs the ideal-twin gradient"),
     "norm_ratio": ("1", "norm of the measured over the ideal-twin gradient"),
     "rel_error": ("1", "relative error of the measured gradient, |g - g_ideal| / |g_ideal|"),
+    "cosine_as_built": ("1", "cosine of the measured vs the as-built-twin gradient"),
+    "norm_ratio_as_built": ("1", "norm of the measured over the as-built-twin gradient"),
+    "rel_error_as_built": (
+        "1",
+        "relative error vs the twin of the chip as built (mismatch, drift applied)",
+    ),
     "loss": ("readout unit²", "loss measured by the protocol"),
     "n_runs": ("1", "physical runs of one protocol execution"),
     "n_steps": ("1", "integrator steps driven in one execution"),
@@ -64,6 +70,13 @@ def _gradient(device, protocol, nonideal, seed) -> dict[str, float]:
     if res.fidelity is not None:
         f = res.fidelity
         out.update(cosine=f.cosine, norm_ratio=f.norm_ratio, rel_error=f.rel_error)
+    if res.fidelity_as_built is not None:
+        f = res.fidelity_as_built
+        out.update(
+            cosine_as_built=f.cosine,
+            norm_ratio_as_built=f.norm_ratio,
+            rel_error_as_built=f.rel_error,
+        )
     out["loss"] = float(last.loss) if last.loss is not None else math.nan
     out.update({k: float(v) for k, v in last.cost.as_dict().items()})
     out["n_saturated"] = float(sum(last.n_saturated.values()))
