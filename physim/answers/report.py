@@ -137,7 +137,13 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
         else:
             m = t["preset"] / t["level"]
             lo, hi = t["preset"] / t["spread"][1], t["preset"] / t["spread"][0]
-        ax.errorbar([i], [m], yerr=[[m - lo], [hi - m]], fmt="o", color="C3" if m < 1 else "C2")
+        ax.errorbar(
+            [i],
+            [m],
+            yerr=[[max(m - lo, 0.0)], [max(hi - m, 0.0)]],
+            fmt="o",
+            color="C3" if m < 1 else "C2",
+        )
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
     ax.set_xticks(range(len(tol)), [t["source"] for t in tol], rotation=30, ha="right")
