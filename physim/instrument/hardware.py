@@ -92,6 +92,8 @@ class Instrument:
             self.diss.temperature if self.diss else 0.0
         )
         self.n_runs = 0
+        # the controller's ε calibrations (eps = "auto"), per protocol JSON
+        self.eps_calibrations: dict = {}
         self.theta: np.ndarray | None = None
         self.phys: Physical | None = None
         self.bath: Bath | None = None

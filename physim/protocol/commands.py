@@ -21,6 +21,17 @@ def _cmd_protocols(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eps_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--eps must be a positive number or 'auto', got {text!r}"
+        ) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from physim.instrument.specs import load_nonideal
     from physim.protocol.session import run_session
@@ -49,7 +60,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "loss": last.loss,
         "cost": last.cost.as_dict(),
         "saturated": last.n_saturated,
+        "eps": last.eps,
     }
+    if last.eps_calibration is not None:
+        out["eps_calibration"] = last.eps_calibration
     if res.fidelity is not None:
         out["fidelity_vs_ideal_twin"] = res.fidelity.as_dict()
     if res.fidelity_as_built is not None:
@@ -63,6 +77,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{device.name} · {protocol.name} · {nonideal.name}: loss {last.loss:.4g}, "
             f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
         )
+        if last.eps_calibration is not None:
+            print(f"eps auto: {last.eps_calibration['reason']}")
         if res.fidelity is not None:
             f = res.fidelity
             print(
@@ -139,7 +155,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the protocol's own draws")
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
-    p.add_argument("--eps", type=float, help="override the protocol's nudge ε")
+    p.add_argument("--eps", type=_eps_arg, help="override the protocol's nudge ε (or 'auto')")
     p.add_argument("--epochs", type=int, default=0, help="train in situ for this many epochs")
     p.add_argument("--lr", type=float, default=1e-2, help="relative learning rate")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -16,6 +16,7 @@ import numpy as np
 
 from physim.gradients import error_bound, error_signal
 from physim.instrument.hardware import Instrument
+from physim.protocol.autoeps import resolve_eps
 from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import DriveStep, ProtocolSpec
 from physim.protocol.task import Task, build_task
@@ -81,6 +82,7 @@ def run_protocol(
         raise ValueError(
             f"task inputs must have shape (n_steps, batch, {dev.n_inputs}), got {task.u.shape}"
         )
+    protocol, calibration = resolve_eps(instrument, protocol, task, theta)
     if theta is not None or instrument.theta is None:
         instrument.program(theta if theta is not None else dev.theta0)
     u_task = instrument.write_drive(task.u)
@@ -254,4 +256,6 @@ def run_protocol(
         kick=beta,
         loss=loss_value,
         n_saturated=sat,
+        eps=float(protocol.eps),
+        eps_calibration=calibration.as_dict() if calibration is not None else None,
     )

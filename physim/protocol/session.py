@@ -18,6 +18,7 @@ from physim import logs
 from physim.device import Device
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec, nonideal_from_json
+from physim.protocol.autoeps import resolve_eps
 from physim.protocol.engine import run_protocol
 from physim.protocol.estimate import (
     Fidelity,
@@ -85,8 +86,11 @@ def run_session(
     nonideal = nonideal or NonidealSpec()
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)
+    # eps = "auto": calibrate before the log opens so the choice and its reason are provenance
+    _, calibration = resolve_eps(inst, protocol, task, device.theta0)
+    extra = {"eps_auto": json.dumps(calibration.as_dict())} if calibration is not None else None
     writer = (
-        logs.LogWriter(log, provenance=make_provenance(device, nonideal, protocol, seed))
+        logs.LogWriter(log, provenance=make_provenance(device, nonideal, protocol, seed, extra))
         if log is not None
         else None
     )
