@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physim.device import Device
 from physim.instrument.hardware import Instrument
 from physim.protocol.engine import OnStep, run_protocol
 from physim.protocol.estimate import GradientEstimate, estimate_gradient
@@ -56,10 +57,7 @@ def train_in_situ(
         )
     task = task or build_task(dev, protocol.task, protocol.loss)
     theta = dev.check_theta(theta)
-    scale = np.where(dev.theta0 != 0, np.abs(dev.theta0), 1.0)
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
-    b1, b2, tiny = 0.9, 0.999, 1e-12
+    opt = RelativeAdam(dev, lr)
     losses, thetas = [], []
     n_runs, energy = 0, 0.0
     for epoch in range(n_epochs):
@@ -73,10 +71,30 @@ def train_in_situ(
         energy += res.cost.drive_energy
         if on_epoch is not None:
             on_epoch(epoch, res, est)
-        g = est.grad * scale  # gradient w.r.t. the relative parameter θ/|θ0|
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g**2
-        mh = m / (1 - b1 ** (epoch + 1))
-        vh = v / (1 - b2 ** (epoch + 1))
-        theta = res.theta - lr * scale * mh / (np.sqrt(vh) + tiny * np.max(np.sqrt(vh)) + 1e-300)
+        theta = opt.step(res.theta, est.grad)
     return TrainingHistory(np.asarray(losses), np.asarray(thetas), n_runs, energy)
+
+
+class RelativeAdam:
+    """Adam with steps relative to each parameter's initial size (see :func:`train_in_situ`);
+    the one update rule of every θ learner of a device (in situ, and the offline twin)."""
+
+    def __init__(self, device: Device, lr: float):
+        self.lr = float(lr)
+        self.scale = np.where(device.theta0 != 0, np.abs(device.theta0), 1.0)
+        self.m = np.zeros_like(device.theta0)
+        self.v = np.zeros_like(device.theta0)
+        self.n = 0
+
+    def step(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """θ after one update with the gradient ``grad`` measured at ``theta``."""
+        b1, b2, tiny = 0.9, 0.999, 1e-12
+        self.n += 1
+        g = grad * self.scale  # gradient w.r.t. the relative parameter θ/|θ0|
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g**2
+        mh = self.m / (1 - b1**self.n)
+        vh = self.v / (1 - b2**self.n)
+        return theta - self.lr * self.scale * mh / (
+            np.sqrt(vh) + tiny * np.max(np.sqrt(vh)) + 1e-300
+        )
