@@ -30,6 +30,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_nonideals)
     register_budget(subparsers)
 
+    p = subparsers.add_parser(
+        "routes",
+        help="in-situ vs offline: table and figure from finished offline_vs_insitu studies",
+    )
+    p.add_argument("dirs", nargs="+", help="study folders written by `physim sweep run`")
+    p.add_argument("--out", default="offline-vs-insitu.png", help="figure path")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_routes)
+
 
 def _cmd_budget(args: argparse.Namespace) -> int:
     import json
@@ -109,3 +118,36 @@ def register_budget(subparsers) -> None:
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_budget)
+
+
+def _cmd_routes(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import xarray as xr
+
+    from physim.answers.offline import format_summary, plot_routes, summarise
+
+    datasets = {}
+    for d in args.dirs:
+        path = Path(d) / "results.nc"
+        if not path.exists():
+            raise FileNotFoundError(f"no {path}: run the study first (physim sweep run ...)")
+        ds = xr.load_dataset(path)
+        if ds.attrs.get("measure") != "offline_vs_insitu" or "sigma" not in ds.dims:
+            raise ValueError(
+                f"{path} is not an offline_vs_insitu study over sigma (measure = "
+                f"{ds.attrs.get('measure')!r}); run e.g. studies/offline-vs-insitu-chain-16"
+            )
+        name = json.loads(ds.attrs["study"])["base"]["device"]
+        datasets[name if isinstance(name, str) else Path(d).name] = ds
+    summary = {name: summarise(ds) for name, ds in datasets.items()}
+    png = plot_routes(datasets, args.out)
+    if args.json:
+        print(json.dumps({"routes": summary, "figure": png}, indent=2))
+    else:
+        for name, rows in summary.items():
+            print(format_summary(name, rows))
+            print()
+        print(f"wrote {png}")
+    return 0

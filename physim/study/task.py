@@ -55,6 +55,10 @@ def metric_info(kind: str, groups: tuple[str, ...]) -> dict[str, tuple[str, str]
     """Every metric a ``kind`` measurement returns, with (units, long name), in order."""
     if kind == "train":
         return dict(TRAIN_METRICS)
+    if kind == "offline_vs_insitu":
+        from physim.answers.offline import OFFLINE_METRICS
+
+        return dict(OFFLINE_METRICS)
     out = dict(GRADIENT_METRICS)
     for g in groups:
         for m in GROUP_METRICS:
@@ -143,6 +147,12 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
             if m["kind"] == "train":
                 metrics = _train(
                     device, protocol, nonideal, task["seed"], m, task["device"], task["protocol"]
+                )
+            elif m["kind"] == "offline_vs_insitu":
+                from physim.answers.offline import offline_vs_insitu
+
+                metrics = offline_vs_insitu(
+                    device, protocol, nonideal, seed=task["seed"], epochs=m["epochs"], lr=m["lr"]
                 )
             else:
                 metrics = _gradient(device, protocol, nonideal, task["seed"])
