@@ -277,7 +277,7 @@ def tolerance(
             levels.append(good[r])
         elif good[r] is not None:
             levels.append(math.nan)
-            notes.add(f"passes up to the search bound {cur[r]:g}")
+            notes.add(f"meets the target out to the search bound {cur[r]:g}")
         else:
             levels.append(math.nan)
             notes.add(f"fails even at the search bound {cur[r]:g}")

@@ -79,14 +79,14 @@ def format_budget(rep: dict) -> str:
     a = rows[("all", "all")]
     lines.append(f"{'all':<18}{a['rel_error']:12.3e}{'':>12}   {a['cosine']:.6f}")
     lines += ["", f"(b) tolerance of each source alone (cosine >= {rep['target']})"]
-    lines.append(f"{'source':<18}{'preset':>12}  {'tolerated level [spread]':<34} verdict")
+    lines.append(f"{'source':<18}{'preset':>12}  {'tolerated level [spread]':<46} verdict")
     for t in rep["tolerances"]:
         verdict = "BREAKS the target" if t["limiting"] else "ok"
         if t["level"] is None:
             verdict = "-" if "fails" in (t.get("note") or "") else "not limiting"
         preset = t.get("preset")
         pre = f"{preset:12.4g}" if preset is not None else f"{'-':>12}"
-        lines.append(f"{t['source']:<18}{pre}  {_fmt_level(t):<34} {verdict}  ({t['unit']})")
+        lines.append(f"{t['source']:<18}{pre}  {_fmt_level(t):<46} {verdict}  ({t['unit']})")
     return "\n".join(lines)
 
 
