@@ -49,8 +49,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.eps is not None:
         protocol = protocol.model_copy(update={"eps": args.eps})
     nonideal = load_nonideal(args.nonideal)
+    seed = args.seed
+    if args.noise_seed is not None:
+        import numpy as np
+
+        from physim.instrument.specs import reseed
+
+        nonideal, seed = reseed(nonideal, np.random.SeedSequence(args.noise_seed))
     res = run_session(
-        device, protocol, nonideal, seed=args.seed, log=args.log, epochs=args.epochs, lr=args.lr
+        device, protocol, nonideal, seed=seed, log=args.log, epochs=args.epochs, lr=args.lr
     )
     last = res.results[-1]
     out = {
@@ -153,6 +160,12 @@ def register(subparsers) -> None:
     p.add_argument("--nonideal", metavar="FILE", help="non-ideality TOML (default: ideal)")
     p.add_argument("--log", metavar="OUT.h5", help="write an H5MD log of every measurement")
     p.add_argument("--seed", type=int, default=0, help="seed of the protocol's own draws")
+    p.add_argument(
+        "--noise-seed",
+        type=int,
+        help="re-draw every noise source (mismatch, thermal, converters, drift, flip error) and "
+        "the thermal preparation from SeedSequence(N), replacing the seeds of the spec and --seed",
+    )
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
     p.add_argument("--eps", type=_eps_arg, help="override the protocol's nudge ε (or 'auto')")

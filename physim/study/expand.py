@@ -77,7 +77,7 @@ def _resolve_base(spec: StudySpec) -> dict[str, dict]:
 
 
 def _fields_msg(model: type[BaseModel]) -> str:
-    return ", ".join(model.model_fields)
+    return ", ".join(f for f in model.model_fields if f != "kind")
 
 
 def _segments(path: str) -> list[str]:
@@ -182,6 +182,12 @@ def units_of(description: str) -> str:
         if tail and len(tail.split()) <= 2:
             return tail
     return "1"
+
+
+def _long_name(description: str, dim: str) -> str:
+    """The first clause of a field description, without its unit."""
+    d = description.split(";")[0].split(",")[0].replace("(1)", "").strip()
+    return d or dim
 
 
 def axis_values(axis, spec: StudySpec) -> list:
@@ -370,7 +376,7 @@ def expand(spec: StudySpec) -> Plan:
                 axis.dim,
                 axis.path,
                 axis.units or units_of(desc),
-                axis.long_name or (desc.split(",")[0] if desc else axis.dim),
+                axis.long_name or _long_name(desc, axis.dim),
                 axis.log_scale,
                 None if axis.sampled else axis_values(axis, spec),
             )

@@ -1,0 +1,199 @@
+"""``physim sweep plot``: one axis → mean ± std band over replicates; two → heatmap with a
+contour at a threshold; more → facets of heatmaps over the extra axes; sampled → scatter."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from physim.study.store import RESULTS_NC
+
+# default contour levels: the gradient is "good" above cosine 0.99; training "works" when its
+# final loss is within 2x the ideal instrument's
+DEFAULT_THRESHOLD = {"cosine": 0.99, "loss_ratio": 2.0}
+
+
+# a cosine near 1 is read as its distance from 1 on a log scale (0.99 vs 0.9999 matters);
+# distances below this are drawn at it (round-off of a perfect gradient)
+COSINE_FLOOR = 1e-16
+
+
+def _label(da) -> str:
+    name = da.attrs.get("long_name", da.name)
+    u = da.attrs.get("units", "")
+    return f"{name} ({u})" if u and u != "1" else str(name)
+
+
+def _short(ds, dim) -> str:
+    u = ds[dim].attrs.get("units", "")
+    ln = ds[dim].attrs.get("long_name", dim).removesuffix("(1)").strip()
+    name = dim if ln in ("", dim) else f"{dim}: {ln}"
+    return f"{name} ({u})" if u and u != "1" else name
+
+
+def _transform(da):
+    """(values to draw, their label, log scale?) — 1 − cosine for cosine metrics."""
+    if str(da.name).startswith("cosine"):
+        out = (1.0 - da).clip(min=COSINE_FLOOR)
+        out.attrs.update(da.attrs, long_name="1 − " + da.attrs.get("long_name", da.name))
+        return out, True
+    return da, False
+
+
+def _scale(ax, ds, dim, which: str) -> None:
+    if ds[dim].attrs.get("scale") == "log":
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+
+
+def _heatmap(ax, ds, mean, xd, yd, vmin, vmax, threshold, cmap, norm=None):
+    z = mean.transpose(yd, xd).values
+    m = ax.pcolormesh(
+        ds[xd].values,
+        ds[yd].values,
+        z,
+        shading="nearest",
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        norm=norm,
+    )
+    if threshold is not None and min(z.shape) >= 2 and np.nanmin(z) < threshold < np.nanmax(z):
+        cs = ax.contour(ds[xd].values, ds[yd].values, z, levels=[threshold], colors="k")
+        ax.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=8)
+    _scale(ax, ds, xd, "x")
+    _scale(ax, ds, yd, "y")
+    ax.set_xlabel(_short(ds, xd))
+    ax.set_ylabel(_short(ds, yd))
+    return m
+
+
+def plot_study(
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    threshold: float | None = None,
+    out: str | Path | None = None,
+) -> Path:
+    """Plot ``metric`` of a finished study folder; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    path = Path(out_dir) / RESULTS_NC
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist yet; finish the study with physim sweep run"
+        )
+    ds = xr.open_dataset(path, engine="h5netcdf").load()
+    metric = metric or ("loss_ratio" if ds.attrs.get("measure") == "train" else "cosine")
+    if metric not in ds.data_vars:
+        raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD.get(metric)
+    raw = ds[metric]
+    da, logy = _transform(raw)
+    if logy and threshold is not None:
+        threshold = 1.0 - threshold
+    mean, std = da.mean("replicate"), da.std("replicate")
+    nrep = ds.sizes["replicate"]
+    dims = [d for d in da.dims if d != "replicate"]
+    title = f"{ds.attrs.get('title', 'study')}: {_label(da)}"
+    if int(ds.failed.sum()):
+        title += f" ({int(ds.failed.sum())} failed points left blank)"
+    if dims == ["point"]:
+        axes_names = [c for c in ds.coords if ds[c].dims == ("point",) and c != "point"]
+        fig, axs = plt.subplots(
+            1,
+            len(axes_names),
+            figsize=(4.5 * len(axes_names), 3.8),
+            squeeze=False,
+            layout="constrained",
+        )
+        for ax, c in zip(axs[0], axes_names, strict=True):
+            for r in range(nrep):
+                ax.plot(
+                    ds[c].values,
+                    da.isel(replicate=r).values,
+                    "o",
+                    ms=4,
+                    alpha=0.7,
+                    label=f"chip {r}" if nrep > 1 else None,
+                )
+            _scale(ax, ds, c, "x")
+            ax.set_xlabel(_short(ds, c))
+            ax.set_ylabel(_label(da))
+            if logy:
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+        if nrep > 1:
+            axs[0][0].legend(fontsize=8)
+    elif len(dims) <= 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        if dims:
+            x = ds[dims[0]].values
+            ax.plot(x, mean.values, "o-", label=f"mean over {nrep} chips")
+            if nrep > 1:
+                ax.fill_between(
+                    x, (mean - std).values, (mean + std).values, alpha=0.3, label="± 1 std"
+                )
+            _scale(ax, ds, dims[0], "x")
+            ax.set_xlabel(_short(ds, dims[0]))
+        else:
+            ax.errorbar([0], mean.values.ravel(), yerr=std.values.ravel(), fmt="o")
+        if threshold is not None:
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
+        ax.set_ylabel(_label(da))
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    else:
+        xd, yd, rest = dims[0], dims[1], dims[2:]
+        combos = list(itertools.product(*(range(ds.sizes[d]) for d in rest))) or [()]
+        ncol = min(4, len(combos))
+        nrow = -(-len(combos) // ncol)
+        fig, axs = plt.subplots(
+            nrow,
+            ncol,
+            figsize=(4.2 * ncol + 1.5, 3.6 * nrow + 0.6),
+            squeeze=False,
+            layout="constrained",
+        )
+        vmin, vmax = float(np.nanmin(mean.values)), float(np.nanmax(mean.values))
+        norm = None
+        if logy:
+            from matplotlib.colors import LogNorm
+
+            norm, vmin, vmax = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)), None, None
+        cmap = "viridis_r" if logy else "viridis"
+        m = None
+        for k, idx in enumerate(combos):
+            ax = axs[k // ncol][k % ncol]
+            sel = mean.isel(dict(zip(rest, idx, strict=True)))
+            m = _heatmap(ax, ds, sel, xd, yd, vmin, vmax, threshold, cmap, norm)
+            if rest:
+                ax.set_title(
+                    ", ".join(
+                        f"{d} = {ds[d].values[i]:g} {ds[d].attrs.get('units', '')}".replace(
+                            " 1", ""
+                        )
+                        for d, i in zip(rest, idx, strict=True)
+                    ),
+                    fontsize=9,
+                )
+        for k in range(len(combos), nrow * ncol):
+            axs[k // ncol][k % ncol].set_visible(False)
+        cb = fig.colorbar(m, ax=axs, shrink=0.9)
+        cb.set_label(f"{'1 − ' if logy else ''}{metric}, mean of {nrep} chips")
+        if threshold is not None:
+            cb.ax.axhline(threshold, color="k", lw=1)
+            title += f"\nblack line: contour at {'1 − ' if logy else ''}{metric} = {threshold:g}"
+    fig.suptitle(title, fontsize=10)
+    target = Path(out) if out is not None else Path(out_dir) / f"{metric}.png"
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

@@ -1,0 +1,59 @@
+"""The studies behind examples/02_noise_budget.py reproduce that example's numbers.
+
+``tests/reference/example02_numbers.json`` holds the cosines the example printed before it
+became a wrapper around catalogue studies (its own loops over Instrument seeds, run once and
+stored at full precision, quick and full size).
+"""
+
+import importlib.util
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physim.study import run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = json.loads((ROOT / "tests" / "reference" / "example02_numbers.json").read_text())
+# the only freedom left is the order of the mean over replicates (xarray vs a Python list)
+ROUNDOFF = 1e-13
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("ex02", ROOT / "examples" / "02_noise_budget.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _check(size: str, ex) -> None:
+    ref = REF[size]
+    ds = {n: run_study(s, executor=ex) for n, s in _example().studies(size == "quick").items()}
+    q = ds["lc-ladder-q-compensation"].cosine.mean("replicate")
+    np.testing.assert_array_equal(q.Q.values, ref["q"])
+    for c in ("0.0", "1.0"):
+        np.testing.assert_allclose(
+            q.sel(compensation=float(c)).values, ref["cos_q"][c], rtol=ROUNDOFF, atol=0
+        )
+    b = ds["lc-ladder-adc-eps"].cosine.mean("replicate")
+    assert b.bits.values.tolist() == ref["bits"]
+    for e in ("0.0001", "0.01"):
+        np.testing.assert_allclose(b.sel(eps=float(e)).values, ref["cos_bits"][e], rtol=ROUNDOFF)
+    t = ds["lc-ladder-thermal-extreme"].cosine.mean("replicate")
+    np.testing.assert_array_equal(t.temperature.values, ref["temperature"])
+    np.testing.assert_allclose(t.values, ref["cos_t"], rtol=ROUNDOFF)
+
+
+def test_example02_quick_numbers_are_reproduced():
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        _check("quick", ex)
+
+
+@pytest.mark.slow
+def test_example02_full_numbers_are_reproduced():
+    from physim.study import local_executor
+
+    with local_executor(2) as ex:
+        _check("full", ex)
