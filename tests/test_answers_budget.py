@@ -141,3 +141,19 @@ def test_budget_rejects_an_empty_nonideal(tmp_path, capsys):
     p.write_text('name = "ideal"\n')
     assert main(["budget", "chain-16", "--nonideal", str(p)]) == 2
     assert "has no sources: nothing to budget" in capsys.readouterr().err
+
+
+def test_budget_points_give_the_same_numbers_through_the_study_engines_pool():
+    """The Executor path (the study engine's spawn pool) and in-process runs are one path."""
+    from physim.answers.budget import eps_curve, make_runner
+    from physim.study.engine import local_executor
+
+    device = load_device("chain-16")
+    non = parse_nonideal(_adc(12))
+    grid = [1e-4, 1e-2, 1.0]
+    here = eps_curve(device, _protocol(1e-3), non, eps=grid, replicates=2)
+    with local_executor(2) as ex:
+        pooled = eps_curve(
+            device, _protocol(1e-3), non, eps=grid, replicates=2, run=make_runner(ex)
+        )
+    assert pooled["rel_error"] == here["rel_error"]
