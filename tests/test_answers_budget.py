@@ -109,6 +109,7 @@ def test_budget_json_has_a_tolerance_for_every_source(capsys, tmp_path):
     assert {"attribution", "tolerances", "best_eps"} <= set(rep)
     assert [t["source"] for t in rep["tolerances"]] == [
         "dissipation",
+        "dissipation/temperature",
         "mismatch",
         "drift",
         "adc/readout",

@@ -63,6 +63,8 @@ LEVELS: dict[str, Level] = {
     "dac/parameters": Level("bits", "bits", -1, 2, 40, integer=True),
     "dac/drive": Level("bits", "bits", -1, 2, 40, integer=True),
 }
+#: the second knob of a dissipation source: its bath temperature (thermal noise)
+TEMPERATURE = Level("temperature", "K", +1, 1e-4, 1e12)
 _FLIP_FIELDS = (("timing_error", "s"), ("timing_std", "s"), ("gain_error", "1"), ("gain_std", "1"))
 
 
@@ -173,7 +175,8 @@ def attribution(
                 "cosine": float(np.mean(cos)),
                 "cosine_vs_nominal": float(np.mean([_metric(r, "cosine") for r in part])),
                 "groups": {
-                    g: float(np.mean([_metric(r, f"rel_error_{g}") for r in part])) for g in groups
+                    g: float(np.mean([_metric(r, f"rel_error_as_built_{g}") for r in part]))
+                    for g in groups
                 },
                 "errors": sorted({r["error"] for r in part if r["error"]}),
             }
@@ -202,17 +205,19 @@ def tolerance(
     replicates: int = 3,
     seed: int = 0,
     run: Runner | None = None,
+    level: Level | None = None,
 ) -> dict:
     """The level of source ``index`` (alone) at which the cosine vs the as-built twin crosses
     ``target``: the worst level that still passes, found per replicate by expanding a bracket
     on a log scale from the preset level and bisecting it in log space.
 
     Every replicate advances in lockstep, so each step is one batch of ``replicates`` points.
+    ``level`` overrides the source's knob (e.g. :data:`TEMPERATURE` of a dissipation source).
     """
     run = run or make_runner()
     src = nonideal.sources[index]
-    lv = level_of(src)
-    label = source_label(src)
+    lv = level or level_of(src)
+    label = source_label(src) + (f"/{lv.field}" if level is not None else "")
     if lv is None:
         return {
             "source": label,
@@ -329,13 +334,15 @@ def tolerances(
     seed: int = 0,
     run: Runner | None = None,
 ) -> list[dict]:
-    """:func:`tolerance` of every source of ``nonideal``."""
-    return [
-        tolerance(
-            device, protocol, nonideal, i, target=target, replicates=replicates, seed=seed, run=run
-        )
-        for i in range(len(nonideal.sources))
-    ]
+    """:func:`tolerance` of every source of ``nonideal``, and of the bath temperature of a
+    dissipation source at T > 0 (searched at the source's own Q)."""
+    out = []
+    for i, src in enumerate(nonideal.sources):
+        kw = dict(target=target, replicates=replicates, seed=seed, run=run)
+        out.append(tolerance(device, protocol, nonideal, i, **kw))
+        if src.kind == "dissipation" and src.temperature > 0:
+            out.append(tolerance(device, protocol, nonideal, i, level=TEMPERATURE, **kw))
+    return out
 
 
 # ---------------------------------------------------------------------------- (c) best ε

@@ -67,7 +67,7 @@ def format_budget(rep: dict) -> str:
         f"measured at eps {rep['eps_used']:.3g}",
         "",
         "(a) attribution: relative gradient error vs the as-built twin",
-        f"{'source':<18}{'alone':>12}{'all but':>12}   cosine alone",
+        f"{'source':<24}{'alone':>12}{'all but':>12}   cosine alone",
     ]
     rows = {(r["config"], r["source"]): r for r in rep["attribution"]}
     for (c, s), r in rows.items():
@@ -75,18 +75,24 @@ def format_budget(rep: dict) -> str:
             continue
         but = rows.get(("all_but", s))
         but_s = f"{but['rel_error']:12.3e}" if but else f"{'-':>12}"
-        lines.append(f"{s:<18}{r['rel_error']:12.3e}{but_s}   {r['cosine']:.6f}")
+        lines.append(f"{s:<24}{r['rel_error']:12.3e}{but_s}   {r['cosine']:.6f}")
     a = rows[("all", "all")]
-    lines.append(f"{'all':<18}{a['rel_error']:12.3e}{'':>12}   {a['cosine']:.6f}")
+    lines.append(f"{'all':<24}{a['rel_error']:12.3e}{'':>12}   {a['cosine']:.6f}")
+    groups = list(a["groups"])
+    lines += ["", "    per parameter group (relative error, source alone)"]
+    lines.append(f"{'source':<24}" + "".join(f"{g[:18]:>20}" for g in groups))
+    for (c, s), r in rows.items():
+        if c in ("alone", "all"):
+            lines.append(f"{s:<24}" + "".join(f"{r['groups'][g]:20.3e}" for g in groups))
     lines += ["", f"(b) tolerance of each source alone (cosine >= {rep['target']})"]
-    lines.append(f"{'source':<18}{'preset':>12}  {'tolerated level [spread]':<46} verdict")
+    lines.append(f"{'source':<24}{'preset':>12}  {'tolerated level [spread]':<46} verdict")
     for t in rep["tolerances"]:
         verdict = "BREAKS the target" if t["limiting"] else "ok"
         if t["level"] is None:
             verdict = "-" if "fails" in (t.get("note") or "") else "not limiting"
         preset = t.get("preset")
         pre = f"{preset:12.4g}" if preset is not None else f"{'-':>12}"
-        lines.append(f"{t['source']:<18}{pre}  {_fmt_level(t):<46} {verdict}  ({t['unit']})")
+        lines.append(f"{t['source']:<24}{pre}  {_fmt_level(t):<46} {verdict}  ({t['unit']})")
     return "\n".join(lines)
 
 

@@ -64,6 +64,9 @@ def metric_info(kind: str, groups: tuple[str, ...]) -> dict[str, tuple[str, str]
         for m in GROUP_METRICS:
             u, ln = GRADIENT_METRICS[m]
             out[f"{m}_{g}"] = (u, f"{ln}, group {g}")
+        for m in GROUP_METRICS:
+            u, ln = GRADIENT_METRICS[f"{m}_as_built"]
+            out[f"{m}_as_built_{g}"] = (u, f"{ln}, group {g}")
     return out
 
 
@@ -88,6 +91,10 @@ def _gradient(device, protocol, nonideal, seed) -> dict[str, float]:
         for g, d in res.fidelity.groups.items():
             for m in GROUP_METRICS:
                 out[f"{m}_{g}"] = float(d[m])
+    if res.fidelity_as_built is not None:
+        for g, d in res.fidelity_as_built.groups.items():
+            for m in GROUP_METRICS:
+                out[f"{m}_as_built_{g}"] = float(d[m])
     return out
 
 
