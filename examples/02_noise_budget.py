@@ -24,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from physim.study import parse_study, run_study
+from physim.study import local_executor, parse_study, run_study
 from physim.study.spec import read_study_toml
 
 STUDIES = ("lc-ladder-q-compensation", "lc-ladder-adc-eps", "lc-ladder-thermal-extreme")
@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="local workers (default: cores)")
     args = ap.parse_args()
 
-    ds = {n: run_study(s, workers=args.workers) for n, s in studies(args.quick).items()}
+    with local_executor(args.workers) as pool:  # one pool of workers for the three studies
+        ds = {n: run_study(s, executor=pool) for n, s in studies(args.quick).items()}
     q = ds["lc-ladder-q-compensation"].cosine.mean("replicate")
     b = ds["lc-ladder-adc-eps"].cosine.mean("replicate")
     t = ds["lc-ladder-thermal-extreme"].cosine.mean("replicate")

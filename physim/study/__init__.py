@@ -5,7 +5,7 @@ anything runs, ``run_study(spec, executor=None)`` runs it through any
 ``concurrent.futures.Executor`` and returns an ``xarray.Dataset``.
 """
 
-from physim.study.engine import dask_executor, local_executor, run_plan, run_study
+from physim.study.engine import dask_executor, local_executor, run_plan, run_study, run_tasks
 from physim.study.expand import Plan, count_points, expand
 from physim.study.spec import StudyError, StudySpec, load_study, parse_study, study_catalogue
 from physim.study.store import StudyStore, read_journal, to_dataset
@@ -24,6 +24,7 @@ __all__ = [
     "read_journal",
     "run_plan",
     "run_study",
+    "run_tasks",
     "study_catalogue",
     "to_dataset",
 ]

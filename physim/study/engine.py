@@ -9,10 +9,11 @@ dask-jobqueue cluster), so local and cluster runs are one code path.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -99,7 +100,7 @@ def dask_executor(
                 processes=True,
                 env=dict(WORKER_ENV),
                 dashboard_address=":0",
-                silence_logs="error",
+                silence_logs=logging.ERROR,
             )
         client = Client(cluster, timeout=f"{spec.timeout}s")
     try:
@@ -116,48 +117,33 @@ def dask_executor(
 OnResult = Callable[[dict], None]
 
 
-def run_plan(
-    plan: Plan,
-    store: StudyStore,
+def run_tasks(
     executor: Executor,
+    tasks: Iterable[dict],
+    on_result: OnResult,
     *,
     max_in_flight: int = 64,
-    warm: bool = True,
-    on_result: OnResult | None = None,
-) -> int:
-    """Run every pending point of ``plan`` through ``executor``; returns the failures.
+) -> None:
+    """Submit ``run_point`` tasks through ``executor``, ``on_result(result)`` as each finishes.
 
-    With ``warm`` the first pending point runs in this process first: it compiles (or loads)
-    the numba cache once before the fan-out, and its result is kept (the task is pure).
-    At most ``max_in_flight`` tasks are submitted at a time; each result is journaled by
-    ``store`` the moment it arrives.
+    The building block of :func:`run_plan` (and of searches that submit batches of points):
+    at most ``max_in_flight`` tasks are outstanding; a task whose worker dies is reported as a
+    failed result, never raised.
     """
-    pending = store.pending()
-    n_failed = sum(1 for r in store.done.values() if r["error"])
-
-    def record(r: dict) -> None:
-        nonlocal n_failed
-        store.append(r)
-        n_failed += bool(r["error"])
-        if on_result is not None:
-            on_result(r)
-
-    if warm and pending:
-        record(run_point(plan.task(pending.pop(0))))
-    todo = iter(pending)
+    todo = iter(tasks)
     futures: dict = {}
 
     def fill() -> None:
         while len(futures) < max_in_flight:
-            i = next(todo, None)
-            if i is None:
+            task = next(todo, None)
+            if task is None:
                 return
             try:
-                futures[executor.submit(run_point, plan.task(i))] = i
+                futures[executor.submit(run_point, task)] = task["index"]
             except BrokenProcessPool as err:
                 raise StudyError(
-                    f"the worker pool broke ({err}); {len(store.done)} points are saved, rerun "
-                    "the same command to resume"
+                    f"the worker pool broke ({err}); finished points are saved, rerun the same "
+                    "command to resume"
                 ) from None
 
     try:
@@ -175,11 +161,49 @@ def run_plan(
                         "error": f"worker failed: {type(err).__name__}: {err}",
                         "seconds": float("nan"),
                     }
-                record(r)
+                on_result(r)
             fill()
     finally:
         for fut in futures:
             fut.cancel()
+
+
+def run_plan(
+    plan: Plan,
+    store: StudyStore,
+    executor: Executor,
+    *,
+    max_in_flight: int = 64,
+    warm: bool = True,
+    on_result: OnResult | None = None,
+) -> int:
+    """Run every pending point of ``plan`` through ``executor``; returns the failures.
+
+    With ``warm`` the first pending point runs in this process first: it compiles (or loads)
+    the numba cache once before the fan-out, and its result is kept (the task is pure).
+    Each result is journaled by ``store`` the moment it arrives.
+    """
+    pending = store.pending()
+    n_failed = sum(1 for r in store.done.values() if r["error"])
+
+    def record(r: dict) -> None:
+        nonlocal n_failed
+        store.append(r)
+        n_failed += bool(r["error"])
+        if on_result is not None:
+            on_result(r)
+
+    def task(i: int) -> dict:
+        t = plan.task(i)
+        if plan.spec.log_points:
+            t["log"] = str((store.dir / "points" / f"point-{i:06d}.h5").resolve())
+        return t
+
+    try:
+        if warm and pending:
+            record(run_point(task(pending.pop(0))))
+        run_tasks(executor, (task(i) for i in pending), record, max_in_flight=max_in_flight)
+    finally:
         store.close()
     return n_failed
 

@@ -37,6 +37,7 @@ from physim.instrument.specs import (
 from physim.protocol.specs import load_protocol, parse_protocol
 from physim.specs import SpecError, load_spec, parse_spec
 from physim.study.spec import MeasureSpec, StudyError, StudySpec
+from physim.study.task import metric_info
 
 ROOTS = ("device", "protocol", "nonideal", "measure")
 SOURCE_MODELS: dict[str, type[BaseModel]] = {
@@ -129,7 +130,12 @@ def locate(trees: dict[str, dict], objs: dict[str, Any], path: str) -> tuple[Any
                 f"nonideal.{kind}.{sources[idx[0]].get('target')}.{rest[-1] if rest else 'bits'}"
             )
         if not idx:
-            new = {"kind": kind, **({"target": target} if target else {})}
+            defaults = {
+                n: f.get_default(call_default_factory=True)
+                for n, f in SOURCE_MODELS[kind].model_fields.items()
+                if not f.is_required()
+            }
+            new = {**defaults, "kind": kind, **({"target": target} if target else {})}
             sources.append(new)
             idx = [len(sources) - 1]
             node, obj = new, None
@@ -424,6 +430,13 @@ def expand(spec: StudySpec) -> Plan:
     groups = (
         tuple(parse_spec(json.loads(payloads[0]["device"])).build().slices()) if payloads else ()
     )
+    taken = set(metric_info(spec.measure.kind, groups)) | {"failed", "error", "seconds", "point"}
+    clash = sorted({a.dim for a in infos} & taken)
+    if clash:
+        raise StudyError(
+            f"axis name(s) {', '.join(clash)} clash with result variables of the same name; set "
+            f"name = '...' on those axes (e.g. name = 'L' for task.n_steps)"
+        )
     return Plan(spec, tuple(infos), tuple(combos), tuple(payloads), h, groups)
 
 

@@ -179,6 +179,11 @@ class StudySpec(SpecModel):
     max_points: int = Field(
         DEFAULT_MAX_POINTS, ge=1, description="refuse studies with more points than this"
     )
+    log_points: bool = Field(
+        False,
+        description="write each point's H5MD log to DIR/points/point-<index>.h5 (by the worker "
+        "that runs it: on a cluster DIR must be on a shared file system)",
+    )
     base: BaseSpec
     measure: MeasureSpec = Field(default_factory=lambda: GradientMeasure(kind="gradient"))
     axes: list[AxisSpec] = Field(default_factory=list, description="swept fields")

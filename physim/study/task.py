@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -70,8 +71,8 @@ def metric_info(kind: str, groups: tuple[str, ...]) -> dict[str, tuple[str, str]
     return out
 
 
-def _gradient(device, protocol, nonideal, seed) -> dict[str, float]:
-    res = run_session(device, protocol, nonideal, seed=seed)
+def _gradient(device, protocol, nonideal, seed, log) -> dict[str, float]:
+    res = run_session(device, protocol, nonideal, seed=seed, log=log)
     last = res.results[-1]
     out: dict[str, float] = {}
     if res.fidelity is not None:
@@ -108,8 +109,10 @@ def _ideal_final_loss(device_json: str, protocol_json: str, epochs: int, lr: flo
     return float(res.losses[-1])
 
 
-def _train(device, protocol, nonideal, seed, m, device_json, protocol_json) -> dict[str, float]:
-    res = run_session(device, protocol, nonideal, seed=seed, epochs=m["epochs"], lr=m["lr"])
+def _train(device, protocol, nonideal, seed, m, device_json, protocol_json, log) -> dict:
+    res = run_session(
+        device, protocol, nonideal, seed=seed, epochs=m["epochs"], lr=m["lr"], log=log
+    )
     losses = np.asarray(res.losses, dtype=np.float64)
     first, final = float(losses[0]), float(losses[-1])
     ideal = _ideal_final_loss(device_json, protocol_json, m["epochs"], m["lr"])
@@ -132,8 +135,8 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     task
-        ``Plan.task(i)``: device/protocol/nonideal/measure spec JSON, instrument ``seed`` and
-        point ``index``.
+        ``Plan.task(i)``: device/protocol/nonideal/measure spec JSON, instrument ``seed``,
+        point ``index`` and optionally ``log``, the path of the point's own H5MD log.
 
     Returns
     -------
@@ -151,9 +154,21 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
             protocol = protocol_from_json(task["protocol"])
             nonideal = nonideal_from_json(task["nonideal"])
             m = json.loads(task["measure"])
+            log = task.get("log")
+            if log is not None:
+                # a log left by a killed or failed attempt of this very point is replaced
+                Path(log).parent.mkdir(parents=True, exist_ok=True)
+                Path(log).unlink(missing_ok=True)
             if m["kind"] == "train":
                 metrics = _train(
-                    device, protocol, nonideal, task["seed"], m, task["device"], task["protocol"]
+                    device,
+                    protocol,
+                    nonideal,
+                    task["seed"],
+                    m,
+                    task["device"],
+                    task["protocol"],
+                    log,
                 )
             elif m["kind"] == "offline_vs_insitu":
                 from physim.answers.offline import offline_vs_insitu
@@ -162,7 +177,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
                     device, protocol, nonideal, seed=task["seed"], epochs=m["epochs"], lr=m["lr"]
                 )
             else:
-                metrics = _gradient(device, protocol, nonideal, task["seed"])
+                metrics = _gradient(device, protocol, nonideal, task["seed"], log)
         bad = [
             k
             for k in ("cosine", "rel_error", "loss_final")
