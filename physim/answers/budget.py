@@ -30,6 +30,7 @@ import numpy as np
 from physim.device import Device
 from physim.instrument.specs import NonidealSpec, reseed
 from physim.protocol.specs import ProtocolSpec
+from physim.study.engine import run_tasks
 from physim.study.task import run_point
 
 #: bracketing stops when the bracket is narrower than this factor (continuous levels)
@@ -101,7 +102,14 @@ def make_runner(executor: Executor | None = None) -> Runner:
     def run(tasks: list[dict]) -> list[dict]:
         if executor is None:
             return [run_point(t) for t in tasks]
-        return list(executor.map(run_point, tasks))
+        # the study engine's submission loop; results arrive in any order, keyed by index
+        out: list[dict | None] = [None] * len(tasks)
+
+        def keep(r: dict) -> None:
+            out[r["index"]] = r
+
+        run_tasks(executor, [{**t, "index": i} for i, t in enumerate(tasks)], keep)
+        return out
 
     return run
 
