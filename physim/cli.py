@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from physim import __version__, jsonio
+from physim.answers.commands import register as register_answers
 from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_schema(sub)
     register_spice(sub)
     register_study(sub)
+    register_answers(sub)
     return parser
 
 

@@ -14,7 +14,7 @@ at its zero value the calls, arrays and arithmetic are those of :func:`physim.rh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,6 +93,8 @@ class Instrument:
             self.diss.temperature if self.diss else 0.0
         )
         self.n_runs = 0
+        # the controller's ε calibrations (eps = "auto"), per protocol JSON
+        self.eps_calibrations: dict = {}
         self.theta: np.ndarray | None = None
         self.phys: Physical | None = None
         self.bath: Bath | None = None
@@ -122,19 +124,43 @@ class Instrument:
         self._update_physics()
         return self.theta
 
-    def _update_physics(self) -> None:
+    def _built_physics(self, theta: np.ndarray) -> Physical:
+        """Element values of this chip at ``theta``: mismatch and the current drift applied."""
         dev = self.device
-        nominal = dev.physical(self.theta)
+        nominal = dev.physical(theta)
         if not (np.any(self.w_factor != 1.0) or np.any(self.drift != 0.0)):
-            w = nominal.w
             prm = nominal.prm
         else:
             w = nominal.w * self.w_factor * (1.0 + self.drift)
             dev.check_fn(w)
             prm = (w, *dev.aux_fn(w))
         B = nominal.B if not np.any(self.B_factor != 1.0) else nominal.B * self.B_factor
-        self.phys = Physical(prm=prm, B=np.ascontiguousarray(B))
-        self.bath = build_bath(dev, self.phys, self.diss) if self.diss is not None else None
+        return Physical(prm=prm, B=np.ascontiguousarray(B))
+
+    def _update_physics(self) -> None:
+        self.phys = self._built_physics(self.theta)
+        self.bath = build_bath(self.device, self.phys, self.diss) if self.diss is not None else None
+
+    def as_built(self, theta: np.ndarray | None = None) -> Device:
+        """The twin of this chip as built: a lossless, ideal-converter device whose element
+        values and input matrix are the nominal ones at ``theta`` (default: the θ last written
+        through the DAC) with the fabrication mismatch and the current drift applied.
+
+        It has no learnable groups: its BPTT gradients ``grad_w`` / ``grad_B`` are w.r.t. the
+        physical values, which is what the instrument's integrators measure; pull them back
+        with the nominal ``device.pullback`` to compare with a measured θ gradient.
+        """
+        if theta is None:
+            theta = self.theta if self.theta is not None else self.device.theta0
+        phys = self._built_physics(self.device.check_theta(theta))
+        return replace(
+            self.device,
+            name=f"{self.device.name} (as built)",
+            w_base=np.array(phys.w),
+            B_base=np.array(phys.B),
+            groups=(),
+            theta0=np.zeros(0),
+        )
 
     def _advance_drift(self) -> None:
         spec = self.drift_spec

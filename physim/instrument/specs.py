@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from physim.spec_base import InfFloat, Seed, SpecModel
-from physim.specs import SpecError
+from physim.specs import SpecError, catalogue_dir
 
 BOLTZMANN = 1.380649e-23  # J/K
 
@@ -281,13 +281,26 @@ def nonideal_from_json(text: str) -> NonidealSpec:
         raise NonidealError(_format(err, "(json)")) from None
 
 
+def nonideal_catalogue() -> dict[str, Path]:
+    """Catalogue name → TOML path of the shipped technology presets, sorted by name."""
+    return {p.stem: p for p in sorted(catalogue_dir("nonideal").glob("*.toml"))}
+
+
 def load_nonideal(path: str | Path | None) -> NonidealSpec:
-    """A non-ideality spec from a TOML file (``None`` = the ideal instrument)."""
+    """A non-ideality spec from a catalogue name (``pcb-c0g``) or a TOML file (``None`` = the
+    ideal instrument)."""
     if path is None:
         return NonidealSpec()
+    name = str(path)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no non-ideality file {str(path)!r}")
+        presets = nonideal_catalogue()
+        if path.suffix == ".toml" or name not in presets:
+            raise FileNotFoundError(
+                f"no non-ideality file {name!r} and no preset of that name; presets: "
+                f"{', '.join(presets)} (list them with `physim nonideals`)"
+            )
+        path = presets[name]
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:

@@ -23,6 +23,17 @@ def _cmd_protocols(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eps_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--eps must be a positive number or 'auto', got {text!r}"
+        ) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from physim.instrument.specs import load_nonideal
     from physim.protocol.session import run_session
@@ -67,9 +78,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "loss": last.loss,
         "cost": last.cost.as_dict(),
         "saturated": last.n_saturated,
+        "eps": last.eps,
     }
+    if last.eps_calibration is not None:
+        out["eps_calibration"] = last.eps_calibration
     if res.fidelity is not None:
         out["fidelity_vs_ideal_twin"] = res.fidelity.as_dict()
+    if res.fidelity_as_built is not None:
+        out["fidelity_vs_as_built_twin"] = res.fidelity_as_built.as_dict()
     if res.losses is not None:
         out["loss_first"], out["loss_last"] = float(res.losses[0]), float(res.losses[-1])
     if args.json:
@@ -80,6 +96,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{device.name} · {protocol.name} · {nonideal.name}: {loss}, "
             f"{last.cost.n_runs} physical runs, {last.cost.n_steps} steps driven"
         )
+        if last.eps_calibration is not None:
+            print(f"eps auto: {last.eps_calibration['reason']}")
         if res.fidelity is not None:
             from physim.protocol.estimate import describe
 
@@ -87,6 +105,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"gradient vs ideal twin: {describe(f.as_dict() | (f.overall or {}))}")
             for g, d in f.groups.items():
                 print(f"  {g:<20} {describe(d)}")
+        if res.fidelity_as_built is not None:
+            f = res.fidelity_as_built
+            print(
+                f"gradient vs as-built twin (mismatch, drift applied): cosine {f.cosine:.6f}, "
+                f"norm ratio {f.norm_ratio:.6f}, rel. error {f.rel_error:.3e}"
+            )
         if res.losses is not None:
             print(
                 f"trained {len(res.losses)} epochs: loss {res.losses[0]:.4g} -> "
@@ -158,7 +182,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
-    p.add_argument("--eps", type=float, help="override the protocol's nudge ε")
+    p.add_argument("--eps", type=_eps_arg, help="override the protocol's nudge ε (or 'auto')")
     p.add_argument("--epochs", type=int, default=0, help="train in situ for this many epochs")
     p.add_argument("--lr", type=float, default=1e-2, help="relative learning rate")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

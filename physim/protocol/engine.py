@@ -18,6 +18,7 @@ import numpy as np
 from physim import memory
 from physim.gradients import error_bound, error_signal
 from physim.instrument.hardware import Instrument
+from physim.protocol.autoeps import resolve_eps
 from physim.protocol.checks import check_error_resolution, check_saturation, saturation
 from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import DriveStep, ProtocolSpec
@@ -122,6 +123,7 @@ def run_protocol(
             f"task inputs must have shape (n_steps, batch, {dev.n_inputs}), got {task.u.shape}"
         )
     check_protocol_memory(protocol, dev, task)
+    protocol, calibration = resolve_eps(instrument, protocol, task, theta)
     if theta is not None or instrument.theta is None:
         instrument.program(theta if theta is not None else dev.theta0)
     u_task = instrument.write_drive(task.u)
@@ -304,4 +306,6 @@ def run_protocol(
         kick=beta,
         loss=loss_value,
         n_saturated=sat,
+        eps=float(protocol.eps),
+        eps_calibration=calibration.as_dict() if calibration is not None else None,
     )

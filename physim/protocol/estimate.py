@@ -1,4 +1,10 @@
-"""Gradient estimators from measurement records only, and fidelity against the ideal twin."""
+"""Gradient estimators from measurement records only, and fidelity against the twins.
+
+Two references keep measurement error and model error apart: the *ideal* (nominal) twin is the
+device the designer specified; the *as-built* twin is the chip actually made (mismatch and drift
+applied, as :meth:`~physim.instrument.hardware.Instrument.as_built` exposes them). A measured
+gradient that matches the as-built twin but not the nominal one is exact for the real chip.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import numpy as np
 from physim.bptt import bptt_gradient
 from physim.device import Device
 from physim.gradcheck import align
+from physim.instrument.hardware import Instrument
 from physim.protocol.checks import check_gradient_resolution
 from physim.protocol.records import ProtocolCost, ProtocolResult
 from physim.protocol.specs import EstimatorSpec
@@ -135,3 +142,12 @@ def fidelity(estimate: np.ndarray, reference: np.ndarray, device: Device) -> Fid
 def ideal_gradient(device: Device, theta: np.ndarray, task: Task) -> np.ndarray:
     """The ideal twin: BPTT through the nominal, lossless, float64 device at ``theta``."""
     return bptt_gradient(device, theta, task.u, task.target, loss=task.loss).grad
+
+
+def as_built_gradient(instrument: Instrument, theta: np.ndarray, task: Task) -> np.ndarray:
+    """The as-built twin: BPTT through the chip as made (mismatch and drift applied; lossless,
+    float64, ideal converters) at ``theta``, pulled back to θ as the instrument's integrating
+    readout is (:func:`estimate_gradient`)."""
+    twin = instrument.as_built(theta)
+    ref = bptt_gradient(twin, None, task.u, task.target, loss=task.loss)
+    return instrument.device.pullback(theta, ref.grad_w, ref.grad_B)

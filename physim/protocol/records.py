@@ -54,6 +54,8 @@ class ProtocolResult:
     kick: float | None  # the nudge β
     loss: float | None  # loss of the first measured forward run (measured readout)
     n_saturated: dict[str, int]
+    eps: float | None = None  # the nudge ε used (the calibrated one for eps = "auto")
+    eps_calibration: dict | None = None  # eps = "auto": chosen value, reason, measurements
 
     def get(self, name: str) -> Record:
         for r in self.records:

@@ -19,8 +19,15 @@ from physim import logs
 from physim.device import Device
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec, nonideal_from_json
+from physim.protocol.autoeps import resolve_eps
 from physim.protocol.engine import run_protocol
-from physim.protocol.estimate import Fidelity, estimate_gradient, fidelity, ideal_gradient
+from physim.protocol.estimate import (
+    Fidelity,
+    as_built_gradient,
+    estimate_gradient,
+    fidelity,
+    ideal_gradient,
+)
 from physim.protocol.records import ProtocolResult
 from physim.protocol.specs import ProtocolSpec, protocol_from_json
 from physim.protocol.task import build_task
@@ -49,11 +56,16 @@ def make_provenance(
 
 @dataclass(frozen=True)
 class SessionResult:
+    """What a session measured; ``fidelity`` is vs the nominal twin, ``fidelity_as_built`` vs
+    the twin of the chip as built (``as_built`` its gradient)."""
+
     results: tuple[ProtocolResult, ...]
     estimate: np.ndarray | None
     ideal: np.ndarray | None
     fidelity: Fidelity | None
     losses: np.ndarray | None
+    as_built: np.ndarray | None = None
+    fidelity_as_built: Fidelity | None = None
 
 
 def _run_name(i: int) -> str:
@@ -89,10 +101,15 @@ def run_session(
     nonideal = nonideal or NonidealSpec()
     inst = Instrument(device, nonideal, seed=seed)
     task = build_task(device, protocol.task, protocol.loss)
+    # eps = "auto": calibrate before the log opens so the choice and its reason are provenance
+    _, calibration = resolve_eps(inst, protocol, task, device.theta0)
+    extra = dict(extra_provenance or {})
+    if calibration is not None:
+        extra["eps_auto"] = json.dumps(calibration.as_dict())
     writer = (
         logs.LogWriter(
             log,
-            provenance=make_provenance(device, nonideal, protocol, seed, extra_provenance),
+            provenance=make_provenance(device, nonideal, protocol, seed, extra),
             device=device,
             force=force,
         )
@@ -113,7 +130,7 @@ def run_session(
             g = writer.f.require_group(f"observables/{_run_name(state['exec'])}")
             g.attrs["theta_requested"] = json.dumps(np.asarray(theta).tolist())
 
-    est = ideal = fid = losses = None
+    est = ideal = fid = losses = built = fid_built = None
     try:
         if epochs <= 0:
             begin(device.theta0)
@@ -126,10 +143,13 @@ def run_session(
                 if compare:
                     ideal = ideal_gradient(device, res.theta, task)
                     fid = fidelity(est, ideal, device)
+                    built = as_built_gradient(inst, res.theta, task)
+                    fid_built = fidelity(est, built, device)
                 if writer is not None:
-                    writer.write_gradient(
-                        _run_name(0), est, ideal, fid.as_dict() if fid is not None else None
-                    )
+                    report = None
+                    if fid is not None:
+                        report = {**fid.as_dict(), "fidelity_as_built": fid_built.as_dict()}
+                    writer.write_gradient(_run_name(0), est, ideal, report, as_built=built)
         else:
 
             def on_begin(epoch, theta):
@@ -187,7 +207,7 @@ def run_session(
             writer.close(complete=False)
             raise
         writer.close(complete=True)
-    return SessionResult(tuple(results), est, ideal, fid, losses)
+    return SessionResult(tuple(results), est, ideal, fid, losses, built, fid_built)
 
 
 @dataclass(frozen=True)

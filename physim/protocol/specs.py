@@ -134,16 +134,37 @@ class EstimatorSpec(SpecModel):
     records: list[str] = Field(default_factory=list, description="accumulator records to sum")
 
 
+class AutoEpsSpec(SpecModel):
+    """How ``eps = "auto"`` calibrates ε (see :mod:`physim.protocol.autoeps`): the gradient is
+    measured ``repeats`` times at each of ``n_eps`` log-spaced ε in [lo, hi]."""
+
+    lo: float = Field(1e-6, gt=0, description="smallest calibration ε (same unit as eps)")
+    hi: float = Field(1.0, gt=0, description="largest calibration ε (same unit as eps)")
+    n_eps: int = Field(7, ge=3, le=25, description="calibration grid points (1)")
+    repeats: int = Field(2, ge=2, le=16, description="measurements per grid point (1)")
+
+    @model_validator(mode="after")
+    def _order(self) -> AutoEpsSpec:
+        if not self.lo < self.hi:
+            raise ValueError(
+                f"auto_eps needs lo < hi, got lo = {self.lo}, hi = {self.hi}; e.g. lo = 1e-6, hi = 1"
+            )
+        return self
+
+
 class ProtocolSpec(SpecModel):
     """An experimental sequence (see module docstring)."""
 
     name: str = Field(min_length=1, description="catalogue name")
     description: str = ""
     loss: Literal["mse", "final"] = Field("mse", description="loss on the measured readout")
-    eps: float = Field(
+    eps: Annotated[float, Field(ge=EPS_MIN)] | Literal["auto"] = Field(
         1e-6,
-        ge=EPS_MIN,
-        description="nudge strength ε (relative unless relative_eps), 1 or the momentum unit",
+        description='nudge strength ε (relative unless relative_eps), or "auto" to calibrate '
+        "it on the instrument",
+    )
+    auto_eps: AutoEpsSpec = Field(
+        default_factory=AutoEpsSpec, description='calibration grid of eps = "auto"'
     )
     relative_eps: bool = Field(True, description="ε relative to the final momenta")
     task: TaskSpec = Field(default_factory=TaskSpec, description="inputs and targets")
@@ -253,6 +274,11 @@ def validate_sequence(spec: ProtocolSpec) -> None:
                 forward_done = True
                 if st.measure is not None and st.every == 1:
                     measured_forward = True
+    if spec.eps == "auto" and spec.estimator.kind != "sum":
+        raise ValueError(
+            'eps = "auto" calibrates ε from measured gradients, but this protocol has no '
+            "gradient estimator; give a number for eps or add [estimator] kind = 'sum'"
+        )
     if spec.estimator.kind == "sum":
         if not spec.estimator.records:
             raise ValueError("estimator: kind = 'sum' needs records = [accumulator names]")

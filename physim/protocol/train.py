@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from physim.device import Device
 from physim.errors import NumericalFault, check_training
 from physim.instrument.hardware import Instrument
 from physim.optim import AdamState, adam_update
@@ -75,18 +76,7 @@ def train_in_situ(
         )
     task = task or build_task(dev, protocol.task, protocol.loss)
     theta = dev.check_theta(theta)
-    if isinstance(scale, str):
-        if scale not in ("relative", "absolute"):
-            raise ValueError(f"scale must be 'relative', 'absolute' or an array, got {scale!r}")
-        unit = np.where(dev.theta0 != 0, np.abs(dev.theta0), 1.0)
-        unit = unit if scale == "relative" else np.ones_like(unit)
-    else:
-        unit = np.asarray(scale, dtype=np.float64)
-        if unit.shape != theta.shape or not np.all(np.isfinite(unit) & (unit > 0)):
-            raise ValueError(
-                f"scale must hold {theta.size} positive finite step units, got shape {unit.shape}"
-            )
-    opt = AdamState.zeros({"z": theta})
+    opt = RelativeAdam(dev, lr, scale)
     losses, thetas = [], []
     n_runs, energy = 0, 0.0
     for epoch in range(n_epochs + int(measure_final)):
@@ -111,9 +101,48 @@ def train_in_situ(
             on_epoch(epoch, res, est)
         if epoch == n_epochs:
             break  # the final measurement: no update
-        # Adam on z = θ / unit, the parameter in its own step unit
-        z = {"z": res.theta / unit}
-        adam_update(z, {"z": est.grad * unit}, opt, lr=lr, eps=ADAM_EPS_RELATIVE, eps_relative=True)
-        theta = z["z"] * unit
+        theta = opt.step(res.theta, est.grad)
         check_training(epoch + 1, 0.0, {"updated θ": theta}, lr, what="epoch")
     return TrainingHistory(np.asarray(losses), np.asarray(thetas), n_runs, energy)
+
+
+class RelativeAdam:
+    """The one update rule of every θ learner of a device (in situ, and the offline twin):
+    Adam (:func:`physim.optim.adam_update`) on z = θ / unit, the parameter in its own step unit.
+
+    ``scale``: ``"relative"`` steps θ_i by ``lr · |θ0_i|`` times the Adam direction (``lr``
+    absolute where θ0_i = 0), because device parameters span many decades (farads next to
+    inverse henries); ``"absolute"`` steps every θ_i by ``lr`` in its own unit; an array gives
+    the unit per parameter.
+    """
+
+    def __init__(self, device: Device, lr: float, scale: str | np.ndarray = "relative"):
+        theta0 = device.theta0
+        if isinstance(scale, str):
+            if scale not in ("relative", "absolute"):
+                raise ValueError(f"scale must be 'relative', 'absolute' or an array, got {scale!r}")
+            unit = np.where(theta0 != 0, np.abs(theta0), 1.0)
+            unit = unit if scale == "relative" else np.ones_like(unit)
+        else:
+            unit = np.asarray(scale, dtype=np.float64)
+            if unit.shape != theta0.shape or not np.all(np.isfinite(unit) & (unit > 0)):
+                raise ValueError(
+                    f"scale must hold {theta0.size} positive finite step units, got shape "
+                    f"{unit.shape}"
+                )
+        self.lr = float(lr)
+        self.unit = unit
+        self.state = AdamState.zeros({"z": theta0})
+
+    def step(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """θ after one update with the gradient ``grad`` measured at ``theta``."""
+        z = {"z": theta / self.unit}
+        adam_update(
+            z,
+            {"z": grad * self.unit},
+            self.state,
+            lr=self.lr,
+            eps=ADAM_EPS_RELATIVE,
+            eps_relative=True,
+        )
+        return z["z"] * self.unit

@@ -75,8 +75,20 @@ class TrainMeasure(SpecModel):
     )
 
 
-MeasureSpec = Annotated[GradientMeasure | TrainMeasure, Field(discriminator="kind")]
-MEASURE_KINDS = ("gradient", "train")
+class OfflineVsInsituMeasure(SpecModel):
+    """Offline (nominal twin trained by BPTT, θ programmed through the DAC) vs in-situ (RHEL on
+    the chip) training of each chip, scored by the loss measured on the chip
+    (:mod:`physim.answers.offline`)."""
+
+    kind: Literal["offline_vs_insitu"]
+    epochs: int = Field(60, ge=1, description="gradient steps of each route (1)")
+    lr: float = Field(2e-2, gt=0, description="relative Adam learning rate of both routes (1)")
+
+
+MeasureSpec = Annotated[
+    GradientMeasure | TrainMeasure | OfflineVsInsituMeasure, Field(discriminator="kind")
+]
+MEASURE_KINDS = ("gradient", "train", "offline_vs_insitu")
 
 
 class AxisSpec(SpecModel):

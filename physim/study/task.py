@@ -28,6 +28,12 @@ GRADIENT_METRICS = {
     "cosine": ("1", "cosine of the measured vs the ideal-twin gradient"),
     "norm_ratio": ("1", "norm of the measured over the ideal-twin gradient"),
     "rel_error": ("1", "relative error of the measured gradient, |g - g_ideal| / |g_ideal|"),
+    "cosine_as_built": ("1", "cosine of the measured vs the as-built-twin gradient"),
+    "norm_ratio_as_built": ("1", "norm of the measured over the as-built-twin gradient"),
+    "rel_error_as_built": (
+        "1",
+        "relative error vs the twin of the chip as built (mismatch, drift applied)",
+    ),
     "loss": ("readout unit²", "loss measured by the protocol"),
     "n_runs": ("1", "physical runs of one protocol execution"),
     "n_steps": ("1", "integrator steps driven in one execution"),
@@ -50,11 +56,18 @@ def metric_info(kind: str, groups: tuple[str, ...]) -> dict[str, tuple[str, str]
     """Every metric a ``kind`` measurement returns, with (units, long name), in order."""
     if kind == "train":
         return dict(TRAIN_METRICS)
+    if kind == "offline_vs_insitu":
+        from physim.answers.offline import OFFLINE_METRICS
+
+        return dict(OFFLINE_METRICS)
     out = dict(GRADIENT_METRICS)
     for g in groups:
         for m in GROUP_METRICS:
             u, ln = GRADIENT_METRICS[m]
             out[f"{m}_{g}"] = (u, f"{ln}, group {g}")
+        for m in GROUP_METRICS:
+            u, ln = GRADIENT_METRICS[f"{m}_as_built"]
+            out[f"{m}_as_built_{g}"] = (u, f"{ln}, group {g}")
     return out
 
 
@@ -65,6 +78,13 @@ def _gradient(device, protocol, nonideal, seed, log) -> dict[str, float]:
     if res.fidelity is not None:
         f = res.fidelity
         out.update(cosine=f.cosine, norm_ratio=f.norm_ratio, rel_error=f.rel_error)
+    if res.fidelity_as_built is not None:
+        f = res.fidelity_as_built
+        out.update(
+            cosine_as_built=f.cosine,
+            norm_ratio_as_built=f.norm_ratio,
+            rel_error_as_built=f.rel_error,
+        )
     out["loss"] = float(last.loss) if last.loss is not None else math.nan
     out.update({k: float(v) for k, v in last.cost.as_dict().items()})
     out["n_saturated"] = float(sum(last.n_saturated.values()))
@@ -72,6 +92,10 @@ def _gradient(device, protocol, nonideal, seed, log) -> dict[str, float]:
         for g, d in res.fidelity.groups.items():
             for m in GROUP_METRICS:
                 out[f"{m}_{g}"] = float(d[m])
+    if res.fidelity_as_built is not None:
+        for g, d in res.fidelity_as_built.groups.items():
+            for m in GROUP_METRICS:
+                out[f"{m}_as_built_{g}"] = float(d[m])
     return out
 
 
@@ -145,6 +169,12 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
                     task["device"],
                     task["protocol"],
                     log,
+                )
+            elif m["kind"] == "offline_vs_insitu":
+                from physim.answers.offline import offline_vs_insitu
+
+                metrics = offline_vs_insitu(
+                    device, protocol, nonideal, seed=task["seed"], epochs=m["epochs"], lr=m["lr"]
                 )
             else:
                 metrics = _gradient(device, protocol, nonideal, task["seed"], log)

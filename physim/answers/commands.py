@@ -1,0 +1,153 @@
+"""Sub-commands of ``physim`` for chip designers: ``nonideals`` and ``budget``.
+
+``register(subparsers)`` adds them to an argparse sub-parser set; each sets ``func`` to a
+function of the parsed arguments that returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_nonideals(args: argparse.Namespace) -> int:
+    from physim.instrument.specs import load_nonideal, nonideal_catalogue
+
+    for name, path in nonideal_catalogue().items():
+        spec = load_nonideal(path)
+        kinds = ", ".join(
+            s.kind + (f"/{s.target}" if getattr(s, "target", None) else "") for s in spec.sources
+        )
+        first = " ".join(spec.description.split()).split(". ")[0]
+        print(f"{name:<22} [{kinds}]  {first}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``nonideals`` and ``budget`` to ``physim``'s sub-parsers."""
+    p = subparsers.add_parser(
+        "nonideals", help="list the technology presets of non-idealities (name first)"
+    )
+    p.set_defaults(func=_cmd_nonideals)
+    register_budget(subparsers)
+
+    p = subparsers.add_parser(
+        "routes",
+        help="in-situ vs offline: table and figure from finished offline_vs_insitu studies",
+    )
+    p.add_argument("dirs", nargs="+", help="study folders written by `physim sweep run`")
+    p.add_argument("--out", default="offline-vs-insitu.png", help="figure path")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_routes)
+
+
+def _cmd_budget(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from physim.answers.report import format_budget, plot_budget, run_budget
+    from physim.instrument.specs import load_nonideal
+    from physim.protocol.specs import load_protocol
+    from physim.specs import load_device
+
+    if not 0.0 < args.target < 1.0:
+        raise ValueError(f"--target is a cosine in (0, 1), got {args.target}; e.g. --target 0.99")
+    if args.replicates < 1:
+        raise ValueError(f"--replicates must be >= 1, got {args.replicates}")
+    device = load_device(args.device)
+    protocol = load_protocol(args.protocol)
+    if args.steps is not None:
+        protocol = protocol.model_copy(
+            update={"task": protocol.task.model_copy(update={"n_steps": args.steps})}
+        )
+    nonideal = load_nonideal(args.nonideal)
+    if not nonideal.sources:
+        raise ValueError(f"non-ideality {nonideal.name!r} has no sources: nothing to budget")
+    t0 = time.perf_counter()
+    if args.workers:
+        from physim.study.engine import local_executor
+
+        with local_executor(args.workers) as ex:
+            rep = run_budget(
+                device,
+                protocol,
+                nonideal,
+                target=args.target,
+                replicates=args.replicates,
+                seed=args.seed,
+                eps=args.eps,
+                executor=ex,
+            )
+    else:
+        rep = run_budget(
+            device,
+            protocol,
+            nonideal,
+            target=args.target,
+            replicates=args.replicates,
+            seed=args.seed,
+            eps=args.eps,
+        )
+    rep["seconds"] = time.perf_counter() - t0
+    png = None if args.no_plot else plot_budget(rep, args.out or f"budget-{device.name}.png")
+    if png is not None:
+        rep["figure"] = str(png)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(format_budget(rep))
+        if png is not None:
+            print(f"wrote {png}")
+    return 0
+
+
+def register_budget(subparsers) -> None:
+    p = subparsers.add_parser(
+        "budget",
+        help="error budget of a chip: attribution, tolerance of each source, best eps",
+    )
+    p.add_argument("device", help="catalogue name or path to a device TOML")
+    p.add_argument("--nonideal", required=True, metavar="FILE", help="preset name or TOML path")
+    p.add_argument("--protocol", default="rhel-centred-rerun", help="protocol (default: rerun)")
+    p.add_argument("--target", type=float, default=0.99, help="cosine vs the as-built twin")
+    p.add_argument("--replicates", type=int, default=3, help="replicate chips (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="study seed of the replicate chips")
+    p.add_argument("--eps", type=float, help="measure (a), (b) at this eps (default: best eps)")
+    p.add_argument("--steps", type=int, help="override the task's sequence length")
+    p.add_argument("--workers", type=int, default=0, help="local worker processes (0: here)")
+    p.add_argument("--out", help="figure path (default budget-DEVICE.png)")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_budget)
+
+
+def _cmd_routes(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import xarray as xr
+
+    from physim.answers.offline import format_summary, plot_routes, summarise
+
+    datasets = {}
+    for d in args.dirs:
+        path = Path(d) / "results.nc"
+        if not path.exists():
+            raise FileNotFoundError(f"no {path}: run the study first (physim sweep run ...)")
+        ds = xr.load_dataset(path)
+        if ds.attrs.get("measure") != "offline_vs_insitu" or "sigma" not in ds.dims:
+            raise ValueError(
+                f"{path} is not an offline_vs_insitu study over sigma (measure = "
+                f"{ds.attrs.get('measure')!r}); run e.g. studies/offline-vs-insitu-chain-16"
+            )
+        name = json.loads(ds.attrs["study"])["base"]["device"]
+        datasets[name if isinstance(name, str) else Path(d).name] = ds
+    summary = {name: summarise(ds) for name, ds in datasets.items()}
+    png = plot_routes(datasets, args.out)
+    if args.json:
+        print(json.dumps({"routes": summary, "figure": png}, indent=2))
+    else:
+        for name, rows in summary.items():
+            print(format_summary(name, rows))
+            print()
+        print(f"wrote {png}")
+    return 0
