@@ -126,9 +126,9 @@ def format_summary(name: str, rows: list[dict]) -> str:
 
 def plot_routes(datasets: dict, path) -> str:
     """One panel per study: final loss of both routes vs σ (median, min–max band)."""
-    from physim.plots import _pyplot
+    from physim.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4), squeeze=False)
     for ax, (name, ds) in zip(axes[0], datasets.items(), strict=True):
         rows = summarise(ds)

@@ -14,7 +14,7 @@ import numpy as np
 from physim.answers.budget import attribution, eps_curve, make_runner, tolerances
 from physim.device import Device
 from physim.instrument.specs import NonidealSpec
-from physim.plots import _pyplot
+from physim.plots import pyplot
 from physim.protocol.specs import ProtocolSpec
 
 
@@ -98,7 +98,7 @@ def format_budget(rep: dict) -> str:
 
 def plot_budget(rep: dict, path: str | Path) -> Path:
     """Three panels: attribution bars, error vs ε, tolerated level over the preset."""
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     alone = [r for r in rep["attribution"] if r["config"] == "alone"]
