@@ -189,29 +189,41 @@ def _echo_step(fam, prm, dt, Q, P, b, s, e, kick, kicks, weights, work, g, v, ac
 
     Adds Σ_t weights[t] ∂H½/∂w to ``acc``; when ``want_ds`` writes Σ_t weights[t] ∂V/∂s(q½)
     to ``d``; then, when ``kick``, applies p += kicks[t] · e.
+
+    Trajectories go through the fused two-trajectory kernels of the family two at a time (the
+    ± pair of a centred echo in one pass); an odd last one is paired with itself at weight 0,
+    its state updated once. Each state follows exactly the arithmetic of :func:`_step`, so
+    the states do not depend on the pairing; ``g`` and ``v`` are the two force buffers.
     """
-    for t in range(Q.shape[0]):
-        q = Q[t, b]
-        p = P[t, b]
-        wt = weights[t]
-        hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-        hk.grad_T(fam, p, prm, work, g)
-        _axpy(q, 0.5 * dt, g)
-        hk.acc_dV_dw(fam, q, s, prm, work, wt, acc)
-        if want_ds:
-            hk.dV_ds(fam, q, s, prm, work, v)
-            if t == 0:
-                for i in range(d.shape[0]):
-                    d[i] = wt * v[i]
-            else:
-                _axpy(d, wt, v)
-        hk.grad_V(fam, q, s, prm, work, g)
-        _axpy(p, -dt, g)
-        hk.acc_dT_dw(fam, p, prm, work, 0.5 * wt, acc)
-        hk.grad_T(fam, p, prm, work, g)
-        _axpy(q, 0.5 * dt, g)
+    nt = Q.shape[0]
+    if want_ds:
+        for i in range(d.shape[0]):
+            d[i] = 0.0
+    for t in range(0, nt, 2):
+        pair = t + 1 < nt
+        u = t + 1 if pair else t
+        q0 = Q[t, b]
+        p0 = P[t, b]
+        q1 = Q[u, b]
+        p1 = P[u, b]
+        w0 = weights[t]
+        w1 = weights[u] if pair else 0.0
+        hk.echo_T2(fam, p0, p1, prm, work, 0.5 * w0, 0.5 * w1, acc, g, v)
+        _axpy(q0, 0.5 * dt, g)
+        if pair:
+            _axpy(q1, 0.5 * dt, v)
+        hk.echo_V2(fam, q0, q1, s, prm, work, w0, w1, acc, g, v, want_ds, d)
+        _axpy(p0, -dt, g)
+        if pair:
+            _axpy(p1, -dt, v)
+        hk.echo_T2(fam, p0, p1, prm, work, 0.5 * w0, 0.5 * w1, acc, g, v)
+        _axpy(q0, 0.5 * dt, g)
+        if pair:
+            _axpy(q1, 0.5 * dt, v)
         if kick:
-            _axpy(p, kicks[t], e)
+            _axpy(p0, kicks[t], e)
+            if pair:
+                _axpy(p1, kicks[u], e)
 
 
 @njit(cache=True)
