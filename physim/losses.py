@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from physim.kernels.reduce import N_PIECES, all_finite, mse_error
+
 
 class Loss(Protocol):
     name: str
@@ -32,10 +34,14 @@ def _as_target(target: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndar
         raise ValueError(
             f"{what} must have shape {shape} (n_steps, batch, n_outputs), got {arr.shape}"
         )
-    # min and max are finite iff every entry is: no temporary the size of the sequence
-    if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+    arr = np.ascontiguousarray(arr)
+    # one parallel pass, no temporary the size of the sequence
+    flags = np.empty(min(N_PIECES, arr.size), dtype=np.int64)
+    if arr.size:
+        all_finite(arr.reshape(-1), flags)
+    if not flags.all():
         raise ValueError(f"{what} contains non-finite values")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 @dataclass(frozen=True)
@@ -56,16 +62,23 @@ class MSELoss:
     def value_and_error(
         self, y: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
-        """Both at once in three passes (difference, dot product, in-place scale).
+        """Both at once in one parallel pass (:func:`physim.kernels.reduce.mse_error`).
 
-        ``out`` (may be ``y`` itself) receives ∂L/∂y, sparing a fresh array the size of the
-        readout (whose first touch costs as much as the arithmetic).
+        ``out`` (may be ``y`` itself) receives ∂L/∂y = (2/N)(y − target), sparing a fresh
+        array the size of the readout (whose first touch costs as much as the arithmetic).
         """
-        d = np.subtract(y, target, out=out)
-        flat = d.reshape(-1)
-        value = float(flat @ flat) / d.size
-        d *= 2.0 / d.size
-        return value, d
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        target = np.ascontiguousarray(target, dtype=np.float64)
+        # the kernel writes through a flat view: a strided ``out`` gets a contiguous buffer
+        buf = out if out is not None and out.flags.c_contiguous else np.empty_like(y)
+        if not y.size:
+            return float("nan"), buf
+        partial = np.empty(min(N_PIECES, y.size))
+        mse_error(y.reshape(-1), target.reshape(-1), 2.0 / y.size, buf.reshape(-1), partial)
+        if out is not None and buf is not out:
+            out[...] = buf
+            buf = out
+        return float(partial.sum()) / y.size, buf
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def potential(q, s, prm, work):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_T(p, prm, work, out):
     w = prm[0]
     n = p.shape[0]
@@ -41,7 +41,7 @@ def grad_T(p, prm, work, out):
         out[i] = w[n + i] * p[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_V(q, s, prm, work, out):
     w = prm[0]
     n = q.shape[0]
@@ -116,7 +116,7 @@ def vjp_gV_s(q, s, prm, lam, work, out):
 # ------------------------------------------------------------------ RHEL echo: two trajectories
 # Two lockstep echo trajectories in one pass (see network_kernels.echo_T2): the forces use the
 # arithmetic of grad_T / grad_V, fused with the ∂H/∂w accumulation.
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
     """g_t = ∂T/∂p(p_t) for t = 0, 1 and gw += c0 ∂T/∂w(p0) + c1 ∂T/∂w(p1)."""
     w = prm[0]
@@ -130,7 +130,7 @@ def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
         gw[n + i] += c0 * 0.5 * x0 * x0 + c1 * 0.5 * x1 * x1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
     """g_t = ∂V/∂q(q_t, s) for t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
     ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""

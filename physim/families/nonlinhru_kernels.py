@@ -15,7 +15,7 @@ FAMILY_ID = 2
 _LOG2 = np.log(2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _logcosh(z):
     # log cosh z = |z| + log1p(exp(−2|z|)) − log 2, stable for large |z|
     a = abs(z)
@@ -41,13 +41,13 @@ def potential(q, s, prm, work):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_T(p, prm, work, out):
     for i in range(p.shape[0]):
         out[i] = p[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_V(q, s, prm, work, out):
     w = prm[0]
     n = q.shape[0]
@@ -137,7 +137,7 @@ def vjp_gV_s(q, s, prm, lam, work, out):
 # ------------------------------------------------------------------ RHEL echo: two trajectories
 # Two lockstep echo trajectories in one pass (see network_kernels.echo_T2): the forces use the
 # arithmetic of grad_T / grad_V, and tanh(z) is shared by the force, ∂V/∂w and ∂V/∂s.
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
     """g_t = ∂T/∂p(p_t) for t = 0, 1; T has no parameters."""
     for i in range(p0.shape[0]):
@@ -145,7 +145,7 @@ def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
         g1[i] = p1[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
     """g_t = ∂V/∂q(q_t, s) for t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
     ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""
