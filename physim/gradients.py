@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.device import Device
-from physim.kernels.reduce import N_PIECES, max_abs
+from physim.kernels.reduce import max_abs
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,8 @@ def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarr
 
 def error_bound(device: Device, dLdy: np.ndarray) -> float:
     """An upper bound on max |e_k| without forming e: max |∂L/∂y| times R's largest column sum."""
-    # one parallel pass, no temporary the size of the sequence
-    gmax = 0.0
-    if dLdy.size:
-        partial = np.empty(min(N_PIECES, dLdy.size))
-        max_abs(np.ascontiguousarray(dLdy, dtype=np.float64).reshape(-1), partial)
-        gmax = float(np.max(partial))
+    # one pass, parallel on long sequences, no temporary the size of the sequence
+    gmax = max_abs(np.ascontiguousarray(dLdy, dtype=np.float64).reshape(-1))
     if device.readout is None:
         return gmax
     return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from physim.kernels.reduce import N_PIECES, all_finite, mse_error
+from physim.kernels.reduce import all_finite, mse_error
 
 
 class Loss(Protocol):
@@ -35,11 +35,8 @@ def _as_target(target: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndar
             f"{what} must have shape {shape} (n_steps, batch, n_outputs), got {arr.shape}"
         )
     arr = np.ascontiguousarray(arr)
-    # one parallel pass, no temporary the size of the sequence
-    flags = np.empty(min(N_PIECES, arr.size), dtype=np.int64)
-    if arr.size:
-        all_finite(arr.reshape(-1), flags)
-    if not flags.all():
+    # one pass, parallel on long sequences, no temporary the size of the sequence
+    if not all_finite(arr.reshape(-1)):
         raise ValueError(f"{what} contains non-finite values")
     return arr
 
@@ -62,7 +59,7 @@ class MSELoss:
     def value_and_error(
         self, y: np.ndarray, target: np.ndarray, out: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
-        """Both at once in one parallel pass (:func:`physim.kernels.reduce.mse_error`).
+        """Both at once in one pass (:func:`physim.kernels.reduce.mse_error`).
 
         ``out`` (may be ``y`` itself) receives ∂L/∂y = (2/N)(y − target), sparing a fresh
         array the size of the readout (whose first touch costs as much as the arithmetic).
@@ -73,12 +70,11 @@ class MSELoss:
         buf = out if out is not None and out.flags.c_contiguous else np.empty_like(y)
         if not y.size:
             return float("nan"), buf
-        partial = np.empty(min(N_PIECES, y.size))
-        mse_error(y.reshape(-1), target.reshape(-1), 2.0 / y.size, buf.reshape(-1), partial)
+        total = mse_error(y.reshape(-1), target.reshape(-1), 2.0 / y.size, buf.reshape(-1))
         if out is not None and buf is not out:
             out[...] = buf
             buf = out
-        return float(partial.sum()) / y.size, buf
+        return total / y.size, buf
 
 
 @dataclass(frozen=True)
