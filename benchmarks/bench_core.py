@@ -27,6 +27,13 @@ target, the forward readout ``y`` and the error ∂L/∂y (their bytes are print
 and BPTT gradient, batch 32, BLAS single-threaded as its training runs it), the configuration
 the paper's public JAX code is quoted for.
 
+Besides the best-of-N ratio, RHEL/forward is printed as a ratio of medians and of process CPU
+time (all threads), which other load on a shared machine disturbs less.
+
+Measured (issue 12, 2 cores shared with other jobs, load 3.4–3.8, this script run from the tree
+before and after one after the other): RHEL/forward linhru-scp1 3.91 → 3.44, chain-16 9.12 →
+3.83 (RHEL 133 → 38 ms; the forward also went 14.6 → 9.8 ms). See the README, development notes.
+
 The last line of output is one JSON object with every number.
 """
 
