@@ -73,9 +73,19 @@ class NumericalFault(FloatingPointError):
 
 
 def all_finite(*arrays: np.ndarray) -> bool:
-    """True when every entry of every array is finite (min/max propagate NaN and ±inf)."""
+    """True when every entry of every array is finite.
+
+    Contiguous float64 arrays go through the one-pass kernel of :mod:`physim.kernels.reduce`;
+    other dtypes (float32 instruments) through min/max, which propagate NaN and ±inf."""
+    from physim.kernels.reduce import all_finite as _flat_finite
+
     for a in arrays:
-        if a.size and not (np.isfinite(np.min(a)) and np.isfinite(np.max(a))):
+        if not a.size:
+            continue
+        if a.dtype == np.float64 and a.flags.c_contiguous:
+            if not _flat_finite(a.reshape(-1)):
+                return False
+        elif not (np.isfinite(np.min(a)) and np.isfinite(np.max(a))):
             return False
     return True
 

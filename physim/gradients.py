@@ -8,6 +8,7 @@ import numpy as np
 
 from physim.device import Device
 from physim.kernels.readout import error_rows
+from physim.kernels.reduce import max_abs
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarr
 
 def error_bound(device: Device, dLdy: np.ndarray) -> float:
     """An upper bound on max |e_k| without forming e: max |∂L/∂y| times R's largest column sum."""
-    # max |x| as max(max x, −min x): no temporary the size of the sequence
-    gmax = float(max(np.max(dLdy), -np.min(dLdy))) if dLdy.size else 0.0
+    # one pass, parallel on long sequences, no temporary the size of the sequence
+    gmax = max_abs(np.ascontiguousarray(dLdy, dtype=np.float64).reshape(-1))
     if device.readout is None:
         return gmax
     return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))

@@ -34,7 +34,7 @@ FAMILY_ID = 0
 _HDR = 6
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _layout(ai):
     n, ncap, nlin, nq, ncos = ai[0], ai[1], ai[2], ai[3], ai[4]
     o_cap = _HDR
@@ -44,14 +44,14 @@ def _layout(ai):
     return n, ncap, nlin, nq, ncos, o_cap, o_lin, o_q, o_cos
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _branch(x, a, c):
     va = x[a] if a >= 0 else 0.0
     vc = x[c] if c >= 0 else 0.0
     return va - vc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scatter(out, a, c, f):
     if a >= 0:
         out[a] += f
@@ -59,7 +59,7 @@ def _scatter(out, a, c, f):
         out[c] -= f
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _minv_dot(ai, am, x, out):
     n = ai[0]
     if ai[5] == 1:
@@ -104,13 +104,13 @@ def potential(q, s, prm, work):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_T(p, prm, work, out):
     w, ai, af, am = prm
     _minv_dot(ai, am, p, out)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_V(q, s, prm, work, out):
     w, ai, af, am = prm
     n, ncap, nlin, nq, ncos, o_cap, o_lin, o_q, o_cos = _layout(ai)
@@ -224,3 +224,71 @@ def acc_vjp_gV_w(q, s, prm, lam, work, scale, gw):
 def vjp_gV_s(q, s, prm, lam, work, out):
     for i in range(q.shape[0]):
         out[i] = -lam[i]
+
+
+# ------------------------------------------------------------------ RHEL echo: two trajectories
+# The echo runs its ± trajectories in lockstep. These kernels step two of them in one pass over
+# the branches, sharing the index decoding and branch differences between the force and the
+# ∂H/∂w accumulation; each trajectory's force is computed with exactly the arithmetic of
+# grad_T / grad_V, so the echo states do not depend on how the trajectories are grouped.
+@njit(cache=True, inline="always")
+def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
+    """g_t = ∂T/∂p(p_t) for t = 0, 1 and gw += c0 ∂T/∂w(p0) + c1 ∂T/∂w(p1)."""
+    w, ai, af, am = prm
+    n, ncap, nlin, nq, ncos, o_cap, o_lin, o_q, o_cos = _layout(ai)
+    if ai[5] == 1:
+        for i in range(n):
+            g0[i] = am[i, i] * p0[i]
+            g1[i] = am[i, i] * p1[i]
+    else:
+        for i in range(n):
+            a0 = 0.0
+            a1 = 0.0
+            for j in range(n):
+                a0 += am[i, j] * p0[j]
+                a1 += am[i, j] * p1[j]
+            g0[i] = a0
+            g1[i] = a1
+    for b in range(ncap):
+        a, c = ai[o_cap + b], ai[o_cap + ncap + b]
+        d0 = _branch(g0, a, c)
+        d1 = _branch(g1, a, c)
+        gw[b] -= c0 * 0.5 * d0 * d0 + c1 * 0.5 * d1 * d1
+
+
+@njit(cache=True, inline="always")
+def echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
+    """g_t = ∂V/∂q(q_t, s) for t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
+    ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""
+    w, ai, af, am = prm
+    n, ncap, nlin, nq, ncos, o_cap, o_lin, o_q, o_cos = _layout(ai)
+    for i in range(n):
+        g0[i] = -s[i]
+        g1[i] = -s[i]
+    for b in range(nlin):
+        a, c = ai[o_lin + b], ai[o_lin + nlin + b]
+        d0 = _branch(q0, a, c)
+        d1 = _branch(q1, a, c)
+        k = w[ncap + b]
+        _scatter(g0, a, c, k * d0)
+        _scatter(g1, a, c, k * d1)
+        gw[ncap + b] += c0 * 0.5 * d0 * d0 + c1 * 0.5 * d1 * d1
+    for b in range(nq):
+        a, c = ai[o_q + b], ai[o_q + nq + b]
+        d0 = _branch(q0, a, c)
+        d1 = _branch(q1, a, c)
+        be = w[ncap + nlin + b]
+        _scatter(g0, a, c, be * d0 * d0 * d0)
+        _scatter(g1, a, c, be * d1 * d1 * d1)
+        gw[ncap + nlin + b] += c0 * 0.25 * d0 * d0 * d0 * d0 + c1 * 0.25 * d1 * d1 * d1 * d1
+    for b in range(ncos):
+        a, c = ai[o_cos + b], ai[o_cos + ncos + b]
+        d0 = _branch(q0, a, c)
+        d1 = _branch(q1, a, c)
+        e, kap = w[ncap + nlin + nq + b], af[b]
+        _scatter(g0, a, c, e * kap * np.sin(kap * d0))
+        _scatter(g1, a, c, e * kap * np.sin(kap * d1))
+        gw[ncap + nlin + nq + b] -= c0 * np.cos(kap * d0) + c1 * np.cos(kap * d1)
+    if want_ds:
+        for i in range(n):
+            ds[i] += c0 * -q0[i] + c1 * -q1[i]

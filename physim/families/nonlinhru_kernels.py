@@ -15,7 +15,7 @@ FAMILY_ID = 2
 _LOG2 = np.log(2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _logcosh(z):
     # log cosh z = |z| + log1p(exp(−2|z|)) − log 2, stable for large |z|
     a = abs(z)
@@ -41,13 +41,13 @@ def potential(q, s, prm, work):
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_T(p, prm, work, out):
     for i in range(p.shape[0]):
         out[i] = p[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_V(q, s, prm, work, out):
     w = prm[0]
     n = q.shape[0]
@@ -132,3 +132,45 @@ def vjp_gV_s(q, s, prm, lam, work, out):
         c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
         th = np.tanh(W * q[i] + s[i] + b)
         out[i] = c * (1.0 - th * th) * lam[i]
+
+
+# ------------------------------------------------------------------ RHEL echo: two trajectories
+# Two lockstep echo trajectories in one pass (see network_kernels.echo_T2): the forces use the
+# arithmetic of grad_T / grad_V, and tanh(z) is shared by the force, ∂V/∂w and ∂V/∂s.
+@njit(cache=True, inline="always")
+def echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1):
+    """g_t = ∂T/∂p(p_t) for t = 0, 1; T has no parameters."""
+    for i in range(p0.shape[0]):
+        g0[i] = p0[i]
+        g1[i] = p1[i]
+
+
+@njit(cache=True, inline="always")
+def echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
+    """g_t = ∂V/∂q(q_t, s) for t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
+    ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""
+    w = prm[0]
+    n = q0.shape[0]
+    al = w[0]
+    ga = 0.0
+    for i in range(n):
+        c, W, b = w[1 + i], w[1 + n + i], w[1 + 2 * n + i]
+        x0 = q0[i]
+        x1 = q1[i]
+        z0 = W * x0 + s[i] + b
+        z1 = W * x1 + s[i] + b
+        th0 = np.tanh(z0)
+        th1 = np.tanh(z1)
+        lc0 = _logcosh(z0)
+        lc1 = _logcosh(z1)
+        g0[i] = al * x0 + c * th0
+        g1[i] = al * x1 + c * th1
+        ga += c0 * 0.5 * x0 * x0 + c1 * 0.5 * x1 * x1
+        gw[1 + i] += c0 * lc0 / W + c1 * lc1 / W
+        gw[1 + n + i] += c0 * c * (th0 * x0 / W - lc0 / (W * W)) + c1 * c * (
+            th1 * x1 / W - lc1 / (W * W)
+        )
+        gw[1 + 2 * n + i] += c0 * c * th0 / W + c1 * c * th1 / W
+        if want_ds:
+            ds[i] += c0 * (c / W * th0) + c1 * (c / W * th1)
+    gw[0] += ga

@@ -6,7 +6,8 @@ the device instead. Adding a family means adding its kernel module and one branc
 below; the integrator itself never changes.
 
 Every family implements the same twelve kernels with the same signatures (``prm = (w, ai, af,
-am)``, ``work`` a scratch vector of the device's ``n_work``):
+am)``, ``work`` a scratch vector of the device's ``n_work``), and may add the two fused echo
+kernels at the end of this list:
 
 * ``kinetic``, ``potential``: T(p) and V(q, s);
 * ``grad_T``, ``grad_V``: ∂T/∂p and ∂V/∂q;
@@ -14,7 +15,11 @@ am)``, ``work`` a scratch vector of the device's ``n_work``):
 * ``dV_ds``: ∂V/∂s (the drive gradient; ∂H/∂u = Bᵀ ∂V/∂s);
 * ``hvp_T``, ``hvp_V``: Hessian–vector products (BPTT twin only);
 * ``acc_vjp_gT_w``, ``acc_vjp_gV_w``: ``gw += scale · (∂(∇T)/∂w)ᵀ λ`` (BPTT twin only);
-* ``vjp_gV_s``: ``(∂(∇_q V)/∂s)ᵀ λ`` (BPTT twin only).
+* ``vjp_gV_s``: ``(∂(∇_q V)/∂s)ᵀ λ`` (BPTT twin only);
+* ``echo_T2``, ``echo_V2``: two lockstep RHEL echo trajectories in one pass, the forces of both
+  (with exactly the arithmetic of ``grad_T`` / ``grad_V``) fused with ``gw += c0 ∂T/∂w(p0) +
+  c1 ∂T/∂w(p1)`` (resp. ∂V/∂w, and ds += the same combination of ∂V/∂s). A family without them gets
+  the composition of its basic kernels below (same states, slower).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def potential(fam, q, s, prm, work):
         return _nl.potential(q, s, prm, work)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_T(fam, p, prm, work, out):
     if fam == NETWORK:
         _net.grad_T(p, prm, work, out)
@@ -61,7 +66,7 @@ def grad_T(fam, p, prm, work, out):
         _nl.grad_T(p, prm, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def grad_V(fam, q, s, prm, work, out):
     if fam == NETWORK:
         _net.grad_V(q, s, prm, work, out)
@@ -149,3 +154,42 @@ def vjp_gV_s(fam, q, s, prm, lam, work, out):
         _lin.vjp_gV_s(q, s, prm, lam, work, out)
     else:
         _nl.vjp_gV_s(q, s, prm, lam, work, out)
+
+
+@njit(cache=True, inline="always")
+def echo_T2(fam, p0, p1, prm, work, c0, c1, gw, g0, g1):
+    """g_t = ∂T/∂p(p_t), t = 0, 1; gw += c0 ∂T/∂w(p0) + c1 ∂T/∂w(p1)."""
+    if fam == NETWORK:
+        _net.echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1)
+    elif fam == LINHRU:
+        _lin.echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1)
+    elif fam == NONLINHRU:
+        _nl.echo_T2(p0, p1, prm, work, c0, c1, gw, g0, g1)
+    else:
+        acc_dT_dw(fam, p0, prm, work, c0, gw)
+        acc_dT_dw(fam, p1, prm, work, c1, gw)
+        grad_T(fam, p0, prm, work, g0)
+        grad_T(fam, p1, prm, work, g1)
+
+
+@njit(cache=True, inline="always")
+def echo_V2(fam, q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
+    """g_t = ∂V/∂q(q_t, s), t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
+    ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""
+    if fam == NETWORK:
+        _net.echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds)
+    elif fam == LINHRU:
+        _lin.echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds)
+    elif fam == NONLINHRU:
+        _nl.echo_V2(q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds)
+    else:
+        acc_dV_dw(fam, q0, s, prm, work, c0, gw)
+        acc_dV_dw(fam, q1, s, prm, work, c1, gw)
+        if want_ds:
+            # g0, g1 serve as scratch for ∂V/∂s before they receive the forces
+            dV_ds(fam, q0, s, prm, work, g0)
+            dV_ds(fam, q1, s, prm, work, g1)
+            for i in range(ds.shape[0]):
+                ds[i] += c0 * g0[i] + c1 * g1[i]
+        grad_V(fam, q0, s, prm, work, g0)
+        grad_V(fam, q1, s, prm, work, g1)
