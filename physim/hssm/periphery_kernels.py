@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 
+# numba's np.dot calls scipy's BLAS: load it before any single_threaded_blas() so that
+# threadpoolctl limits it too
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls it: load it before any
-# single_threaded_blas() so that threadpoolctl limits it too)
+import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
 #: rows per BLAS block: (4096 × 64)·(64 × 64) runs at matmul speed on one thread (41 GFLOP/s
