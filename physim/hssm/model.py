@@ -288,8 +288,9 @@ class HSSM:
                 u = np.empty_like(x)
                 xhat = np.empty_like(x)
                 rstd = np.empty(R)
-                PK.layer_norm_fwd(x2, gamma, beta, self.spec.norm_eps, u.reshape(R, H),
-                                  xhat.reshape(R, H), rstd)  # fmt: skip
+                PK.layer_norm_fwd(
+                    x2, gamma, beta, self.spec.norm_eps, u.reshape(R, H), xhat.reshape(R, H), rstd
+                )
             elif keep is not None:  # training: this batch's statistics, differentiated
                 stats = L.batch_norm_stats(x)
                 u, xhat, rstd = L.batch_norm_forward(x, gamma, beta, self.spec.norm_eps, stats)
@@ -309,9 +310,20 @@ class HSSM:
             m1 = L.dropout_bits(rng, R, H, rate)
             m2 = L.dropout_bits(rng, R, H, rate)
             w = _block_weights(params, k, self._complex)
-            PK.block_fwd(x2, np.ascontiguousarray(u).reshape(R, H), phi.reshape(R, -1), w.Ct,
-                         w.D, w.W12t, w.b12, *_masks(m1, m2), scale, ws.n_threads, ws.z,
-                         ws.pre)  # fmt: skip
+            PK.block_fwd(
+                x2,
+                np.ascontiguousarray(u).reshape(R, H),
+                phi.reshape(R, -1),
+                w.Ct,
+                w.D,
+                w.W12t,
+                w.b12,
+                *_masks(m1, m2),
+                scale,
+                ws.n_threads,
+                ws.z,
+                ws.pre,
+            )
             if keep is not None:
                 caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2, stats))
             del u
@@ -409,10 +421,28 @@ class HSSM:
             acc_C = np.empty((nt, n_modes, H))
             acc_W = np.empty((nt, H, 2 * H))
             acc_v = np.empty((nt, 2, 2 * H))
-            PK.block_bwd(dx2, u.reshape(R, H), c.phi.reshape(R, n_modes), w.Ct, w.C, w.D,
-                         w.W12t, w.W12, w.b12, *_masks(c.mask1, c.mask2), scale, nt, ws.z,
-                         ws.cdf, ws.pre, dphi.reshape(R, n_modes), du.reshape(R, H), acc_C,
-                         acc_W, acc_v)  # fmt: skip
+            PK.block_bwd(
+                dx2,
+                u.reshape(R, H),
+                c.phi.reshape(R, n_modes),
+                w.Ct,
+                w.C,
+                w.D,
+                w.W12t,
+                w.W12,
+                w.b12,
+                *_masks(c.mask1, c.mask2),
+                scale,
+                nt,
+                ws.z,
+                ws.cdf,
+                ws.pre,
+                dphi.reshape(R, n_modes),
+                du.reshape(R, H),
+                acc_C,
+                acc_W,
+                acc_v,
+            )
             dW12t = acc_W.sum(axis=0)
             v = acc_v.sum(axis=0)
             grads[k + "glu.W1"] = np.ascontiguousarray(dW12t[:, :H].T)
@@ -442,8 +472,9 @@ class HSSM:
             grad_u = np.ascontiguousarray(res.grad_u).reshape(R, H)
             if self.spec.norm == "layer":
                 acc = np.empty((nt, 2, H))
-                PK.layer_norm_bwd(du.reshape(R, H), grad_u, c.xhat.reshape(R, H), c.rstd,
-                                  gamma, nt, dx2, acc)  # fmt: skip
+                PK.layer_norm_bwd(
+                    du.reshape(R, H), grad_u, c.xhat.reshape(R, H), c.rstd, gamma, nt, dx2, acc
+                )
                 gb = acc.sum(axis=0)
                 grads[k + "norm.gamma"], grads[k + "norm.beta"] = gb[0], gb[1]
             else:
