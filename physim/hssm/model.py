@@ -7,7 +7,8 @@
                                                          norm per channel (running statistics
                                                          at evaluation)
                      φ = HRU(u)                          a LinHRU / NonlinHRU Device, y = φ
-                     z = φ Cᵀ + D ⊙ u                    readout Re(Cφ) + D⊙u (C real)
+                     z = Re(φ Cᵀ) + D ⊙ u                readout Re(Cφ) + D⊙u (C real, or
+                                                         complex with ``complex_ssm``)
                      h = dropout(GELU(z))
                      x = x + dropout(GLU(h))             GLU(h) = (W₁h + b₁) ⊙ sigmoid(W₂h + b₂)
     classification: logits = decoder(mean_t x) → softmax cross-entropy
@@ -146,7 +147,7 @@ class HSSM:
     @property
     def _complex(self) -> bool:
         """LinHRU cores with complex B, C (two tied real oscillator sets per core)."""
-        return bool(getattr(self.spec, "complex_ssm", False))
+        return self.spec.complex_ssm
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -174,14 +175,21 @@ class HSSM:
                     for k in ("a_range", "dt_raw_range")
                     if getattr(spec, k) is not None
                 }
-                dev = LinHRUSpec(kind="linhru", dt=spec.hru_dt or 1.0, **init, **common).build()
+                dev = LinHRUSpec(
+                    kind="linhru",
+                    dt=spec.hru_dt or 1.0,
+                    complex_ssm=spec.complex_ssm,
+                    **init,
+                    **common,
+                ).build()
             else:
                 dev = NonlinHRUSpec(kind="nonlinhru", dt=spec.hru_dt or 0.1, **common).build()
             devs.append(dev)
         return cls(spec, n_inputs, n_outputs, task, tuple(devs))
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Fresh parameters: uniform ±1/√fan_in linears, C ~ N(0, 1/P), D ~ N(0, 1)."""
+        """Fresh parameters: uniform ±1/√fan_in linears, C ~ N(0, 1/P), D ~ N(0, 1); a complex
+        core's C has Re and Im parts ~ N(0, 1/(2P)) each (``C``, ``C_im``, drawn in turn)."""
         rng = np.random.default_rng([seed, 7919])
         H, P = self.spec.hidden, self.spec.ssm_dim
 
@@ -199,7 +207,11 @@ class HSSM:
                 p[k + "norm.mean"] = np.zeros(H)
                 p[k + "norm.var"] = np.ones(H)
             p[k + "core"] = dev.theta0.copy()
-            p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(P), (H, P))
+            if self._complex:
+                p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(2 * P), (H, P))
+                p[k + "C_im"] = rng.normal(0.0, 1.0 / np.sqrt(2 * P), (H, P))
+            else:
+                p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(P), (H, P))
             p[k + "D"] = rng.normal(0.0, 1.0, H)
             p[k + "glu.W1"], p[k + "glu.b1"] = lin(H, H)
             p[k + "glu.W2"], p[k + "glu.b2"] = lin(H, H)
@@ -525,9 +537,12 @@ def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo |
     """Peak bytes of one training step (stored activations plus the largest transients);
     ``algo=None`` for an evaluation forward pass, which stores nothing between blocks."""
     H, P, N = spec.hidden, spec.ssm_dim, spec.n_blocks
+    if spec.complex_ssm:
+        P *= 2  # (Re φ, Im φ)
     lb = n_steps * batch
     if algo is None:
         return int(8 * lb * (6 * H + 2 * P))
-    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * H
+    # stored: xhat, φ (BPTT: q and p) and two bit-packed dropout masks
+    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * ((H + 7) // 8)
     transient = 8 * lb * (10 * H + 3 * P)
     return int(N * per_block + transient)
