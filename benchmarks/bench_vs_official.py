@@ -180,6 +180,7 @@ def main() -> None:
 
 def _print(results: list[dict], official: bool) -> None:
     head = f"{'config':<6}{'family':<11}{'cplx':<6}{'physim s':>9}{'cores':>7}{'digit':>7}"
+    head += f"{'blk core':>9}{'blk dig':>8}"
     head += f"{'GB':>6}{'us/stb':>8}"
     if official:
         head += f"{'official s':>11}{'GB':>6}{'us/stb':>8}{'speed-up':>9}{'mem ratio':>10}"
@@ -189,6 +190,7 @@ def _print(results: list[dict], official: bool) -> None:
         per = s["batch"] * s["length"] * s["blocks"] / 1e6  # µs per (sample × step × block)
         line = f"{r['config']:<6}{r['family']:<11}{'yes' if r['complex'] else 'no':<6}"
         line += f"{p['step']:9.2f}{p['core']:7.2f}{p['digital']:7.2f}"
+        line += f"{p['core'] / s['blocks']:9.3f}{p['digital'] / s['blocks']:8.3f}"
         line += f"{p['peak_rss_bytes'] / 1e9:6.2f}{p['step'] / per:8.3f}"
         if official and o is not None:
             line += f"{o['step']:11.2f}{o['peak_rss_bytes'] / 1e9:6.2f}{o['step'] / per:8.3f}"
@@ -197,7 +199,8 @@ def _print(results: list[dict], official: bool) -> None:
             line += "  official failed: " + "; ".join(r["official_errors"])
         print(line)
     print(
-        "per block (physim): step / blocks; us/stb = µs per (sample × step × block); "
+        "blk core / blk dig: physim's seconds per block in the cores (forward + echo) and the "
+        "digital periphery; us/stb = µs per (sample × step × block); "
         "speed-up = official / physim step time, mem ratio = official / physim peak RSS"
     )
 
