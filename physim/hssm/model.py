@@ -14,7 +14,8 @@
     classification: logits = decoder(mean_t x) → softmax cross-entropy
     regression:     out = tanh(decoder(x[output_step−1 :: output_step])) → MSE
 
-Learning: the digital periphery is back-propagated in numpy; each HRU core is differentiated
+Learning: the digital periphery is back-propagated by fused numba kernels streamed over row
+blocks (:mod:`physim.hssm.periphery_kernels`); each HRU core is differentiated
 either by **RHEL** (``rhel_echo``: the core's error dL/dφ nudges its echo, which returns the
 parameter gradient and the input gradient dL/du — after the digital backward of the block
 below, that becomes the nudge of the block below's echo, paper Thm 3.3) or by the **BPTT**
@@ -22,8 +23,9 @@ twin (``bptt_backward``). Both run from the same forward pass. Arrays inside are
 (n_steps, batch, channels); model inputs are batch-first (batch, n_steps, channels).
 
 Memory: a block keeps only what its backward cannot cheaply recompute — the normalised input
-``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT) and the dropout masks; the
-readout, GELU and GLU are recomputed during the backward pass (bit-identical to the forward).
+``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT) and the bit-packed dropout
+masks; the readout, GELU and GLU are recomputed during the backward pass, row block by row
+block (bit-identical to the forward).
 """
 
 from __future__ import annotations
