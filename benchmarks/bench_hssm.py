@@ -11,8 +11,11 @@ GFLOP/s counts the dense matrix products of one step analytically and is set aga
 matmul of the step's dominant shape measured in the same process.
 
 Targets (issue 4): RHEL step <= 3.5 s, peak memory <= 1 GB, RHEL <= 1.5x BPTT.
+``--complex``: LinHRU with complex B, C (the paper's default); ``--task regression
+--output-step 128`` with ``--ssm 16 --batch 4 --length 49920`` is the paper's PPG shape.
 
     python benchmarks/bench_hssm.py                 # paper shapes
+    python benchmarks/bench_hssm.py --complex       # paper shapes, complex B, C
     python benchmarks/bench_hssm.py --length 128 --batch 8 --repeats 2   # quick
 """
 
@@ -26,10 +29,12 @@ import sys
 import time
 
 
-def step_flops(n_blocks: int, hidden: int, ssm: int, n_steps: int, batch: int, algo: str) -> float:
+def step_flops(
+    n_blocks: int, hidden: int, ssm: int, n_steps: int, batch: int, algo: str, complex_ssm=False
+) -> float:
     """Dense matrix-product FLOPs of one training step (forward + backward)."""
     lb = n_steps * batch
-    H, P = hidden, ssm
+    H, P = hidden, ssm * (2 if complex_ssm else 1)
     hp = 2.0 * lb * H * P  # one (LB × H) · (H × P) product
     hh = 2.0 * lb * H * H
     # forward: drive B u, readout C φ, GLU (2 products)
@@ -59,14 +64,25 @@ def worker(args: argparse.Namespace) -> dict:
     from physim.optim import AdamState, adam_update, clip_by_global_norm
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    regression = args.task == "regression"
     spec = HSSMSpec(
-        model=args.model, n_blocks=args.blocks, hidden=args.hidden, ssm_dim=args.ssm, dropout=0.05
+        model=args.model,
+        n_blocks=args.blocks,
+        hidden=args.hidden,
+        ssm_dim=args.ssm,
+        dropout=0.05,
+        complex_ssm=args.complex,
+        output_step=args.output_step if regression else None,
     )
-    net = HSSM.build(spec, 7, 2, "classification", seed=0)
+    n_out = 1 if regression else 2
+    net = HSSM.build(spec, args.inputs, n_out, args.task, seed=0)
     params = net.init_params(0)
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(args.batch, args.length, 7))
-    y = rng.integers(0, 2, args.batch)
+    X = rng.normal(size=(args.batch, args.length, args.inputs))
+    if regression:
+        y = rng.uniform(-0.9, 0.9, (args.batch, net.n_out_steps(args.length), 1))
+    else:
+        y = rng.integers(0, 2, args.batch)
     adam = AdamState.zeros(params)
     runs = []
     for rep in range(args.repeats + 1):
@@ -92,7 +108,9 @@ def worker(args: argparse.Namespace) -> dict:
             )
     best = min(runs, key=lambda r: r["step"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    flops = step_flops(args.blocks, args.hidden, args.ssm, args.length, args.batch, args.algo)
+    flops = step_flops(
+        args.blocks, args.hidden, args.ssm, args.length, args.batch, args.algo, args.complex
+    )
     return {
         "algo": args.algo,
         **best,
@@ -102,7 +120,33 @@ def worker(args: argparse.Namespace) -> dict:
         "gflop_per_step": flops / 1e9,
         "achieved_gflops": flops / best["step"] / 1e9,
         "numpy_matmul_gflops": _matmul_gflops(args.length * args.batch, args.hidden, args.ssm),
+        # the periphery's dominant product: the GLU's (rows × H)·(H × 2H) on one row block
+        "numpy_block_matmul_gflops": _matmul_gflops(4096, 2 * args.hidden, args.hidden),
+        "periphery_gflops": _periphery_flops(args) / best["digital"] / 1e9,
+        "us_per_sample_step_block": best["step"] / (args.batch * args.length * args.blocks) * 1e6,
     }
+
+
+def _periphery_flops(args: argparse.Namespace) -> float:
+    """Matrix-product FLOPs of the digital periphery in one step: per block forward z = φCᵀ
+    and the GLU; backward recomputes both, then dGLU (2), dC and dφ."""
+    lb = args.length * args.batch
+    H, P = args.hidden, args.ssm * (2 if args.complex else 1)
+    hp, hh2 = 2.0 * lb * H * P, 2.0 * lb * H * 2 * H
+    return args.blocks * (2 * (hp + hh2) + 2 * hh2 + 2 * hp)
+
+
+WORKER_OPTIONS = ("model", "blocks", "hidden", "ssm", "batch", "length", "repeats", "task")
+WORKER_OPTIONS += ("output_step", "inputs")
+
+
+def run_worker(args: argparse.Namespace, algo: str) -> dict:
+    """One training-step measurement in a fresh process (its own peak RSS)."""
+    cmd = [sys.executable, __file__, "--worker", algo]
+    cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in WORKER_OPTIONS]
+    cmd += ["--complex"] if args.complex else []
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -114,6 +158,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=896)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--complex", action="store_true", help="LinHRU with complex B, C")
+    ap.add_argument("--task", default="classification", choices=("classification", "regression"))
+    ap.add_argument("--output-step", type=int, default=128, help="regression: read every n-th")
+    ap.add_argument("--inputs", type=int, default=7, help="input channels (incl. time channel)")
+    ap.add_argument(
+        "--algos", default="rhel,bptt", help="comma-separated algorithms to run (rhel, bptt)"
+    )
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     ap.add_argument("--worker", choices=("rhel", "bptt"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -124,18 +175,15 @@ def main() -> None:
         with single_threaded_blas():
             print(json.dumps(worker(args)))
         return
-    res = {}
-    for algo in ("rhel", "bptt"):
-        cmd = [sys.executable, __file__, "--worker", algo] + [
-            f"--{k}={getattr(args, k)}"
-            for k in ("model", "blocks", "hidden", "ssm", "batch", "length", "repeats")
-        ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        res[algo] = json.loads(out.strip().splitlines()[-1])
+    res = {algo: run_worker(args, algo) for algo in args.algos.split(",")}
+    if set(res) != {"rhel", "bptt"}:
+        print(json.dumps(res, indent=2))
+        return
     r, b = res["rhel"], res["bptt"]
     summary = {
         "shapes": {
-            k: getattr(args, k) for k in ("model", "blocks", "hidden", "ssm", "batch", "length")
+            k: getattr(args, k)
+            for k in ("model", "blocks", "hidden", "ssm", "batch", "length", "complex", "task")
         },
         "rhel_step_s": r["step"],
         "bptt_step_s": b["step"],
@@ -155,14 +203,16 @@ def main() -> None:
     print(f"shapes: {summary['shapes']}")
     print(
         f"{'':8}{'step s':>9}{'cores s':>9}{'digital s':>11}{'peak GB':>9}{'base GB':>9}"
-        f"{'GFLOP':>8}{'GFLOP/s':>9}{'matmul GFLOP/s':>16}"
+        f"{'GFLOP':>8}{'GFLOP/s':>9}{'matmul GFLOP/s':>16}{'periph GFLOP/s':>16}"
+        f"{'block-matmul':>14}{'us/(s*t*blk)':>14}"
     )
     for name, x in res.items():
         print(
             f"{name:8}{x['step']:9.2f}{x['core']:9.2f}{x['digital']:11.2f}"
             f"{x['peak_rss_bytes'] / 1e9:9.2f}{x['baseline_rss_bytes'] / 1e9:9.2f}"
             f"{x['gflop_per_step']:8.1f}{x['achieved_gflops']:9.1f}"
-            f"{x['numpy_matmul_gflops']:16.1f}"
+            f"{x['numpy_matmul_gflops']:16.1f}{x['periphery_gflops']:16.1f}"
+            f"{x['numpy_block_matmul_gflops']:14.1f}{x['us_per_sample_step_block']:14.3f}"
         )
     print(f"RHEL / BPTT step time: {summary['rhel_over_bptt']:.2f}")
     print(

@@ -59,7 +59,10 @@ class ParamGroup:
     """One named slice of ``theta``.
 
     ``target`` says whether the slice sets entries of ``w`` (Hamiltonian elements) or of the
-    flattened input matrix ``B``; ``index`` lists those entries in slice order.
+    flattened input matrix ``B``; ``index`` lists those entries in slice order. ``tie`` > 1
+    ties ``tie`` entries to each value: ``index`` then holds ``tie`` consecutive copies of the
+    slice's targets (``w[index] = tile(value, tie)``), and the gradient of a value is the sum
+    over its copies.
     """
 
     name: str
@@ -68,10 +71,11 @@ class ParamGroup:
     index: np.ndarray
     transform: Transform = "identity"
     labels: tuple[str, ...] = ()
+    tie: int = 1
 
     @property
     def size(self) -> int:
-        return int(self.index.shape[0])
+        return int(self.index.shape[0]) // self.tie
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,8 @@ class Device:
         B = self.B_base.copy()
         for g, sl in zip(self.groups, self.slices().values(), strict=True):
             val = _forward_transform(g.transform, theta[sl])
+            if g.tie > 1:
+                val = np.tile(val, g.tie)
             if g.target == "w":
                 w[g.index] = val
             else:
@@ -183,5 +189,6 @@ class Device:
         g_B_flat = g_B.reshape(-1)
         for g, sl in zip(self.groups, self.slices().values(), strict=True):
             src = g_w if g.target == "w" else g_B_flat
-            out[sl] = src[g.index] * _transform_slope(g.transform, theta[sl])
+            gsum = src[g.index].reshape(g.tie, -1).sum(axis=0) if g.tie > 1 else src[g.index]
+            out[sl] = gsum * _transform_slope(g.transform, theta[sl])
         return out

@@ -23,6 +23,7 @@ def _tiny(
     dropout: float = 0.0,
     output_step: int = 1,
     norm: str = "layer",
+    complex_ssm: bool = False,
 ):
     spec = HSSMSpec(
         model=model,
@@ -32,6 +33,7 @@ def _tiny(
         dropout=dropout,
         output_step=output_step,
         norm=norm,
+        complex_ssm=complex_ssm,
     )
     n_out = 2
     net = HSSM.build(spec, 2, n_out, task, seed=3)
@@ -113,15 +115,63 @@ def test_batch_norm_running_statistics():
     np.testing.assert_allclose(one[0], both[0], rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("model", ["linhru", "nonlinhru"])
-def test_chained_rhel_equals_bptt_per_block_and_parameter(model):
-    res = compare_gradients(model, n_blocks=3, hidden=8, ssm_dim=6, length=60, batch=3, seed=1)
-    assert len(res.rows) == 2 + 3 * (11 if model == "linhru" else 13) + 2
+@pytest.mark.parametrize(
+    ("model", "complex_ssm"), [("linhru", False), ("nonlinhru", False), ("linhru", True)]
+)
+def test_chained_rhel_equals_bptt_per_block_and_parameter(model, complex_ssm):
+    res = compare_gradients(
+        model, n_blocks=3, hidden=8, ssm_dim=6, length=60, batch=3, seed=1, complex_ssm=complex_ssm
+    )
+    n_rows = 2 + 3 * (11 if model == "linhru" else 13) + 2 + (3 if complex_ssm else 0)
+    assert len(res.rows) == n_rows
     for r in res.rows:
         assert r.cosine >= MIN_COSINE, r
         assert abs(r.norm_ratio - 1.0) <= MAX_RATIO_DEV, r
     # gradients of lower blocks are non-trivial (the chain carries signal down the stack)
     assert all(r.norm_bptt > 0 for r in res.rows if r.block == "block 0")
+
+
+@pytest.mark.parametrize("algo", ["bptt", "rhel"])
+def test_complex_linhru_stack_gradient_matches_finite_differences(algo):
+    # tied A, Δt (sum over the Re and Im halves), [Re B; Im B], C and C_im, with dropout
+    net, params, X, y = _tiny("linhru", dropout=0.2, complex_ssm=True)
+    assert params["blocks.0.C_im"].shape == (3, 2)
+    assert net.devices[0].n_dof == 4 and net.devices[0].split(params["blocks.0.core"])[
+        "A"
+    ].shape == (2,)
+    _fd_check(net, params, X, y, algo, drop_seed=5)
+
+
+def test_complex_linhru_readout_matches_complex_arithmetic():
+    # independent route: the same leapfrog run with complex φ, π and complex B, C in numpy
+    net, params, X, _ = _tiny("linhru", complex_ssm=True)
+    dev = net.devices[0]
+    P, H = 2, 3
+    g = dev.split(params["blocks.0.core"])
+    A, dt = np.maximum(g["A"], 0.0), 1.0 / (1.0 + np.exp(-g["dt"]))
+    Bri = g["input_weight"].reshape(2 * P, H)
+    B = Bri[:P] + 1j * Bri[P:]
+    C = params["blocks.0.C"] + 1j * params["blocks.0.C_im"]
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=(40, 2, H))
+    phi = np.zeros((2, P), complex)
+    pi = np.zeros((2, P), complex)
+    want = []
+    for k in range(40):  # drift–kick–drift, δ = 1, per-mode step Δt (REFERENCE §2)
+        phi = phi + 0.5 * dt * pi
+        pi = pi - dt * (A * phi - u[k] @ B.T)
+        phi = phi + 0.5 * dt * pi
+        want.append((phi @ C.T).real)
+    from physim.hssm.model import _block_weights
+    from physim.simulate import simulate
+
+    got = simulate(dev, params["blocks.0.core"], u).y @ _block_weights(params, "blocks.0.", True).Ct
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-12, atol=1e-13)
+
+
+def test_complex_ssm_needs_linhru():
+    with pytest.raises(ValueError, match="complex_ssm = true needs model = 'linhru'"):
+        HSSMSpec(model="nonlinhru", complex_ssm=True)
 
 
 def test_align_edge_cases():
@@ -143,9 +193,20 @@ def test_memory_estimate_scales_with_length():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "hidden"), [("linhru", 64), ("nonlinhru", 128)])
-def test_figure4_at_paper_scp1_sizes(model, hidden):
+@pytest.mark.parametrize(
+    ("model", "hidden", "complex_ssm"),
+    [("linhru", 64, False), ("nonlinhru", 128, False), ("linhru", 64, True)],
+)
+def test_figure4_at_paper_scp1_sizes(model, hidden, complex_ssm):
     # 6 blocks, P = 256, L = 896, float64 (issue 4); ~10-30 s each on 2 cores
-    res = compare_gradients(model, n_blocks=6, hidden=hidden, ssm_dim=256, length=896, batch=4)
+    res = compare_gradients(
+        model,
+        n_blocks=6,
+        hidden=hidden,
+        ssm_dim=256,
+        length=896,
+        batch=4,
+        complex_ssm=complex_ssm,
+    )
     assert res.min_cosine >= MIN_COSINE
     assert res.max_abs_ratio_minus_1 <= MAX_RATIO_DEV

@@ -49,7 +49,7 @@ def _hru_device(
     check,
     quadratic: bool,
 ) -> Device:
-    P = spec.n_modes
+    P = B.shape[0]  # degrees of freedom (2 n_modes for a complex LinHRU)
     dev = Device(
         name=spec.name,
         family=family,
@@ -96,7 +96,15 @@ class _HRUBase(SpecModel):
 
 
 class LinHRUSpec(_HRUBase):
-    """A LinHRU layer (see module docstring); δ = 1 and each mode has its own step Δt_i."""
+    """A LinHRU layer (see module docstring); δ = 1 and each mode has its own step Δt_i.
+
+    ``complex_ssm = True`` is the paper's default: complex B (and, in the model, complex C
+    read out as Re(C φ)) with real A and Δt. The dynamics are linear with real coefficients,
+    so the complex φ is exactly two real oscillator sets, φ = (Re φ, Im φ), driven by Re(B u)
+    and Im(B u), with A and Δt **tied** between the halves: the device has 2P degrees of
+    freedom, B is the real (2P × H) matrix [Re B; Im B], and the gradient of each A_i, Δt_i is
+    the sum over its two copies.
+    """
 
     kind: Literal["linhru"]
     dt: float = Field(1.0, gt=0, description="global integrator step δ (1); per-mode steps are Δt")
@@ -104,6 +112,11 @@ class LinHRUSpec(_HRUBase):
     dt_raw_range: tuple[float, float] = Field((-2.0, 2.0), description="θ_Δt ~ U[dt_raw_range]")
     learnable: list[Literal["A", "dt", "input_weight"]] = Field(
         default_factory=lambda: ["A", "dt", "input_weight"], description="trained groups"
+    )
+    complex_ssm: bool = Field(
+        False,
+        description="complex B (Re and Im parts each ~ N(0, input_scale² / n_inputs)): 2P "
+        "real oscillators (Re φ, Im φ) with tied A and Δt",
     )
 
     @model_validator(mode="after")
@@ -120,11 +133,18 @@ class LinHRUSpec(_HRUBase):
         a_raw = rng.uniform(*_signed_zero_free(self.a_range), size=P)
         dt_raw = rng.uniform(*_signed_zero_free(self.dt_raw_range), size=P)
         B = self._input_matrix(rng)
-        w = np.concatenate([np.maximum(a_raw, 0.0), 1.0 / (1.0 + np.exp(-dt_raw))])
+        tie = 1
+        if self.complex_ssm:  # rows P..2P-1: Im B, drawn after the real part
+            B = np.concatenate([B, self._input_matrix(rng)])
+            tie = 2
+        n = tie * P  # degrees of freedom
+        w = np.concatenate(
+            [np.tile(np.maximum(a_raw, 0.0), tie), np.tile(1.0 / (1.0 + np.exp(-dt_raw)), tie)]
+        )
         table = {
-            "A": (ParamGroup("A", "1", "w", np.arange(P), "relu"), a_raw),
-            "dt": (ParamGroup("dt", "step", "w", P + np.arange(P), "sigmoid"), dt_raw),
-            "input_weight": (ParamGroup("input_weight", "1", "B", np.arange(P * H)), B.reshape(-1)),
+            "A": (ParamGroup("A", "1", "w", np.arange(n), "relu", tie=tie), a_raw),
+            "dt": (ParamGroup("dt", "step", "w", n + np.arange(n), "sigmoid", tie=tie), dt_raw),
+            "input_weight": (ParamGroup("input_weight", "1", "B", np.arange(n * H)), B.reshape(-1)),
         }
         chosen = [table[g] for g in dict.fromkeys(self.learnable)]
         theta0 = np.concatenate([v for _, v in chosen]) if chosen else np.zeros(0)

@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=int, default=896, help="sequence length (SCP1: 896)")
     p.add_argument("--batch", type=int, default=8, help="batch size of the sample")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--complex", action="store_true", help="LinHRU with complex B, C (the paper's default)"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
     p.set_defaults(func=_cmd_compare)
@@ -147,6 +150,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             length=args.length,
             batch=args.batch,
             seed=args.seed,
+            complex_ssm=args.complex,
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

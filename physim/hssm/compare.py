@@ -104,14 +104,23 @@ def compare_gradients(
     seed: int = 0,
     X: np.ndarray | None = None,
     y: np.ndarray | None = None,
+    complex_ssm: bool = False,
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
     Defaults are the paper's SCP1 sizes (6 blocks, H = 64, P = 256, L = 896, 6 channels plus
     a time channel). Without ``X, y`` a seeded synthetic batch is used (N(0, 1) inputs, random
-    labels); pass a data batch (batch-first) to use real samples.
+    labels); pass a data batch (batch-first) to use real samples. ``complex_ssm``: LinHRU
+    cores with complex B, C.
     """
-    spec = HSSMSpec(model=model, n_blocks=n_blocks, hidden=hidden, ssm_dim=ssm_dim, dropout=0.0)
+    spec = HSSMSpec(
+        model=model,
+        n_blocks=n_blocks,
+        hidden=hidden,
+        ssm_dim=ssm_dim,
+        dropout=0.0,
+        complex_ssm=complex_ssm,
+    )
     L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
     # both algorithms' training-step memory (BPTT stores more), plus the inputs
     memory.check(

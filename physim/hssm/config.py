@@ -58,6 +58,11 @@ class HSSMSpec(SpecModel):
         description="LinHRU: initial θ_Δt ~ U[dt_raw_range], Δt = sigmoid(θ_Δt) (None: the "
         "device default (−2, 2))",
     )
+    complex_ssm: bool = Field(
+        False,
+        description="LinHRU: complex B and C read out as Re(C φ) (the paper's default; 2P real "
+        "oscillators per core with tied A, Δt; about twice the core cost), False: real B, C",
+    )
     norm: Literal["layer", "batch"] = Field(
         "layer",
         description="block input norm: 'layer' (over channels, per step) or 'batch' (per "
@@ -91,6 +96,11 @@ class HSSMSpec(SpecModel):
 
     @model_validator(mode="after")
     def _linhru_only(self) -> HSSMSpec:
+        if self.complex_ssm and self.model != "linhru":
+            raise ValueError(
+                f"complex_ssm = true needs model = 'linhru' (complex B, C), got {self.model!r}; "
+                "drop complex_ssm for a NonlinHRU"
+            )
         for k in ("a_range", "dt_raw_range"):
             if self.model != "linhru" and getattr(self, k) is not None:
                 raise ValueError(f"{k} sets the LinHRU initialisation; model is {self.model!r}")

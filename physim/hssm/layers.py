@@ -151,6 +151,29 @@ def dropout_mask(rng: np.random.Generator | None, shape: tuple[int, ...], rate: 
     return rng.random(shape) >= rate
 
 
+#: rows of uniforms drawn per call when building packed masks (bounds the transient to
+#: 16384 × H float64, 8 MB at H = 64; the draws are the same stream as one full-size call)
+_MASK_DRAW_ROWS = 16384
+
+
+def dropout_bits(
+    rng: np.random.Generator | None, n_rows: int, n_ch: int, rate: float
+) -> np.ndarray | None:
+    """The keep mask of :func:`dropout_mask` for shape (…, n_ch) with ``n_rows`` leading
+    elements, bit-packed along channels (``np.packbits``, big-endian): (n_rows, ⌈n_ch/8⌉) uint8.
+
+    The uniforms are drawn in row blocks from the same stream, so for a given generator state
+    the mask is identical, bit for bit, to ``dropout_mask(rng, shape, rate)``.
+    """
+    if rng is None or rate <= 0.0:
+        return None
+    out = np.empty((n_rows, (n_ch + 7) // 8), dtype=np.uint8)
+    for r0 in range(0, n_rows, _MASK_DRAW_ROWS):
+        r1 = min(n_rows, r0 + _MASK_DRAW_ROWS)
+        out[r0:r1] = np.packbits(rng.random((r1 - r0, n_ch)) >= rate, axis=1)
+    return out
+
+
 def dropout_apply(x: np.ndarray, mask: np.ndarray | None, rate: float) -> np.ndarray:
     """x · mask / (1 − rate); also the backward (the map is linear and diagonal)."""
     if mask is None:

@@ -7,13 +7,15 @@
                                                          norm per channel (running statistics
                                                          at evaluation)
                      φ = HRU(u)                          a LinHRU / NonlinHRU Device, y = φ
-                     z = φ Cᵀ + D ⊙ u                    readout Re(Cφ) + D⊙u (C real)
+                     z = Re(φ Cᵀ) + D ⊙ u                readout Re(Cφ) + D⊙u (C real, or
+                                                         complex with ``complex_ssm``)
                      h = dropout(GELU(z))
                      x = x + dropout(GLU(h))             GLU(h) = (W₁h + b₁) ⊙ sigmoid(W₂h + b₂)
     classification: logits = decoder(mean_t x) → softmax cross-entropy
     regression:     out = tanh(decoder(x[output_step−1 :: output_step])) → MSE
 
-Learning: the digital periphery is back-propagated in numpy; each HRU core is differentiated
+Learning: the digital periphery is back-propagated by fused numba kernels streamed over row
+blocks (:mod:`physim.hssm.periphery_kernels`); each HRU core is differentiated
 either by **RHEL** (``rhel_echo``: the core's error dL/dφ nudges its echo, which returns the
 parameter gradient and the input gradient dL/du — after the digital backward of the block
 below, that becomes the nudge of the block below's echo, paper Thm 3.3) or by the **BPTT**
@@ -21,8 +23,9 @@ twin (``bptt_backward``). Both run from the same forward pass. Arrays inside are
 (n_steps, batch, channels); model inputs are batch-first (batch, n_steps, channels).
 
 Memory: a block keeps only what its backward cannot cheaply recompute — the normalised input
-``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT) and the dropout masks; the
-readout, GELU and GLU are recomputed during the backward pass (bit-identical to the forward).
+``xhat``, the core trajectory φ (RHEL) or states q, p (BPTT) and the bit-packed dropout
+masks; the readout, GELU and GLU are recomputed during the backward pass, row block by row
+block (bit-identical to the forward).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numba
 import numpy as np
 
 from physim.bptt import bptt_backward
@@ -38,9 +42,11 @@ from physim.device import Device
 from physim.families.hru import LinHRUSpec, NonlinHRUSpec
 from physim.gradcheck import default_eps
 from physim.hssm import layers as L
+from physim.hssm import periphery_kernels as PK
 from physim.hssm.config import HSSMSpec
 from physim.rhel import rhel_echo
 from physim.simulate import Trajectory, simulate
+from physim.threads import single_threaded_blas
 
 Task = Literal["classification", "regression"]
 Algo = Literal["rhel", "bptt"]
@@ -55,6 +61,55 @@ class _BlockCache:
     mask1: np.ndarray | None
     mask2: np.ndarray | None
     stats: tuple[np.ndarray, np.ndarray] | None = None  # batch norm: this batch's mean, var
+
+
+@dataclass(frozen=True)
+class _BlockWeights:
+    """One block's periphery weights in the layouts the kernels take."""
+
+    C: np.ndarray  # (H, n_modes) readout of the core's positions ([Re C | −Im C] if complex)
+    Ct: np.ndarray  # its transpose (n_modes, H), contiguous
+    D: np.ndarray
+    W12: np.ndarray  # [W₁; W₂] (2H, H)
+    W12t: np.ndarray  # its transpose (H, 2H), contiguous
+    b12: np.ndarray
+
+
+def _block_weights(params: dict[str, np.ndarray], k: str, complex_core: bool) -> _BlockWeights:
+    C = params[k + "C"]
+    if complex_core:  # Re(C φ) = Re C · Re φ − Im C · Im φ over the stacked (Re φ, Im φ)
+        C = np.concatenate([C, -params[k + "C_im"]], axis=1)
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    W12 = np.ascontiguousarray(np.concatenate([params[k + "glu.W1"], params[k + "glu.W2"]]))
+    return _BlockWeights(
+        C=C,
+        Ct=np.ascontiguousarray(C.T),
+        D=np.ascontiguousarray(params[k + "D"], dtype=np.float64),
+        W12=W12,
+        W12t=np.ascontiguousarray(W12.T),
+        b12=np.concatenate([params[k + "glu.b1"], params[k + "glu.b2"]]),
+    )
+
+
+_NO_MASK = np.zeros((1, 1), dtype=np.uint8)
+
+
+def _masks(m1: np.ndarray | None, m2: np.ndarray | None) -> tuple:
+    """(m1, m2, has_mask) for the kernels (a dummy array when dropout is off)."""
+    if m1 is None:
+        return _NO_MASK, _NO_MASK, False
+    return m1, m2, True
+
+
+class _Workspace:
+    """Per-thread scratch row blocks of the periphery kernels (a few MB, reused per block)."""
+
+    def __init__(self, n_ch: int) -> None:
+        self.n_threads = numba.get_num_threads()
+        shape = (self.n_threads, PK.CHUNK_ROWS)
+        self.z = np.empty((*shape, n_ch))
+        self.cdf = np.empty((*shape, n_ch))
+        self.pre = np.empty((*shape, 2 * n_ch))
 
 
 @dataclass
@@ -91,6 +146,11 @@ class HSSM:
     task: Task
     devices: tuple[Device, ...]
 
+    @property
+    def _complex(self) -> bool:
+        """LinHRU cores with complex B, C (two tied real oscillator sets per core)."""
+        return self.spec.complex_ssm
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(
@@ -117,14 +177,21 @@ class HSSM:
                     for k in ("a_range", "dt_raw_range")
                     if getattr(spec, k) is not None
                 }
-                dev = LinHRUSpec(kind="linhru", dt=spec.hru_dt or 1.0, **init, **common).build()
+                dev = LinHRUSpec(
+                    kind="linhru",
+                    dt=spec.hru_dt or 1.0,
+                    complex_ssm=spec.complex_ssm,
+                    **init,
+                    **common,
+                ).build()
             else:
                 dev = NonlinHRUSpec(kind="nonlinhru", dt=spec.hru_dt or 0.1, **common).build()
             devs.append(dev)
         return cls(spec, n_inputs, n_outputs, task, tuple(devs))
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Fresh parameters: uniform ±1/√fan_in linears, C ~ N(0, 1/P), D ~ N(0, 1)."""
+        """Fresh parameters: uniform ±1/√fan_in linears, C ~ N(0, 1/P), D ~ N(0, 1); a complex
+        core's C has Re and Im parts ~ N(0, 1/(2P)) each (``C``, ``C_im``, drawn in turn)."""
         rng = np.random.default_rng([seed, 7919])
         H, P = self.spec.hidden, self.spec.ssm_dim
 
@@ -142,7 +209,11 @@ class HSSM:
                 p[k + "norm.mean"] = np.zeros(H)
                 p[k + "norm.var"] = np.ones(H)
             p[k + "core"] = dev.theta0.copy()
-            p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(P), (H, P))
+            if self._complex:
+                p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(2 * P), (H, P))
+                p[k + "C_im"] = rng.normal(0.0, 1.0 / np.sqrt(2 * P), (H, P))
+            else:
+                p[k + "C"] = rng.normal(0.0, 1.0 / np.sqrt(P), (H, P))
             p[k + "D"] = rng.normal(0.0, 1.0, H)
             p[k + "glu.W1"], p[k + "glu.b1"] = lin(H, H)
             p[k + "glu.W2"], p[k + "glu.b2"] = lin(H, H)
@@ -207,10 +278,19 @@ class HSSM:
             raise ValueError(
                 f"inputs must have shape (batch, n_steps, {self.n_inputs}), got {X.shape}"
             )
+        with single_threaded_blas():
+            return self._forward(params, X, rng, keep, t)
+
+    def _forward(self, params, X, rng, keep, t: Timings):
         t0 = time.perf_counter()
         Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-        x = L.linear_forward(Xt, params["encoder.W"], params["encoder.b"])
+        x = np.ascontiguousarray(L.linear_forward(Xt, params["encoder.W"], params["encoder.b"]))
+        n_steps, batch, H = x.shape
+        R = n_steps * batch
+        x2 = x.reshape(R, H)  # a view: the blocks add their residuals into x in place
         rate = self.spec.dropout
+        scale = 1.0 / (1.0 - rate)
+        ws = _Workspace(H)
         caches: list[_BlockCache] = []
         t.digital_forward += time.perf_counter() - t0
         for i, dev in enumerate(self.devices):
@@ -219,7 +299,12 @@ class HSSM:
             gamma, beta = params[k + "norm.gamma"], params[k + "norm.beta"]
             stats = None
             if self.spec.norm == "layer":
-                u, xhat, rstd = L.layer_norm_forward(x, gamma, beta, self.spec.norm_eps)
+                u = np.empty_like(x)
+                xhat = np.empty_like(x)
+                rstd = np.empty(R)
+                PK.layer_norm_fwd(
+                    x2, gamma, beta, self.spec.norm_eps, u.reshape(R, H), xhat.reshape(R, H), rstd
+                )
             elif keep is not None:  # training: this batch's statistics, differentiated
                 stats = L.batch_norm_stats(x)
                 u, xhat, rstd = L.batch_norm_forward(x, gamma, beta, self.spec.norm_eps, stats)
@@ -234,24 +319,28 @@ class HSSM:
                 traj = simulate(dev, params[k + "core"], u)
                 phi = traj.y
                 traj = Trajectory(traj.q_final, traj.p_final, None, None, None, traj.dt)
+            phi = np.ascontiguousarray(phi)
             t2 = time.perf_counter()
-            z = L.linear_forward(phi, params[k + "C"], None)
-            z += params[k + "D"] * u
-            m1 = L.dropout_mask(rng, z.shape, rate)
-            h = L.dropout_apply(L.gelu_with_cdf(z)[0], m1, rate)
-            del z
-            o, _, _ = L.glu_forward(
-                h,
-                params[k + "glu.W1"],
-                params[k + "glu.b1"],
-                params[k + "glu.W2"],
-                params[k + "glu.b2"],
+            m1 = L.dropout_bits(rng, R, H, rate)
+            m2 = L.dropout_bits(rng, R, H, rate)
+            w = _block_weights(params, k, self._complex)
+            PK.block_fwd(
+                x2,
+                np.ascontiguousarray(u).reshape(R, H),
+                phi.reshape(R, -1),
+                w.Ct,
+                w.D,
+                w.W12t,
+                w.b12,
+                *_masks(m1, m2),
+                scale,
+                ws.n_threads,
+                ws.z,
+                ws.pre,
             )
-            del h
-            m2 = L.dropout_mask(rng, o.shape, rate)
-            x = x + L.dropout_apply(o, m2, rate)
             if keep is not None:
                 caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2, stats))
+            del u
             t.core_forward += t2 - t1
             t.digital_forward += time.perf_counter() - t0 - (t2 - t1)
         t0 = time.perf_counter()
@@ -294,17 +383,23 @@ class HSSM:
         algo: Algo,
         timings: Timings | None = None,
     ) -> dict[str, np.ndarray]:
-        """Parameter gradients from dL/dout: numpy backprop for the digital parts, ``algo``
-        (RHEL echo or BPTT twin) for every HRU core, chained block by block."""
+        """Parameter gradients from dL/dout: backprop through the digital parts (fused
+        kernels), ``algo`` (RHEL echo or BPTT twin) for every HRU core, chained block by block.
+        Neither ``x_top`` nor ``caches`` is modified (RHEL and BPTT may run from one forward)."""
         if algo not in ("rhel", "bptt"):
             raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
         if len(caches) != len(self.devices):
             raise ValueError("backward needs the caches of forward(..., keep=algo)")
-        t = timings or Timings()
+        with single_threaded_blas():
+            return self._backward(params, X, x_top, caches, dout, algo, timings or Timings())
+
+    def _backward(self, params, X, x_top, caches, dout, algo, t: Timings):
         t0 = time.perf_counter()
         grads: dict[str, np.ndarray] = {}
-        n_steps = x_top.shape[0]
+        n_steps, batch, H = x_top.shape
+        R = n_steps * batch
         rate = self.spec.dropout
+        scale = 1.0 / (1.0 - rate)
         if self.task == "classification":
             xm = x_top.mean(axis=0)
             dxm, grads["decoder.W"], grads["decoder.b"] = L.linear_backward(
@@ -321,6 +416,8 @@ class HSSM:
             )
             dx = np.zeros_like(x_top)
             dx[s - 1 :: s] = dxs
+        dx2 = dx.reshape(R, H)
+        ws = _Workspace(H)
         t.digital_backward += time.perf_counter() - t0
         for i in reversed(range(len(self.devices))):
             k = f"blocks.{i}."
@@ -328,31 +425,52 @@ class HSSM:
             dev = self.devices[i]
             t0 = time.perf_counter()
             gamma = params[k + "norm.gamma"]
-            u = L.layer_norm_apply(c.xhat, gamma, params[k + "norm.beta"])
-            C = params[k + "C"]
-            z = L.linear_forward(c.phi, C, None)  # same operations as forward: bit-identical
-            z += params[k + "D"] * u
-            gz, cdf = L.gelu_with_cdf(z)
-            h = L.dropout_apply(gz, c.mask1, rate)
-            del gz
-            W1, W2 = params[k + "glu.W1"], params[k + "glu.W2"]
-            _, a, g = L.glu_forward(h, W1, params[k + "glu.b1"], W2, params[k + "glu.b2"])
-            do = L.dropout_apply(dx, c.mask2, rate)
-            (
-                dh,
-                grads[k + "glu.W1"],
-                grads[k + "glu.b1"],
-                grads[k + "glu.W2"],
-                grads[k + "glu.b2"],
-            ) = L.glu_backward(do, h, a, g, W1, W2)
-            del a, g, h, do
-            dz = L.gelu_backward_from_cdf(L.dropout_apply(dh, c.mask1, rate), z, cdf)
-            del dh, z, cdf
-            _, grads[k + "C"], _ = L.linear_backward(dz, c.phi, C)
-            grads[k + "D"] = (dz * u).reshape(-1, u.shape[-1]).sum(axis=0)
-            dphi = np.ascontiguousarray(L.linear_forward(dz, C.T, None))
-            du = dz * params[k + "D"]
-            del dz
+            u = np.empty_like(x_top)
+            PK.norm_apply(c.xhat.reshape(R, H), gamma, params[k + "norm.beta"], u.reshape(R, H))
+            w = _block_weights(params, k, self._complex)
+            n_modes = w.Ct.shape[0]
+            dphi = np.empty((n_steps, batch, n_modes))
+            du = np.empty_like(x_top)
+            nt = ws.n_threads
+            acc_C = np.empty((nt, n_modes, H))
+            acc_W = np.empty((nt, H, 2 * H))
+            acc_v = np.empty((nt, 2, 2 * H))
+            PK.block_bwd(
+                dx2,
+                u.reshape(R, H),
+                c.phi.reshape(R, n_modes),
+                w.Ct,
+                w.C,
+                w.D,
+                w.W12t,
+                w.W12,
+                w.b12,
+                *_masks(c.mask1, c.mask2),
+                scale,
+                nt,
+                ws.z,
+                ws.cdf,
+                ws.pre,
+                dphi.reshape(R, n_modes),
+                du.reshape(R, H),
+                acc_C,
+                acc_W,
+                acc_v,
+            )
+            dW12t = acc_W.sum(axis=0)
+            v = acc_v.sum(axis=0)
+            grads[k + "glu.W1"] = np.ascontiguousarray(dW12t[:, :H].T)
+            grads[k + "glu.W2"] = np.ascontiguousarray(dW12t[:, H:].T)
+            grads[k + "glu.b1"] = v[0, :H].copy()
+            grads[k + "glu.b2"] = v[0, H:].copy()
+            grads[k + "D"] = v[1, :H].copy()
+            dC = acc_C.sum(axis=0).T  # (H, n_modes): d/d[Re C | −Im C] for a complex core
+            if self._complex:
+                P = n_modes // 2
+                grads[k + "C"] = np.ascontiguousarray(dC[:, :P])
+                grads[k + "C_im"] = -np.ascontiguousarray(dC[:, P:])
+            else:
+                grads[k + "C"] = np.ascontiguousarray(dC)
             t1 = time.perf_counter()
             theta = params[k + "core"]
             if algo == "rhel":
@@ -363,20 +481,26 @@ class HSSM:
                     raise ValueError("BPTT needs forward(..., keep='bptt' or 'both')")
                 res = bptt_backward(dev, theta, u, c.traj, dphi, input_grad=True)
             t2 = time.perf_counter()
-            del dphi
+            del dphi, u
             grads[k + "core"] = res.grad
-            du += res.grad_u
+            grad_u = np.ascontiguousarray(res.grad_u).reshape(R, H)
             if self.spec.norm == "layer":
-                dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.layer_norm_backward(
-                    du, c.xhat, c.rstd, gamma
+                acc = np.empty((nt, 2, H))
+                PK.layer_norm_bwd(
+                    du.reshape(R, H), grad_u, c.xhat.reshape(R, H), c.rstd, gamma, nt, dx2, acc
                 )
+                gb = acc.sum(axis=0)
+                grads[k + "norm.gamma"], grads[k + "norm.beta"] = gb[0], gb[1]
             else:
+                du += grad_u.reshape(du.shape)
                 dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.batch_norm_backward(
                     du, c.xhat, c.rstd, gamma
                 )
                 grads[k + "norm.mean"] = np.zeros_like(params[k + "norm.mean"])
                 grads[k + "norm.var"] = np.zeros_like(params[k + "norm.var"])
-            dx += dxn
+                dx += dxn
+                del dxn
+            del du, grad_u, res
             t.core_backward += t2 - t1
             t.digital_backward += time.perf_counter() - t0 - (t2 - t1)
         t0 = time.perf_counter()
@@ -415,9 +539,12 @@ def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo |
     """Peak bytes of one training step (stored activations plus the largest transients);
     ``algo=None`` for an evaluation forward pass, which stores nothing between blocks."""
     H, P, N = spec.hidden, spec.ssm_dim, spec.n_blocks
+    if spec.complex_ssm:
+        P *= 2  # (Re φ, Im φ)
     lb = n_steps * batch
     if algo is None:
         return int(8 * lb * (6 * H + 2 * P))
-    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * H
+    # stored: xhat, φ (BPTT: q and p) and two bit-packed dropout masks
+    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * ((H + 7) // 8)
     transient = 8 * lb * (10 * H + 3 * P)
     return int(N * per_block + transient)

@@ -1,0 +1,215 @@
+"""Fused numba kernels of the HSSM digital periphery, streamed over time in row blocks.
+
+Rows are the flattened (time, batch) axis of the time-major activations, so a row block of
+``CHUNK_ROWS`` rows is a contiguous slab of every (rows, channels) array. One call handles one
+HSSM block for all rows: the numba threads split the row blocks (static schedule, one workspace
+per thread) and each thread runs its own single-threaded BLAS products on its block, so the two
+thread pools never run at once (the caller holds BLAS at one thread, see
+:func:`physim.threads.single_threaded_blas`). The elementwise parts — the D⊙u skip, GELU, both
+dropouts, the GLU gate, the residual add and the layer norm — are fused loops over the block
+while it sits in cache; no full-size temporary is created.
+
+Dropout keep masks arrive bit-packed (``np.packbits`` along channels, big-endian bit order):
+one bit per element. ``scale`` is 1/(1 − rate); ``has_mask = False`` switches dropout off.
+
+The backward kernel recomputes the readout, GELU and GLU of its row block from the block's
+inputs (u, φ) instead of storing them — with the same products on the same row blocks, so the
+recomputation is bit-identical to the forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+# numba's np.dot calls scipy's BLAS: load it before any single_threaded_blas() so that
+# threadpoolctl limits it too
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401
+from numba import njit, prange
+
+#: rows per BLAS block: (4096 × 64)·(64 × 64) runs at matmul speed on one thread (41 GFLOP/s
+#: measured in issue 12 against 24 for one product over all 199,680 rows) and a block's working
+#: set (a few 4096 × 128 float64 slabs, ~4 MB) stays in the L2/L3 caches
+CHUNK_ROWS = 4096
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(cache=True, inline="always")
+def _bit(bits, r, j):
+    return (bits[r, j >> 3] >> (7 - (j & 7))) & 1
+
+
+@njit(cache=True)
+def _sigmoid(v):
+    if v >= 0.0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+# ---------------------------------------------------------------------------------- layer norm
+@njit(cache=True, parallel=True)
+def layer_norm_fwd(x, gamma, beta, eps, u, xhat, rstd):
+    """u = γ·xhat + β, xhat = (x − μ)·rstd per row; writes u, xhat (R, H) and rstd (R,)."""
+    n_rows, n_ch = x.shape
+    for r in prange(n_rows):
+        mu = 0.0
+        for j in range(n_ch):
+            mu += x[r, j]
+        mu /= n_ch
+        var = 0.0
+        for j in range(n_ch):
+            d = x[r, j] - mu
+            var += d * d
+        s = 1.0 / math.sqrt(var / n_ch + eps)
+        rstd[r] = s
+        for j in range(n_ch):
+            xh = (x[r, j] - mu) * s
+            xhat[r, j] = xh
+            u[r, j] = xh * gamma[j] + beta[j]
+
+
+@njit(cache=True, parallel=True)
+def norm_apply(xhat, gamma, beta, u):
+    """u = γ·xhat + β (the norm output recomputed from the stored xhat, bit-identical)."""
+    n_rows, n_ch = xhat.shape
+    for r in prange(n_rows):
+        for j in range(n_ch):
+            u[r, j] = xhat[r, j] * gamma[j] + beta[j]
+
+
+@njit(cache=True, parallel=True)
+def layer_norm_bwd(du, grad_u, xhat, rstd, gamma, n_threads, dx, acc):
+    """dx += layer-norm input gradient of du + grad_u; acc[t] = per-thread (dγ, dβ) sums.
+
+    dx of xhat = (x − μ)·rstd from g = dL/dxhat = (du + grad_u)·γ:
+    rstd·(g − mean(g) − xhat·mean(g·xhat)); ``acc`` is (n_threads, 2, H).
+    """
+    n_rows, n_ch = xhat.shape
+    acc[:] = 0.0
+    per = (n_rows + n_threads - 1) // n_threads
+    for t in prange(n_threads):
+        g = np.empty(n_ch)
+        for r in range(t * per, min(n_rows, (t + 1) * per)):
+            mg = 0.0
+            mgx = 0.0
+            for j in range(n_ch):
+                d = du[r, j] + grad_u[r, j]
+                acc[t, 0, j] += d * xhat[r, j]
+                acc[t, 1, j] += d
+                gj = d * gamma[j]
+                g[j] = gj
+                mg += gj
+                mgx += gj * xhat[r, j]
+            mg /= n_ch
+            mgx /= n_ch
+            s = rstd[r]
+            for j in range(n_ch):
+                dx[r, j] += s * (g[j] - mg - xhat[r, j] * mgx)
+
+
+# ---------------------------------------------------------------------------------- block
+@njit(cache=True, parallel=True)
+def block_fwd(x, u, phi, Ct, D, W12t, b12, m1, m2, has_mask, scale, n_threads, ws_z, ws_pre):
+    """Readout → GELU → dropout → GLU → dropout → residual, in place on ``x`` (R, H).
+
+    z = φ Cᵀ + D⊙u, h = drop₁(GELU(z)), [a | s] = h [W₁; W₂]ᵀ + [b₁; b₂],
+    x += drop₂(a ⊙ sigmoid(s)). ``Ct`` is Cᵀ (P, H), ``W12t`` is [W₁; W₂]ᵀ (H, 2H);
+    ``ws_z`` (n_threads, CHUNK_ROWS, H) and ``ws_pre`` (n_threads, CHUNK_ROWS, 2H) are scratch.
+    """
+    n_rows, n_ch = x.shape
+    n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    for t in prange(n_threads):
+        for c in range(t, n_chunks, n_threads):
+            r0 = c * CHUNK_ROWS
+            r1 = min(n_rows, r0 + CHUNK_ROWS)
+            n = r1 - r0
+            z = ws_z[t, :n]
+            pre = ws_pre[t, :n]
+            np.dot(phi[r0:r1], Ct, z)
+            for i in range(n):
+                r = r0 + i
+                for j in range(n_ch):
+                    v = z[i, j] + D[j] * u[r, j]
+                    hv = v * (0.5 * (1.0 + math.erf(v * _SQRT_HALF)))
+                    if has_mask:
+                        hv = hv * scale if _bit(m1, r, j) else 0.0
+                    z[i, j] = hv
+            np.dot(z, W12t, pre)
+            for i in range(n):
+                r = r0 + i
+                for j in range(n_ch):
+                    o = (pre[i, j] + b12[j]) * _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
+                    if has_mask:
+                        o = o * scale if _bit(m2, r, j) else 0.0
+                    x[r, j] += o
+
+
+@njit(cache=True, parallel=True)
+def block_bwd(
+    dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, n_threads,
+    ws_z, ws_cdf, ws_pre, dphi, du, acc_C, acc_W, acc_v,
+):  # fmt: skip
+    """Backward of :func:`block_fwd` from dx = dL/d(block output), recomputing the block.
+
+    Writes dphi = dz C (R, P) and du = dz ⊙ D (R, H), the readout's share of dL/du; per-thread
+    sums: ``acc_C[t]`` = φᵀ dz (P, H), ``acc_W[t]`` = hᵀ [da | ds] (H, 2H), ``acc_v[t]`` rows
+    [db₁ | db₂] (2H) and dD (first H of row 1), with ``acc_v`` shaped (n_threads, 2, 2H).
+    """
+    n_rows, n_ch = dx.shape
+    n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    acc_C[:] = 0.0
+    acc_W[:] = 0.0
+    acc_v[:] = 0.0
+    for t in prange(n_threads):
+        for c in range(t, n_chunks, n_threads):
+            r0 = c * CHUNK_ROWS
+            r1 = min(n_rows, r0 + CHUNK_ROWS)
+            n = r1 - r0
+            z = ws_z[t, :n]
+            cdf = ws_cdf[t, :n]
+            pre = ws_pre[t, :n]
+            # recompute the block: z -> h (kept in z), GELU'(z) (in cdf), GLU pre-activations
+            np.dot(phi[r0:r1], Ct, z)
+            for i in range(n):
+                r = r0 + i
+                for j in range(n_ch):
+                    v = z[i, j] + D[j] * u[r, j]
+                    Phi = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+                    cdf[i, j] = Phi + v * _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+                    hv = v * Phi
+                    if has_mask:
+                        hv = hv * scale if _bit(m1, r, j) else 0.0
+                    z[i, j] = hv
+            np.dot(z, W12t, pre)
+            # GLU backward: pre <- [da | ds]
+            for i in range(n):
+                r = r0 + i
+                for j in range(n_ch):
+                    d = dx[r, j]
+                    if has_mask:
+                        d = d * scale if _bit(m2, r, j) else 0.0
+                    a = pre[i, j] + b12[j]
+                    g = _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
+                    da = d * g
+                    ds = d * a * g * (1.0 - g)
+                    pre[i, j] = da
+                    pre[i, n_ch + j] = ds
+                    acc_v[t, 0, j] += da
+                    acc_v[t, 0, n_ch + j] += ds
+            acc_W[t] += np.dot(z.T, pre)
+            np.dot(pre, W12, z)  # z <- dh
+            for i in range(n):
+                r = r0 + i
+                for j in range(n_ch):
+                    d = z[i, j]
+                    if has_mask:
+                        d = d * scale if _bit(m1, r, j) else 0.0
+                    dz = d * cdf[i, j]
+                    z[i, j] = dz
+                    acc_v[t, 1, j] += dz * u[r, j]
+                    du[r, j] = dz * D[j]
+            acc_C[t] += np.dot(phi[r0:r1].T, z)
+            np.dot(z, C, dphi[r0:r1])
