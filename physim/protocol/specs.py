@@ -21,11 +21,12 @@ so that ± echoes are nudged by equal and opposite amounts even when runs differ
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from physim.spec_base import EPS_MIN, Seed, SpecModel
 from physim.specs import SpecError, catalogue_dir
@@ -167,6 +168,22 @@ class ProtocolSpec(SpecModel):
         default_factory=AutoEpsSpec, description='calibration grid of eps = "auto"'
     )
     relative_eps: bool = Field(True, description="ε relative to the final momenta")
+
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _eps_number_or_auto(cls, v):
+        # one message for the union (a number or "auto") instead of one per member
+        if isinstance(v, str):
+            if v != "auto":
+                raise ValueError(f'must be a number or "auto", got {v!r}')
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float) or not EPS_MIN <= v < math.inf:
+            raise ValueError(
+                f"must be a finite number greater than or equal to {EPS_MIN:.3g} (the smallest "
+                f'relative nudge float64 resolves), or "auto", got {v!r}'
+            )
+        return v
+
     task: TaskSpec = Field(default_factory=TaskSpec, description="inputs and targets")
     steps: list[Step] = Field(min_length=1, description="the sequence")
     estimator: EstimatorSpec = Field(default_factory=lambda: EstimatorSpec(kind="none"))
