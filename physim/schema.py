@@ -57,6 +57,12 @@ def _train():
     return TrainSpec
 
 
+def _study():
+    from physim.study.spec import StudySpec
+
+    return StudySpec
+
+
 #: spec kind → (what it describes, a function returning its model); imports stay lazy so that
 #: ``physim schema`` does not load every family
 SCHEMAS: dict[str, tuple[str, Callable[[], Any]]] = {
@@ -71,6 +77,7 @@ SCHEMAS: dict[str, tuple[str, Callable[[], Any]]] = {
     "protocol": ("an experimental sequence (protocols/*.toml)", _protocol),
     "nonideal": ("instrument non-idealities (`--nonideal FILE`)", _nonideal),
     "train": ("an HSSM training config (`physim train --config FILE`)", _train),
+    "study": ("a robustness study (`physim sweep run STUDY`, studies/*.toml)", _study),
 }
 
 

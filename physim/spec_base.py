@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 
 class SpecModel(BaseModel):
@@ -22,6 +22,17 @@ class SpecModel(BaseModel):
 InfFloat = Annotated[float, Field(allow_inf_nan=True)]
 #: seeds of numpy generators are non-negative integers
 Seed = Annotated[int, Field(ge=0)]
+
+
+#: a physical magnitude that is divided by (a mass, a capacitance, an inductance, a step): at
+#: least the smallest normal float64, so that its inverse is finite (5e-324 kg would give inf)
+def _normal(v: float) -> float:
+    if v < np.finfo(np.float64).tiny:
+        raise ValueError(f"must be at least 2.2e-308 so that its inverse is finite, got {v!r}")
+    return v
+
+
+Positive = Annotated[float, Field(gt=0), AfterValidator(_normal)]
 #: the smallest relative nudge whose kick changes a momentum of the final state's size: one
 #: float64 ulp relative (below it p ± ε·|p| rounds back to p)
 EPS_MIN = float(np.finfo(np.float64).eps)

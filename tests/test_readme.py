@@ -72,12 +72,14 @@ def _validators():
     from physim.instrument.specs import parse_nonideal
     from physim.protocol.specs import parse_protocol
     from physim.specs import parse_spec
+    from physim.study.spec import parse_study
 
     return {
         "device": parse_spec,
         "protocol": parse_protocol,
         "nonideal": parse_nonideal,
         "train": parse_train_spec,
+        "study": parse_study,
     }
 
 
@@ -104,7 +106,16 @@ def validate_toml(body: str):
 def workdir(tmp_path_factory) -> Path:
     """A scratch directory holding every ``file=`` TOML block and links to the repo's data."""
     d = tmp_path_factory.mktemp("readme")
-    for entry in ("devices", "protocols", "examples", "pyproject.toml"):
+    # the README's commands are written from the repository root
+    for entry in (
+        "devices",
+        "protocols",
+        "studies",
+        "nonideal",
+        "examples",
+        "tests",
+        "pyproject.toml",
+    ):
         if (ROOT / entry).exists():
             (d / entry).symlink_to(ROOT / entry)
     for b in TOML:
@@ -194,22 +205,29 @@ def _run_cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_pcb_example_is_accurate_and_quiet(workdir):
+def _pcb_dir(workdir: Path, tmp_path: Path) -> Path:
+    """A fresh directory with the README's pcb.toml (the shell snippets' run.h5 stays theirs:
+    logs are never overwritten)."""
+    (tmp_path / "pcb.toml").write_text((workdir / "pcb.toml").read_text())
+    return tmp_path
+
+
+def test_pcb_example_is_accurate_and_quiet(workdir, tmp_path):
     """As written, the pcb example measures cosine >= 0.99, with no warning."""
-    proc = _run_cli([*_pcb_command(), "--json"], workdir)
+    proc = _run_cli([*_pcb_command(), "--json"], _pcb_dir(workdir, tmp_path))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # --json with --log: stdout is JSON only
     assert out["fidelity_vs_ideal_twin"]["cosine"] >= PCB_MIN_COSINE
     assert "warning" not in proc.stderr
 
 
-def test_pcb_example_warns_at_the_default_eps(workdir):
+def test_pcb_example_warns_at_the_default_eps(workdir, tmp_path):
     """Without the README's --eps the gradient is rounding, and physim says so."""
     argv = _pcb_command()
     if "--eps" in argv:
         i = argv.index("--eps")
         argv = argv[:i] + argv[i + 2 :]
-    proc = _run_cli([*argv, "--json"], workdir)
+    proc = _run_cli([*argv, "--json"], _pcb_dir(workdir, tmp_path))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["fidelity_vs_ideal_twin"]["cosine"] < PCB_MIN_COSINE

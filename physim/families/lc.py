@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from physim.device import Device, ParamGroup
 from physim.families.network import Branch, NetworkParts, compile_network
-from physim.spec_base import SinusoidTaskSpec, SpecModel, vector_field
+from physim.spec_base import Positive, SinusoidTaskSpec, SpecModel, vector_field
 
 FLUX_QUANTUM = 2.067833848e-15  # h / 2e, Wb
 GROUND = ("gnd", "0", "ground")
@@ -33,18 +33,18 @@ class _Element(SpecModel):
 
 class CapacitorSpec(_Element):
     type: Literal["capacitor"]
-    C: float = Field(gt=0, description="capacitance, F")
+    C: Positive = Field(description="capacitance, F")
 
 
 class InductorSpec(_Element):
     type: Literal["inductor"]
-    L: float = Field(gt=0, description="inductance, H")
+    L: Positive = Field(description="inductance, H")
 
 
 class JosephsonSpec(_Element):
     type: Literal["josephson"]
     E_J: float = Field(ge=0, description="Josephson energy, J")
-    phi0: float = Field(FLUX_QUANTUM, gt=0, description="flux quantum of the cosine, Wb")
+    phi0: Positive = Field(FLUX_QUANTUM, description="flux quantum of the cosine, Wb")
 
 
 ElementSpec = Annotated[CapacitorSpec | InductorSpec | JosephsonSpec, Field(discriminator="type")]
@@ -65,7 +65,7 @@ class LCNetworkSpec(SpecModel):
     kind: Literal["lc_network"]
     name: str = Field(min_length=1, description="catalogue name")
     description: str = ""
-    dt: float = Field(gt=0, description="integrator step δ, s")
+    dt: Positive = Field(description="integrator step δ, s")
     nodes: list[str] = Field(min_length=1, description="node names (ground is 'gnd')")
     elements: list[ElementSpec] = Field(min_length=1, description="the netlist")
     sources: list[SourceSpec] = Field(default_factory=list, description="current sources (inputs)")

@@ -117,9 +117,14 @@ def compile_network(
         try:
             np.linalg.cholesky(C)
         except np.linalg.LinAlgError:
+            floating = _floating_nodes(n, cap_a, cap_c)
             raise ValueError(
-                f"the {kinetic_name} matrix is singular: some node has no {kinetic_name} path "
-                f"to ground; add a {kinetic_name} from each island of nodes to ground"
+                f"elements: the {kinetic_name} matrix is singular: nodes {floating} (by "
+                f"position) have no {kinetic_name} path to ground; add a {kinetic_name} from "
+                "each island of nodes to ground"
+                if floating
+                else f"elements: the {kinetic_name} matrix is not positive definite in float64 "
+                f"(its {kinetic_name} values span too many decades); keep them within ~1e12"
             ) from None
         Minv = np.linalg.inv(C)
         return ai, af, np.ascontiguousarray(0.5 * (Minv + Minv.T))
@@ -154,3 +159,17 @@ def compile_network(
     # fail at build time, not at the first run: element values, then the step
     check_stability(dev, dev.physical(dev.theta0))
     return dev
+
+
+def _floating_nodes(n: int, cap_a, cap_c) -> list[int]:
+    """Nodes whose island (connected through node-to-node elements) has none to ground."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = [(int(a), int(b)) for a, b in zip(cap_a, cap_c, strict=True) if b >= 0]
+    rows = [a for a, _ in pairs]
+    cols = [b for _, b in pairs]
+    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    grounded = {int(label[a]) for a, b in zip(cap_a, cap_c, strict=True) if b < 0}
+    return [i for i in range(n) if int(label[i]) not in grounded]

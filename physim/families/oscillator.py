@@ -11,7 +11,7 @@ a matrix. Compiled into the network family (:mod:`physim.families.network_kernel
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -19,14 +19,13 @@ from pydantic import Field, model_validator
 from physim.device import Device, ParamGroup
 from physim.families.network import Branch, NetworkParts, compile_network
 from physim.spec_base import (
+    Positive,
     RandomMatrixSpec,
     SinusoidTaskSpec,
     SpecModel,
     matrix_field,
     vector_field,
 )
-
-Positive = Annotated[float, Field(gt=0)]
 
 
 class SpringSpec(SpecModel):

@@ -161,8 +161,8 @@ class ProtocolSpec(SpecModel):
     loss: Literal["mse", "final"] = Field("mse", description="loss on the measured readout")
     eps: Annotated[float, Field(ge=EPS_MIN)] | Literal["auto"] = Field(
         1e-6,
-        description='nudge strength ε (relative unless relative_eps), or "auto" to calibrate '
-        "it on the instrument",
+        description="nudge strength ε, relative (1) unless relative_eps (then in the momentum "
+        'unit), or "auto" to calibrate it on the instrument',
     )
     auto_eps: AutoEpsSpec = Field(
         default_factory=AutoEpsSpec, description='calibration grid of eps = "auto"'
