@@ -56,7 +56,7 @@ def potential(fam, q, s, prm, work):
         return _nl.potential(q, s, prm, work)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def grad_T(fam, p, prm, work, out):
     if fam == NETWORK:
         _net.grad_T(p, prm, work, out)
@@ -66,7 +66,7 @@ def grad_T(fam, p, prm, work, out):
         _nl.grad_T(p, prm, work, out)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def grad_V(fam, q, s, prm, work, out):
     if fam == NETWORK:
         _net.grad_V(q, s, prm, work, out)
@@ -156,7 +156,7 @@ def vjp_gV_s(fam, q, s, prm, lam, work, out):
         _nl.vjp_gV_s(q, s, prm, lam, work, out)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def echo_T2(fam, p0, p1, prm, work, c0, c1, gw, g0, g1):
     """g_t = ∂T/∂p(p_t), t = 0, 1; gw += c0 ∂T/∂w(p0) + c1 ∂T/∂w(p1)."""
     if fam == NETWORK:
@@ -172,7 +172,7 @@ def echo_T2(fam, p0, p1, prm, work, c0, c1, gw, g0, g1):
         grad_T(fam, p1, prm, work, g1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def echo_V2(fam, q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
     """g_t = ∂V/∂q(q_t, s), t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
     ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""
