@@ -153,7 +153,9 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
     ax.set_xticks(range(len(tol)), [t["source"] for t in tol], rotation=30, ha="right")
-    ax.set_ylabel("margin over the tolerated level (bits: LSB ratio); > 1 ok")
+    ax.set_ylabel(
+        "margin: preset vs tolerated level\n(bits as LSB ratio; above 1 = within)", fontsize=9
+    )
     ax.set_title(f"(b) tolerance at cosine {rep['target']}")
     fig.suptitle(f"{rep['device']} · {rep['protocol']} · {rep['nonideal']}")
     fig.tight_layout()
