@@ -7,6 +7,7 @@ function of the parsed arguments that returns the exit code.
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 
 def _cmd_nonideals(args: argparse.Namespace) -> int:
@@ -47,6 +48,7 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     from physim.answers.report import format_budget, plot_budget, run_budget
     from physim.instrument.specs import load_nonideal
     from physim.protocol.specs import load_protocol
+    from physim.spec_base import with_updates
     from physim.specs import load_device
 
     if not 0.0 < args.target < 1.0:
@@ -56,28 +58,16 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     device = load_device(args.device)
     protocol = load_protocol(args.protocol)
     if args.steps is not None:
-        protocol = protocol.model_copy(
-            update={"task": protocol.task.model_copy(update={"n_steps": args.steps})}
-        )
+        # validated like every CLI override (--steps 0 is an error, not a silent spec)
+        protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=args.steps))
     nonideal = load_nonideal(args.nonideal)
     if not nonideal.sources:
         raise ValueError(f"non-ideality {nonideal.name!r} has no sources: nothing to budget")
     t0 = time.perf_counter()
-    if args.workers:
-        from physim.study.engine import local_executor
+    from physim.study.engine import local_executor
 
-        with local_executor(args.workers) as ex:
-            rep = run_budget(
-                device,
-                protocol,
-                nonideal,
-                target=args.target,
-                replicates=args.replicates,
-                seed=args.seed,
-                eps=args.eps,
-                executor=ex,
-            )
-    else:
+    pool = local_executor(args.workers) if args.workers else nullcontext(None)
+    with pool as ex:
         rep = run_budget(
             device,
             protocol,
@@ -86,6 +76,7 @@ def _cmd_budget(args: argparse.Namespace) -> int:
             replicates=args.replicates,
             seed=args.seed,
             eps=args.eps,
+            executor=ex,
         )
     rep["seconds"] = time.perf_counter() - t0
     png = None if args.no_plot else plot_budget(rep, args.out or f"budget-{device.name}.png")
