@@ -61,6 +61,7 @@ def worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from physim.hssm import HSSM, HSSMSpec, Timings
+    from physim.hssm.buffers import StepBuffers
     from physim.optim import AdamState, adam_update, clip_by_global_norm
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -84,12 +85,19 @@ def worker(args: argparse.Namespace) -> dict:
     else:
         y = rng.integers(0, 2, args.batch)
     adam = AdamState.zeros(params)
+    buffers = StepBuffers()  # as the training loop does: activations reused across steps
     runs = []
     for rep in range(args.repeats + 1):
         t = Timings()
         t0 = time.perf_counter()
         _, _, grads = net.loss_and_grad(
-            params, X, y, algo=args.algo, rng=np.random.default_rng([1, rep]), timings=t
+            params,
+            X,
+            y,
+            algo=args.algo,
+            rng=np.random.default_rng([1, rep]),
+            timings=t,
+            buffers=buffers,
         )
         grads, _ = clip_by_global_norm(grads, 1.0)
         adam_update(params, grads, adam, lr=1e-4)

@@ -12,7 +12,7 @@ import numpy as np
 
 from physim.device import Device
 from physim.errors import NumericalFault, all_finite, first_bad, locate
-from physim.gradients import GradientResult, error_signal
+from physim.gradients import GradientResult, error_signal, input_grad_array
 from physim.kernels.adjoint import adjoint_inputs
 from physim.kernels.leapfrog import batch_groups
 from physim.losses import Loss, MSELoss
@@ -61,8 +61,10 @@ def bptt_backward(
     dLdy: np.ndarray,
     *,
     input_grad: bool = False,
+    grad_u_into: np.ndarray | None = None,
 ) -> GradientResult:
-    """Back-propagate an external error ∂L/∂y through a recorded forward run (loss is NaN)."""
+    """Back-propagate an external error ∂L/∂y through a recorded forward run (loss is NaN);
+    ``grad_u_into`` as in :func:`physim.rhel.rhel_echo`."""
     theta = device.check_theta(theta)
     if forward.q is None:
         raise ValueError("BPTT needs the recorded forward trajectory: simulate(..., record=True)")
@@ -73,7 +75,7 @@ def bptt_backward(
     LQ = np.ascontiguousarray(error_signal(device, dLdy, K, K + 1)[0])
     LP = np.zeros_like(LQ)
     GW = np.zeros((nb, phys.w.shape[0]))
-    grad_u = np.zeros_like(u) if input_grad else None
+    grad_u = input_grad_array(u, input_grad, grad_u_into)
     n, m = phys.B.shape
     ng = batch_groups(nb, m * n)
     GB = np.zeros((ng, m, n))  # (∂L/∂B)ᵀ per batch group

@@ -31,6 +31,27 @@ class GradientResult:
     echo_p: np.ndarray | None = None
 
 
+def input_grad_array(
+    u: np.ndarray, input_grad: bool, grad_u_into: np.ndarray | None
+) -> np.ndarray | None:
+    """Where the kernels add ∂L/∂u: zeros like ``u``, or the caller's ``grad_u_into`` (which
+    receives ∂L/∂u added to what it holds; float64, C-contiguous, u's shape)."""
+    if grad_u_into is None:
+        return np.zeros_like(u) if input_grad else None
+    if not input_grad:
+        raise ValueError("grad_u_into needs input_grad=True")
+    if (
+        grad_u_into.shape != u.shape
+        or grad_u_into.dtype != np.float64
+        or not grad_u_into.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"grad_u_into must be a C-contiguous float64 array of u's shape {u.shape}, got "
+            f"{grad_u_into.dtype} {grad_u_into.shape}"
+        )
+    return grad_u_into
+
+
 def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarray:
     """e_k = Rᵀ ∂L/∂y_k for state indices k0 … k1−1 (e_0 = 0), shape (k1−k0, batch, n_dof)."""
     nb = dLdy.shape[1]

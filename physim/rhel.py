@@ -21,7 +21,7 @@ import numpy as np
 from physim import memory
 from physim.device import Device, Physical
 from physim.errors import NumericalFault, all_finite, first_bad, locate
-from physim.gradients import GradientResult, error_bound, error_signal
+from physim.gradients import GradientResult, error_bound, error_signal, input_grad_array
 from physim.kernels.leapfrog import batch_groups, echo_inputs
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
@@ -109,12 +109,16 @@ def rhel_echo(
     eps: float = 1e-6,
     relative_eps: bool = True,
     input_grad: bool = False,
+    grad_u_into: np.ndarray | None = None,
 ) -> GradientResult:
     """The echo half of RHEL, given the forward run and an external error ∂L/∂y.
 
     This is the entry point for chaining (a block of a deep model receives ∂L/∂y from the
     layers above it). ``u`` must be the validated input of the forward run and ``dLdy`` have the
-    shape of ``forward.y``. The returned ``loss`` is NaN: the caller owns the loss.
+    shape of ``forward.y``. The returned ``loss`` is NaN: the caller owns the loss. With
+    ``input_grad``, ``grad_u_into`` (u's shape) has ∂L/∂u added to it in place of a fresh
+    array (a chained model sums it with its other input gradients without a temporary); it is
+    undefined after a NumericalFault.
     """
     theta = device.check_theta(theta)
     K, nb = u.shape[0], u.shape[1]
@@ -136,13 +140,13 @@ def rhel_echo(
     g_w = np.zeros(phys.w.shape[0])
     g_B = np.zeros_like(phys.B)
     need_drive = input_grad or any(g.target == "B" for g in device.groups)
-    if input_grad:
+    if input_grad and grad_u_into is None:
         memory.check(
             memory.floats(u.shape),
             f"the input gradient of {K} steps × batch {nb}",
             "pass input_grad=False or use fewer steps",
         )
-    grad_u = np.zeros_like(u) if input_grad else None
+    grad_u = input_grad_array(u, input_grad, grad_u_into)
     e_max = error_bound(device, dLdy)
     if not np.isfinite(e_max):
         raise NumericalFault(

@@ -251,6 +251,7 @@ def simulate(
     p0: np.ndarray | None = None,
     record: bool = False,
     observe: bool = True,
+    y_out: np.ndarray | None = None,
 ) -> Trajectory:
     """Run the device forward from its initial state under the input ``u``.
 
@@ -265,13 +266,27 @@ def simulate(
     observe
         Keep the readout ``y`` (n_steps, batch, n_outputs). With ``record=False`` and
         ``observe=False`` memory does not depend on n_steps.
+    y_out
+        With ``observe``: an array (n_steps, batch, n_outputs), float64, C-contiguous, to
+        write the readout into (the returned ``y``) instead of a fresh one.
     """
     theta = device.check_theta(theta)
     u = as_inputs(device, u, n_steps, batch)
     nb = u.shape[1]
     K = u.shape[0]
+    y_shape = (K, nb, device.n_outputs)
+    if y_out is not None and (
+        not observe
+        or y_out.shape != y_shape
+        or y_out.dtype != np.float64
+        or not y_out.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"y_out must be a C-contiguous float64 array of shape {y_shape} (with observe=True), "
+            f"got {y_out.dtype} {y_out.shape}"
+        )
     memory.check(
-        memory.floats((K if observe else 0, nb, device.n_outputs))
+        memory.floats((K if observe and y_out is None else 0, nb, device.n_outputs))
         + (2 * memory.floats((K + 1, nb, device.n_dof)) if record else 0),
         f"simulating device {device.name!r} for {K} steps × batch {nb}"
         + (" with the trajectory recorded" if record else ""),
@@ -279,7 +294,7 @@ def simulate(
     )
     phys = device.physical(theta)
     Q, P = initial_state(device, nb, q0, p0)
-    y = np.empty((K, nb, device.n_outputs)) if observe else None
+    y = (np.empty(y_shape) if y_out is None else y_out) if observe else None
     qs = ps = None
     if record:
         qs = np.empty((K + 1, nb, device.n_dof))

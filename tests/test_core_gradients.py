@@ -283,3 +283,32 @@ def test_rhel_matches_bptt_on_random_oscillator_networks(data, seed):
     b = physim.bptt_gradient(device, None, u, target, input_grad=True)
     assert group_rel_err(r.grad, b.grad) <= RHEL_BPTT_RTOL
     assert group_rel_err(r.grad_u, b.grad_u) <= RHEL_BPTT_RTOL
+
+
+def test_input_gradient_is_added_into_a_given_array():
+    from physim import bptt
+    from physim.rhel import rhel_echo
+    from physim.simulate import simulate
+    from physim.specs import load_device
+
+    dev = load_device("chain-16")
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(40, 2, dev.n_inputs))
+    traj = simulate(dev, None, u, record=True)
+    g = rng.normal(size=traj.y.shape)
+    base = rng.normal(size=u.shape)
+    for run in (
+        lambda **k: rhel_echo(dev, None, u, traj, g, input_grad=True, **k),
+        lambda **k: bptt.bptt_backward(dev, None, u, traj, g, input_grad=True, **k),
+    ):
+        fresh = run().grad_u
+        into = base.copy()
+        res = run(grad_u_into=into)
+        assert res.grad_u is into
+        np.testing.assert_array_equal(into, base + fresh)
+    with pytest.raises(ValueError, match="grad_u_into must be a C-contiguous float64 array"):
+        rhel_echo(
+            dev, None, u, traj, g, input_grad=True, grad_u_into=np.zeros((40, 3, dev.n_inputs))
+        )
+    with pytest.raises(ValueError, match="grad_u_into needs input_grad=True"):
+        rhel_echo(dev, None, u, traj, g, grad_u_into=np.zeros_like(u))

@@ -185,6 +185,16 @@ def test_input_shape_error():
         net.forward(params, X[:, :, :1])
 
 
+def test_regression_shorter_than_output_step_is_refused():
+    spec = HSSMSpec(n_blocks=1, hidden=4, ssm_dim=3, output_step=128)
+    net = HSSM.build(spec, 2, 1, "regression", seed=0)
+    X = np.zeros((2, 16, 2))
+    with pytest.raises(
+        ValueError, match=r"output_step = 128-th step, but the inputs have 16 steps"
+    ):
+        net.loss_and_grad(net.init_params(0), X, np.zeros((2, 0, 1)), algo="rhel")
+
+
 def test_memory_estimate_scales_with_length():
     spec = HSSMSpec()
     small = estimate_memory_bytes(spec, 896, 32, "rhel")
@@ -210,3 +220,29 @@ def test_figure4_at_paper_scp1_sizes(model, hidden, complex_ssm):
     )
     assert res.min_cosine >= MIN_COSINE
     assert res.max_abs_ratio_minus_1 <= MAX_RATIO_DEV
+
+
+@pytest.mark.parametrize(("algo", "task"), [("rhel", "classification"), ("bptt", "regression")])
+def test_reused_buffers_and_in_place_backward_give_the_fresh_result(algo, task):
+    # loss_and_grad forms dL/dx and (RHEL) dL/dφ in the memory of the step's own activations
+    # and reuses a StepBuffers across steps; the public forward + backward use fresh arrays
+    # and leave the caches alone: all three routes must agree bit for bit
+    from physim.hssm import StepBuffers
+
+    net, params, X, y = _tiny("linhru", task=task, dropout=0.2, complex_ssm=True)
+    X2 = np.random.default_rng(5).normal(size=X.shape)
+
+    def public(Xb):
+        out, x_top, caches = net.forward(params, Xb, rng=np.random.default_rng(4), keep=algo)
+        _, dout, _ = net.loss(out, y)
+        return net.backward(params, Xb, x_top, caches, dout, algo=algo)
+
+    buf = StepBuffers()
+    for Xb in (X, X2, X):  # the third call runs on arrays the first two left behind
+        _, _, reused = net.loss_and_grad(
+            params, Xb, y, algo=algo, rng=np.random.default_rng(4), buffers=buf
+        )
+        want = public(Xb)
+        for name in params:
+            np.testing.assert_array_equal(reused[name], want[name], err_msg=name)
+    assert buf.nbytes > 0

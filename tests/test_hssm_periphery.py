@@ -30,9 +30,9 @@ def _setup(n_ch: int, n_modes: int, seed: int = 0):
     return rng, R, x, u, phi, C, D, W1, b1, W2, b2
 
 
-def _numpy_block(x, u, phi, C, D, W1, b1, W2, b2, m1, m2):
+def _numpy_block(x, u, phi, C, D, W1, b1, W2, b2, m1, m2, form="erf"):
     z = L.linear_forward(phi, C, None) + D * u
-    h = L.dropout_apply(L.gelu(z), m1, RATE)
+    h = L.dropout_apply(L.gelu(z, form), m1, RATE)
     o, _, _ = L.glu_forward(h, W1, b1, W2, b2)
     return x + L.dropout_apply(o, m2, RATE), z, h
 
@@ -51,19 +51,43 @@ def test_dropout_bits_are_the_dropout_mask():
     bits = L.dropout_bits(np.random.default_rng(4), 3500, 13, RATE)
     assert bits.shape == (3500, 2)
     np.testing.assert_array_equal(np.unpackbits(bits, axis=1, count=13), full.reshape(3500, 13))
-    # the streamed draw spans several blocks of rows and continues the same stream
-    big = L.dropout_bits(np.random.default_rng(1), 40000, 3, RATE)
-    ref = np.random.default_rng(1).random((40000, 3)) >= RATE
-    np.testing.assert_array_equal(np.unpackbits(big, axis=1, count=3), ref)
+    assert not np.any(np.unpackbits(bits, axis=1)[:, 13:])  # padding bits are 0
+    out = np.empty((3500, 2), np.uint8)
+    assert L.dropout_bits(np.random.default_rng(4), 3500, 13, RATE, out=out) is out
+    np.testing.assert_array_equal(out, bits)
     assert L.dropout_bits(None, 10, 3, RATE) is None
+    with pytest.raises(ValueError, match="out must be a uint8 array of shape"):
+        L.dropout_bits(np.random.default_rng(4), 3500, 13, RATE, out=np.empty((3500, 1), np.uint8))
 
 
-@pytest.mark.parametrize(("n_ch", "n_modes"), [(5, 3), (9, 4)])
-def test_block_forward_and_backward_match_numpy_layers(n_ch, n_modes):
+def test_dropout_masks_are_independent_of_threads_and_uncorrelated():
+    n = numba.get_num_threads()
+    want = L.dropout_bits(np.random.default_rng(2), 50_000, 64, 0.05)
+    try:
+        numba.set_num_threads(1)
+        one = L.dropout_bits(np.random.default_rng(2), 50_000, 64, 0.05)
+    finally:
+        numba.set_num_threads(n)
+    np.testing.assert_array_equal(one, want)
+    # 3.2M Bernoulli(0.95) draws: std of the keep fraction 1.2e-4, bound > 8 std
+    m = np.unpackbits(want, axis=1).astype(float)
+    assert abs(m.mean() - 0.95) < 1e-3
+    # neighbouring channels (same 64-bit word), neighbouring rows, and the next mask drawn
+    # from the same generator: correlations of 50,000 pairs have std 4.5e-3, bound > 5 std
+    rng = np.random.default_rng(7)
+    a = np.unpackbits(L.dropout_bits(rng, 50_000, 8, 0.5), axis=1).astype(float)
+    b = np.unpackbits(L.dropout_bits(rng, 50_000, 8, 0.5), axis=1).astype(float)
+    for x, y in [(a[:, 0], a[:, 1]), (a[:-1, 2], a[1:, 2]), (a[:, 3], b[:, 3])]:
+        assert abs(np.corrcoef(x, y)[0, 1]) < 0.025
+
+
+@pytest.mark.parametrize(("n_ch", "n_modes", "form"), [(5, 3, "erf"), (9, 4, "tanh")])
+def test_block_forward_and_backward_match_numpy_layers(n_ch, n_modes, form):
     rng, R, x, u, phi, C, D, W1, b1, W2, b2 = _setup(n_ch, n_modes)
     m1 = L.dropout_mask(np.random.default_rng(8), (R, n_ch), RATE)
     m2 = L.dropout_mask(np.random.default_rng(9), (R, n_ch), RATE)
-    want, z, h = _numpy_block(x, u, phi, C, D, W1, b1, W2, b2, m1, m2)
+    want, z, h = _numpy_block(x, u, phi, C, D, W1, b1, W2, b2, m1, m2, form)
+    tanh = form == "tanh"
     b1m, b2m = np.packbits(m1, axis=1), np.packbits(m2, axis=1)
     W12 = np.concatenate([W1, W2])
     nt = numba.get_num_threads()
@@ -72,14 +96,14 @@ def test_block_forward_and_backward_match_numpy_layers(n_ch, n_modes):
     b12 = np.concatenate([b1, b2])
     Ct, W12t = np.ascontiguousarray(C.T), np.ascontiguousarray(W12.T)
     scale = 1.0 / (1.0 - RATE)
-    PK.block_fwd(got, u, phi, Ct, D, W12t, b12, b1m, b2m, True, scale, nt, ws_z, ws_pre)
+    PK.block_fwd(got, u, phi, Ct, D, W12t, b12, b1m, b2m, True, scale, tanh, nt, ws_z, ws_pre)
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
 
     # backward from an upstream gradient dy = dL/d(block output)
     dy = rng.normal(size=(R, n_ch))
     _, a, g = L.glu_forward(h, W1, b1, W2, b2)
     dh, dW1, db1, dW2, db2 = L.glu_backward(L.dropout_apply(dy, m2, RATE), h, a, g, W1, W2)
-    dz = L.gelu_backward(L.dropout_apply(dh, m1, RATE), z)
+    dz = L.gelu_backward(L.dropout_apply(dh, m1, RATE), z, form)
     _, dC, _ = L.linear_backward(dz, phi, C)
     dphi, du = np.empty((R, n_modes)), np.empty((R, n_ch))
     acc_C, acc_W, acc_v = (
@@ -101,6 +125,7 @@ def test_block_forward_and_backward_match_numpy_layers(n_ch, n_modes):
         b2m,
         True,
         scale,
+        tanh,
         nt,
         ws_z,
         ws_cdf,
@@ -143,12 +168,35 @@ def test_block_forward_without_dropout_and_one_thread():
         none,
         none,
         False,
-        1.0,
+        1.0 / (1.0 - RATE),  # ignored without masks
+        False,
         1,
         ws_z,
         ws_pre,
     )
     np.testing.assert_allclose(x, want, rtol=TOL, atol=TOL)
+
+
+def test_clamped_exp_is_within_one_ulp_of_libm():
+    from numba import njit
+
+    from physim.kernels.fastexp import exp_clamped
+
+    @njit
+    def apply(z, out):
+        for i in range(z.size):
+            out[i] = exp_clamped(z[i])
+
+    z = np.concatenate([np.linspace(-708.0, 709.0, 1_000_003), np.linspace(-1, 1, 100_001)])
+    got = np.empty_like(z)
+    apply(z, got)
+    ulp = np.abs(got - np.exp(z)) / np.spacing(np.exp(z))
+    assert ulp.max() <= 1.0
+    edge = np.array([np.nan, -np.inf, -1e4, 1e4, np.inf])
+    out = np.empty_like(edge)
+    apply(edge, out)
+    assert np.isnan(out[0])
+    np.testing.assert_allclose(out[1:], np.exp([-708.0, -708.0, 709.0, 709.0]), rtol=3e-16)
 
 
 def test_layer_norm_kernels_match_numpy():
@@ -169,7 +217,7 @@ def test_layer_norm_kernels_match_numpy():
     want_dx, want_dg, want_db = L.layer_norm_backward(du + gu, want_xhat, want_rstd, gamma)
     nt = numba.get_num_threads()
     dx, acc = dx0.copy(), np.empty((nt, 2, H))
-    PK.layer_norm_bwd(du, gu, xhat, rstd, gamma, nt, dx, acc)
+    PK.layer_norm_bwd(du + gu, xhat, rstd, gamma, nt, dx, acc)
     np.testing.assert_allclose(dx, dx0 + want_dx, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(acc.sum(axis=0)[0], want_dg, rtol=TOL_SUM, atol=TOL_SUM)
     np.testing.assert_allclose(acc.sum(axis=0)[1], want_db, rtol=TOL_SUM, atol=TOL_SUM)

@@ -63,6 +63,12 @@ class HSSMSpec(SpecModel):
         description="LinHRU: complex B and C read out as Re(C φ) (the paper's default; 2P real "
         "oscillators per core with tied A, Δt; about twice the core cost), False: real B, C",
     )
+    gelu: Literal["tanh", "erf"] = Field(
+        "tanh",
+        description="GELU of the readout: 'tanh' — v·½(1 + tanh(√(2/π)(v + 0.044715 v³))), "
+        "the form of jax.nn.gelu's default that the paper's code uses (one exponential per "
+        "element, value and slope), 'erf' — the exact v·Φ(v)",
+    )
     norm: Literal["layer", "batch"] = Field(
         "layer",
         description="block input norm: 'layer' (over channels, per step) or 'batch' (per "

@@ -9,7 +9,8 @@
                      φ = HRU(u)                          a LinHRU / NonlinHRU Device, y = φ
                      z = Re(φ Cᵀ) + D ⊙ u                readout Re(Cφ) + D⊙u (C real, or
                                                          complex with ``complex_ssm``)
-                     h = dropout(GELU(z))
+                     h = dropout(GELU(z))                GELU's tanh form (the paper's code)
+                                                         or the exact v·Φ(v)
                      x = x + dropout(GLU(h))             GLU(h) = (W₁h + b₁) ⊙ sigmoid(W₂h + b₂)
     classification: logits = decoder(mean_t x) → softmax cross-entropy
     regression:     out = tanh(decoder(x[output_step−1 :: output_step])) → MSE
@@ -43,6 +44,7 @@ from physim.families.hru import LinHRUSpec, NonlinHRUSpec
 from physim.gradcheck import default_eps
 from physim.hssm import layers as L
 from physim.hssm import periphery_kernels as PK
+from physim.hssm.buffers import StepBuffers
 from physim.hssm.config import HSSMSpec
 from physim.rhel import rhel_echo
 from physim.simulate import Trajectory, simulate
@@ -264,6 +266,7 @@ class HSSM:
         rng: np.random.Generator | None = None,
         keep: Algo | Literal["both"] | None = None,
         timings: Timings | None = None,
+        buffers: StepBuffers | None = None,
     ):
         """Model output for batch-first inputs ``X`` (batch, n_steps, n_inputs).
 
@@ -271,6 +274,8 @@ class HSSM:
         algorithm needs (``"both"``: the BPTT record, from which RHEL can also run).
         Returns ``(out, x_top, caches)``: logits (batch, n_classes) or regression outputs
         before tanh (batch, n_out_steps, n_outputs), the top hidden sequence and the caches.
+        With ``buffers`` the activations live in its arrays, reused by its next user (see
+        :mod:`physim.hssm.buffers`); without, they are fresh.
         """
         t = timings or Timings()
         X = np.asarray(X, dtype=np.float64)
@@ -278,16 +283,26 @@ class HSSM:
             raise ValueError(
                 f"inputs must have shape (batch, n_steps, {self.n_inputs}), got {X.shape}"
             )
+        step = self.spec.output_step or 1
+        if self.task == "regression" and X.shape[1] < step:
+            raise ValueError(
+                f"a regression HSSM reads every output_step = {step}-th step, but the inputs have "
+                f"{X.shape[1]} steps: no output would be read; use sequences of >= {step} steps "
+                "or a smaller output_step"
+            )
         with single_threaded_blas():
-            return self._forward(params, X, rng, keep, t)
+            return self._forward(params, X, rng, keep, t, buffers or StepBuffers())
 
-    def _forward(self, params, X, rng, keep, t: Timings):
+    def _forward(self, params, X, rng, keep, t: Timings, buf: StepBuffers):
         t0 = time.perf_counter()
-        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-        x = np.ascontiguousarray(L.linear_forward(Xt, params["encoder.W"], params["encoder.b"]))
-        n_steps, batch, H = x.shape
+        batch, n_steps, _ = X.shape
+        H = self.spec.hidden
         R = n_steps * batch
+        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
+        x = buf.get("x", (n_steps, batch, H))
         x2 = x.reshape(R, H)  # a view: the blocks add their residuals into x in place
+        np.matmul(Xt.reshape(R, -1), params["encoder.W"].T, out=x2)
+        x2 += params["encoder.b"]
         rate = self.spec.dropout
         scale = 1.0 / (1.0 - rate)
         ws = _Workspace(H)
@@ -298,10 +313,11 @@ class HSSM:
             t0 = time.perf_counter()
             gamma, beta = params[k + "norm.gamma"], params[k + "norm.beta"]
             stats = None
+            own = str(i) if keep is not None else ""  # kept per block, or one shared array
             if self.spec.norm == "layer":
-                u = np.empty_like(x)
-                xhat = np.empty_like(x)
-                rstd = np.empty(R)
+                u = buf.get("u", x.shape)  # the norm output, shared by the blocks
+                xhat = buf.get("xhat" + own, x.shape)
+                rstd = buf.get("rstd" + own, (R,))
                 PK.layer_norm_fwd(
                     x2, gamma, beta, self.spec.norm_eps, u.reshape(R, H), xhat.reshape(R, H), rstd
                 )
@@ -316,13 +332,17 @@ class HSSM:
                 traj = simulate(dev, params[k + "core"], u, record=True, observe=False)
                 phi = traj.q[1:]
             else:
-                traj = simulate(dev, params[k + "core"], u)
+                y_out = buf.get("phi" + own, (n_steps, batch, dev.n_outputs))
+                traj = simulate(dev, params[k + "core"], u, y_out=y_out)
                 phi = traj.y
                 traj = Trajectory(traj.q_final, traj.p_final, None, None, None, traj.dt)
             phi = np.ascontiguousarray(phi)
             t2 = time.perf_counter()
-            m1 = L.dropout_bits(rng, R, H, rate)
-            m2 = L.dropout_bits(rng, R, H, rate)
+            m1 = m2 = None
+            if rng is not None and rate > 0.0:
+                mshape = (R, (H + 7) // 8)
+                m1 = L.dropout_bits(rng, R, H, rate, buf.get("mask1_" + own, mshape, np.uint8))
+                m2 = L.dropout_bits(rng, R, H, rate, buf.get("mask2_" + own, mshape, np.uint8))
             w = _block_weights(params, k, self._complex)
             PK.block_fwd(
                 x2,
@@ -334,6 +354,7 @@ class HSSM:
                 w.b12,
                 *_masks(m1, m2),
                 scale,
+                self.spec.gelu == "tanh",
                 ws.n_threads,
                 ws.z,
                 ws.pre,
@@ -382,18 +403,34 @@ class HSSM:
         *,
         algo: Algo,
         timings: Timings | None = None,
+        buffers: StepBuffers | None = None,
     ) -> dict[str, np.ndarray]:
         """Parameter gradients from dL/dout: backprop through the digital parts (fused
         kernels), ``algo`` (RHEL echo or BPTT twin) for every HRU core, chained block by block.
-        Neither ``x_top`` nor ``caches`` is modified (RHEL and BPTT may run from one forward)."""
+        Neither ``x_top`` nor ``caches`` is modified (RHEL and BPTT may run from one forward);
+        ``buffers`` holds the backward's row buffers (as in :meth:`forward`)."""
         if algo not in ("rhel", "bptt"):
             raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
         if len(caches) != len(self.devices):
             raise ValueError("backward needs the caches of forward(..., keep=algo)")
         with single_threaded_blas():
-            return self._backward(params, X, x_top, caches, dout, algo, timings or Timings())
+            return self._backward(
+                params,
+                X,
+                x_top,
+                caches,
+                dout,
+                algo,
+                timings or Timings(),
+                buffers or StepBuffers(),
+                consume=False,
+            )
 
-    def _backward(self, params, X, x_top, caches, dout, algo, t: Timings):
+    def _backward(self, params, X, x_top, caches, dout, algo, t, buf, *, consume: bool):
+        """``consume``: the caller owns x_top and the caches and drops them afterwards (as
+        :meth:`loss_and_grad` does), so dL/dx is formed in x_top's memory and, for RHEL, dL/dφ
+        in each block's stored φ (its echo needs only the final state) — one sequence-sized
+        array less of each."""
         t0 = time.perf_counter()
         grads: dict[str, np.ndarray] = {}
         n_steps, batch, H = x_top.shape
@@ -405,7 +442,7 @@ class HSSM:
             dxm, grads["decoder.W"], grads["decoder.b"] = L.linear_backward(
                 dout, xm, params["decoder.W"]
             )
-            dx = np.empty_like(x_top)
+            dx = x_top if consume else buf.get("dx", x_top.shape)
             dx[...] = dxm / n_steps
         else:
             s = self.spec.output_step or 1
@@ -414,24 +451,30 @@ class HSSM:
             dxs, grads["decoder.W"], grads["decoder.b"] = L.linear_backward(
                 dpre, xs, params["decoder.W"]
             )
-            dx = np.zeros_like(x_top)
+            dx = x_top if consume else buf.get("dx", x_top.shape)
+            dx[...] = 0.0
             dx[s - 1 :: s] = dxs
         dx2 = dx.reshape(R, H)
         ws = _Workspace(H)
+        nt = ws.n_threads
+        n_modes = caches[0].phi.shape[2]
+        # one set of row buffers for all blocks: u (the norm output, recomputed), du (dL/du:
+        # the readout's share from the periphery kernel, then the core's added by its echo or
+        # adjoint) and dphi (dL/dφ, the core's error signal)
+        u = buf.get("u", x_top.shape)  # (the forward's norm output is no longer needed)
+        du = buf.get("du", x_top.shape)
+        in_place = consume and algo == "rhel"
+        dphi_buf = None if in_place else buf.get("dphi", (n_steps, batch, n_modes))
         t.digital_backward += time.perf_counter() - t0
         for i in reversed(range(len(self.devices))):
             k = f"blocks.{i}."
             c = caches[i]
             dev = self.devices[i]
             t0 = time.perf_counter()
+            dphi = c.phi if in_place else dphi_buf  # (block_bwd reads each φ row before)
             gamma = params[k + "norm.gamma"]
-            u = np.empty_like(x_top)
             PK.norm_apply(c.xhat.reshape(R, H), gamma, params[k + "norm.beta"], u.reshape(R, H))
             w = _block_weights(params, k, self._complex)
-            n_modes = w.Ct.shape[0]
-            dphi = np.empty((n_steps, batch, n_modes))
-            du = np.empty_like(x_top)
-            nt = ws.n_threads
             acc_C = np.empty((nt, n_modes, H))
             acc_W = np.empty((nt, H, 2 * H))
             acc_v = np.empty((nt, 2, 2 * H))
@@ -447,6 +490,7 @@ class HSSM:
                 w.b12,
                 *_masks(c.mask1, c.mask2),
                 scale,
+                self.spec.gelu == "tanh",
                 nt,
                 ws.z,
                 ws.cdf,
@@ -473,26 +517,26 @@ class HSSM:
                 grads[k + "C"] = np.ascontiguousarray(dC)
             t1 = time.perf_counter()
             theta = params[k + "core"]
+            # the core's input gradient is added into du (du = readout share + core share)
             if algo == "rhel":
                 eps = self.spec.eps if self.spec.eps is not None else default_eps(dev)
-                res = rhel_echo(dev, theta, u, c.traj, dphi, eps=eps, input_grad=True)
+                res = rhel_echo(
+                    dev, theta, u, c.traj, dphi, eps=eps, input_grad=True, grad_u_into=du
+                )
             else:
                 if c.traj.q is None:
                     raise ValueError("BPTT needs forward(..., keep='bptt' or 'both')")
-                res = bptt_backward(dev, theta, u, c.traj, dphi, input_grad=True)
+                res = bptt_backward(dev, theta, u, c.traj, dphi, input_grad=True, grad_u_into=du)
             t2 = time.perf_counter()
-            del dphi, u
             grads[k + "core"] = res.grad
-            grad_u = np.ascontiguousarray(res.grad_u).reshape(R, H)
             if self.spec.norm == "layer":
                 acc = np.empty((nt, 2, H))
                 PK.layer_norm_bwd(
-                    du.reshape(R, H), grad_u, c.xhat.reshape(R, H), c.rstd, gamma, nt, dx2, acc
+                    du.reshape(R, H), c.xhat.reshape(R, H), c.rstd, gamma, nt, dx2, acc
                 )
                 gb = acc.sum(axis=0)
                 grads[k + "norm.gamma"], grads[k + "norm.beta"] = gb[0], gb[1]
             else:
-                du += grad_u.reshape(du.shape)
                 dxn, grads[k + "norm.gamma"], grads[k + "norm.beta"] = L.batch_norm_backward(
                     du, c.xhat, c.rstd, gamma
                 )
@@ -500,9 +544,10 @@ class HSSM:
                 grads[k + "norm.var"] = np.zeros_like(params[k + "norm.var"])
                 dx += dxn
                 del dxn
-            del du, grad_u, res
+            del res
             t.core_backward += t2 - t1
             t.digital_backward += time.perf_counter() - t0 - (t2 - t1)
+        del u, du, dphi, dphi_buf
         t0 = time.perf_counter()
         Xt = np.ascontiguousarray(np.asarray(X, dtype=np.float64).transpose(1, 0, 2))
         _, grads["encoder.W"], grads["encoder.b"] = L.linear_backward(dx, Xt, params["encoder.W"])
@@ -520,12 +565,23 @@ class HSSM:
         rng: np.random.Generator | None = None,
         timings: Timings | None = None,
         update_stats: bool = False,
+        buffers: StepBuffers | None = None,
     ) -> tuple[float, dict[str, float], dict[str, np.ndarray]]:
         """One training evaluation: forward, loss and parameter gradients by ``algo``;
-        ``update_stats`` also moves the batch norms' running statistics (a training step)."""
-        out, x_top, caches = self.forward(params, X, rng=rng, keep=algo, timings=timings)
+        ``update_stats`` also moves the batch norms' running statistics (a training step).
+        Nothing it returns lives in ``buffers``: a training loop passes one
+        :class:`~physim.hssm.buffers.StepBuffers` to all its steps."""
+        if algo not in ("rhel", "bptt"):
+            raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
+        buffers = buffers or StepBuffers()
+        out, x_top, caches = self.forward(
+            params, X, rng=rng, keep=algo, timings=timings, buffers=buffers
+        )
         value, dout, metrics = self.loss(out, y)
-        grads = self.backward(params, X, x_top, caches, dout, algo=algo, timings=timings)
+        with single_threaded_blas():
+            grads = self._backward(
+                params, X, x_top, caches, dout, algo, timings or Timings(), buffers, consume=True
+            )
         if update_stats:
             self.update_norm_stats(params, caches)
         return value, metrics, grads

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
+from physim.kernels.fastexp import exp_clamped
+
 #: rows per BLAS block: (4096 × 64)·(64 × 64) runs at matmul speed on one thread (41 GFLOP/s
 #: measured in issue 12 against 24 for one product over all 199,680 rows) and a block's working
 #: set (a few 4096 × 128 float64 slabs, ~4 MB) stays in the L2/L3 caches
@@ -34,6 +36,9 @@ CHUNK_ROWS = 4096
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+#: the tanh form: GELU(v) ≈ v · ½(1 + tanh(√(2/π)(v + 0.044715 v³))) = v · σ(2√(2/π)(v + …))
+_TANH_K = 2.0 * math.sqrt(2.0 / math.pi)
+_TANH_C = 0.044715
 
 
 @njit(cache=True, inline="always")
@@ -41,12 +46,33 @@ def _bit(bits, r, j):
     return (bits[r, j >> 3] >> (7 - (j & 7))) & 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _unpack_row(bits, r, keep):
+    """keep[j] = bit j of row r (one byte per channel, so the loops that use it vectorise)."""
+    for j in range(keep.shape[0]):
+        keep[j] = _bit(bits, r, j)
+
+
+@njit(cache=True, inline="always")
 def _sigmoid(v):
-    if v >= 0.0:
-        return 1.0 / (1.0 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1.0 + e)
+    """1 / (1 + e^−v), accurate to a few ulps for every v (e^−v is clamped, see fastexp)."""
+    return 1.0 / (1.0 + exp_clamped(-v))
+
+
+@njit(cache=True, inline="always")
+def _gelu_gate(v, tanh_form):
+    """The gate g of GELU(v) = v · g: σ(2√(2/π)(v + 0.044715 v³)) (``tanh_form``) or Φ(v)."""
+    if tanh_form:
+        return _sigmoid(_TANH_K * (v + _TANH_C * v * v * v))
+    return 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+
+
+@njit(cache=True, inline="always")
+def _gelu_slope(v, g, tanh_form):
+    """d GELU / dv from the gate g = :func:`_gelu_gate` (v)."""
+    if tanh_form:
+        return g + v * g * (1.0 - g) * _TANH_K * (1.0 + 3.0 * _TANH_C * v * v)
+    return g + v * _INV_SQRT_2PI * exp_clamped(-0.5 * v * v)
 
 
 # ---------------------------------------------------------------------------------- layer norm
@@ -81,10 +107,10 @@ def norm_apply(xhat, gamma, beta, u):
 
 
 @njit(cache=True, parallel=True)
-def layer_norm_bwd(du, grad_u, xhat, rstd, gamma, n_threads, dx, acc):
-    """dx += layer-norm input gradient of du + grad_u; acc[t] = per-thread (dγ, dβ) sums.
+def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
+    """dx += layer-norm input gradient of du = dL/du; acc[t] = per-thread (dγ, dβ) sums.
 
-    dx of xhat = (x − μ)·rstd from g = dL/dxhat = (du + grad_u)·γ:
+    dx of xhat = (x − μ)·rstd from g = dL/dxhat = du·γ:
     rstd·(g − mean(g) − xhat·mean(g·xhat)); ``acc`` is (n_threads, 2, H).
     """
     n_rows, n_ch = xhat.shape
@@ -96,7 +122,7 @@ def layer_norm_bwd(du, grad_u, xhat, rstd, gamma, n_threads, dx, acc):
             mg = 0.0
             mgx = 0.0
             for j in range(n_ch):
-                d = du[r, j] + grad_u[r, j]
+                d = du[r, j]
                 acc[t, 0, j] += d * xhat[r, j]
                 acc[t, 1, j] += d
                 gj = d * gamma[j]
@@ -112,16 +138,21 @@ def layer_norm_bwd(du, grad_u, xhat, rstd, gamma, n_threads, dx, acc):
 
 # ---------------------------------------------------------------------------------- block
 @njit(cache=True, parallel=True)
-def block_fwd(x, u, phi, Ct, D, W12t, b12, m1, m2, has_mask, scale, n_threads, ws_z, ws_pre):
+def block_fwd(
+    x, u, phi, Ct, D, W12t, b12, m1, m2, has_mask, scale, tanh_gelu, n_threads, ws_z, ws_pre
+):  # fmt: skip
     """Readout → GELU → dropout → GLU → dropout → residual, in place on ``x`` (R, H).
 
     z = φ Cᵀ + D⊙u, h = drop₁(GELU(z)), [a | s] = h [W₁; W₂]ᵀ + [b₁; b₂],
     x += drop₂(a ⊙ sigmoid(s)). ``Ct`` is Cᵀ (P, H), ``W12t`` is [W₁; W₂]ᵀ (H, 2H);
+    ``tanh_gelu`` picks GELU's tanh form (else the exact x·Φ(x));
     ``ws_z`` (n_threads, CHUNK_ROWS, H) and ``ws_pre`` (n_threads, CHUNK_ROWS, 2H) are scratch.
     """
     n_rows, n_ch = x.shape
     n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    scale = scale if has_mask else 1.0  # (× 1.0 leaves every value's bits unchanged)
     for t in prange(n_threads):
+        keep = np.ones(n_ch, dtype=np.uint8)
         for c in range(t, n_chunks, n_threads):
             r0 = c * CHUNK_ROWS
             r1 = min(n_rows, r0 + CHUNK_ROWS)
@@ -131,25 +162,25 @@ def block_fwd(x, u, phi, Ct, D, W12t, b12, m1, m2, has_mask, scale, n_threads, w
             np.dot(phi[r0:r1], Ct, z)
             for i in range(n):
                 r = r0 + i
+                if has_mask:
+                    _unpack_row(m1, r, keep)
                 for j in range(n_ch):
                     v = z[i, j] + D[j] * u[r, j]
-                    hv = v * (0.5 * (1.0 + math.erf(v * _SQRT_HALF)))
-                    if has_mask:
-                        hv = hv * scale if _bit(m1, r, j) else 0.0
-                    z[i, j] = hv
+                    hv = v * _gelu_gate(v, tanh_gelu)
+                    z[i, j] = hv * scale if keep[j] else 0.0
             np.dot(z, W12t, pre)
             for i in range(n):
                 r = r0 + i
+                if has_mask:
+                    _unpack_row(m2, r, keep)
                 for j in range(n_ch):
                     o = (pre[i, j] + b12[j]) * _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
-                    if has_mask:
-                        o = o * scale if _bit(m2, r, j) else 0.0
-                    x[r, j] += o
+                    x[r, j] += o * scale if keep[j] else 0.0
 
 
 @njit(cache=True, parallel=True)
 def block_bwd(
-    dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, n_threads,
+    dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, tanh_gelu, n_threads,
     ws_z, ws_cdf, ws_pre, dphi, du, acc_C, acc_W, acc_v,
 ):  # fmt: skip
     """Backward of :func:`block_fwd` from dx = dL/d(block output), recomputing the block.
@@ -157,13 +188,16 @@ def block_bwd(
     Writes dphi = dz C (R, P) and du = dz ⊙ D (R, H), the readout's share of dL/du; per-thread
     sums: ``acc_C[t]`` = φᵀ dz (P, H), ``acc_W[t]`` = hᵀ [da | ds] (H, 2H), ``acc_v[t]`` rows
     [db₁ | db₂] (2H) and dD (first H of row 1), with ``acc_v`` shaped (n_threads, 2, 2H).
+    ``dphi`` may be ``phi`` itself: each row block of φ is read before its dφ is written.
     """
     n_rows, n_ch = dx.shape
     n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
+    scale = scale if has_mask else 1.0
     acc_C[:] = 0.0
     acc_W[:] = 0.0
     acc_v[:] = 0.0
     for t in prange(n_threads):
+        keep = np.ones(n_ch, dtype=np.uint8)
         for c in range(t, n_chunks, n_threads):
             r0 = c * CHUNK_ROWS
             r1 = min(n_rows, r0 + CHUNK_ROWS)
@@ -175,41 +209,43 @@ def block_bwd(
             np.dot(phi[r0:r1], Ct, z)
             for i in range(n):
                 r = r0 + i
+                if has_mask:
+                    _unpack_row(m1, r, keep)
                 for j in range(n_ch):
                     v = z[i, j] + D[j] * u[r, j]
-                    Phi = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-                    cdf[i, j] = Phi + v * _INV_SQRT_2PI * math.exp(-0.5 * v * v)
-                    hv = v * Phi
-                    if has_mask:
-                        hv = hv * scale if _bit(m1, r, j) else 0.0
-                    z[i, j] = hv
+                    g = _gelu_gate(v, tanh_gelu)
+                    cdf[i, j] = _gelu_slope(v, g, tanh_gelu)
+                    hv = v * g
+                    z[i, j] = hv * scale if keep[j] else 0.0
             np.dot(z, W12t, pre)
             # GLU backward: pre <- [da | ds]
             for i in range(n):
                 r = r0 + i
+                if has_mask:
+                    _unpack_row(m2, r, keep)
                 for j in range(n_ch):
-                    d = dx[r, j]
-                    if has_mask:
-                        d = d * scale if _bit(m2, r, j) else 0.0
+                    d = dx[r, j] * scale if keep[j] else 0.0
                     a = pre[i, j] + b12[j]
                     g = _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
                     da = d * g
                     ds = d * a * g * (1.0 - g)
                     pre[i, j] = da
                     pre[i, n_ch + j] = ds
-                    acc_v[t, 0, j] += da
-                    acc_v[t, 0, n_ch + j] += ds
+            for i in range(n):
+                for j in range(2 * n_ch):
+                    acc_v[t, 0, j] += pre[i, j]
             acc_W[t] += np.dot(z.T, pre)
             np.dot(pre, W12, z)  # z <- dh
             for i in range(n):
                 r = r0 + i
+                if has_mask:
+                    _unpack_row(m1, r, keep)
                 for j in range(n_ch):
-                    d = z[i, j]
-                    if has_mask:
-                        d = d * scale if _bit(m1, r, j) else 0.0
+                    d = z[i, j] * scale if keep[j] else 0.0
                     dz = d * cdf[i, j]
                     z[i, j] = dz
-                    acc_v[t, 1, j] += dz * u[r, j]
                     du[r, j] = dz * D[j]
+                for j in range(n_ch):
+                    acc_v[t, 1, j] += z[i, j] * u[r, j]
             acc_C[t] += np.dot(phi[r0:r1].T, z)
             np.dot(z, C, dphi[r0:r1])

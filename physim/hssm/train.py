@@ -24,6 +24,7 @@ import numpy as np
 
 from physim import jsonio, memory
 from physim.errors import NumericalFault, check_training
+from physim.hssm.buffers import StepBuffers
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.logs import Axis, LogWriter
@@ -283,6 +284,7 @@ def _train(
     # the bar starts after the first step, which pays numba's compiling: its ETA leaves it out
     bar = None
     last_val = float("nan")
+    buffers = StepBuffers()  # the steps' activations, reused from step to step
     try:
         step = start
         while step < end and not state["stopped"]:
@@ -296,6 +298,7 @@ def _train(
                     algo=spec.algo,
                     rng=np.random.default_rng([spec.seed, 2, step]),
                     update_stats=True,
+                    buffers=buffers,
                 )
             except NumericalFault as fault:
                 raise fault.during(f"training step {step + 1} (lr = {spec.lr:g})") from None

@@ -137,7 +137,8 @@ def _drive_block(U, b, k0, nk, BT, S):
 def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
     """Fold the drive gradients D[kk] = ∂L/∂s_k of steps k = lo + kk < lo + nk into
     GB += Σ_k u_k ⊗ D[kk] (GB is (∂L/∂B)ᵀ, shape (m, n); the sum runs over the steps of the
-    block in index order) and GU[k − k0, b] = Bᵀ D[kk] (summed over the state in index order);
+    block in index order) and GU[k − k0, b] += Bᵀ D[kk] (summed over the state in index order, then
+    added: the drivers pass zeros, or an array the caller asked to have the gradient added to);
     ``gu`` is a (BLOCK, m) scratch array."""
     if want_gb:
         _acc_rows(GB, U[lo : lo + nk, b].T, D[:nk])
@@ -149,7 +150,7 @@ def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
         _acc_rows(gu[:nk], D[:nk], B)
         for kk in range(nk):
             for j in range(m):
-                GU[lo - k0 + kk, b, j] = gu[kk, j]
+                GU[lo - k0 + kk, b, j] += gu[kk, j]
 
 
 @njit(cache=True, inline="always")
@@ -396,7 +397,7 @@ def echo_inputs(
     step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB`` (ng, m, n)
     += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) summed over the batch elements of each group
     (group g holds elements g·nb//ng … (g+1)·nb//ng − 1; ng = GB.shape[0], see
-    :func:`batch_groups`, also when GB is not wanted); when ``want_gu``, ``GU[k − k0]`` =
+    :func:`batch_groups`, also when GB is not wanted); when ``want_gu``, ``GU[k − k0]`` +=
     Bᵀ ds_k (GU spans the chunk). The groups run in parallel.
     """
     nb = Q.shape[1]

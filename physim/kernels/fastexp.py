@@ -1,0 +1,81 @@
+"""A branch-free exponential that numba can vectorise, for the HSSM periphery's gates.
+
+``math.exp`` compiles to a call into libm, which LLVM cannot vectorise (numba's SVML path
+needs an SVML-patched llvmlite, which the PyPI wheels are not), so a fused elementwise loop
+that calls it runs one element at a time: 9 ns per element on the machines of issue 12, as
+much as the rest of the loop. :func:`exp_clamped` is the textbook reduction
+x = n·ln 2 + r, |r| ≤ ln 2 / 2, with r's exponential from its Taylor series to r¹³ (truncation
+below 4e-18 relative) and 2ⁿ assembled from its bit pattern, all straight-line arithmetic;
+in a fused loop it runs 3–4x faster than ``math.exp``. Measured against libm on a dense
+grid of [−708, 709] it is within one ulp (``tests/test_hssm_periphery.py`` checks it).
+
+It is *clamped*: arguments below −708 give exp(−708) ≈ 3.3e-308 instead of a subnormal or 0,
+above 709 exp(709) ≈ 8.2e307 instead of inf (NaN stays NaN). That is harmless — and the
+reason for the name — where the result only enters 1 / (1 + e) or e · (something that
+vanishes faster), as in the sigmoid and the GELU slope; do not use it where an exact
+underflow or overflow matters.
+"""
+
+from __future__ import annotations
+
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _bits_as_float(typingctx, x):
+    """The float64 whose bit pattern is the int64 ``x``."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _float_as_bits(typingctx, x):
+    """The bit pattern of the float64 ``x`` as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
+_LOG2E = 1.4426950408889634
+#: ln 2 split so that n · _LN2_HI is exact for |n| < 2¹¹ (fdlibm's constants)
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+#: 1.5 · 2⁵², added to round to the nearest integer: the sum's low mantissa bits hold n
+_ROUND = 6755399441055744.0
+_ROUND_BITS = 0x4338000000000000
+_LO = -708.0
+_HI = 709.0
+
+
+@njit(cache=True, inline="always")
+def exp_clamped(x):
+    """exp(x) for x in [−708, 709] within one ulp of libm; clamped outside (see module)."""
+    x = _LO if x < _LO else x  # NaN fails both comparisons and stays NaN (so does the result)
+    x = _HI if x > _HI else x
+    kd = x * _LOG2E + _ROUND
+    n = kd - _ROUND
+    k = _float_as_bits(kd) - _ROUND_BITS
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _bits_as_float((k + 1023) << 52)
