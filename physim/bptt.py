@@ -14,7 +14,7 @@ from physim.device import Device
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_signal, input_grad_array
 from physim.kernels.adjoint import adjoint_inputs
-from physim.kernels.leapfrog import batch_groups
+from physim.kernels.leapfrog import batch_groups, drive_grad_threads
 from physim.losses import Loss, MSELoss
 from physim.rhel import check_loss
 from physim.simulate import (
@@ -111,7 +111,7 @@ def bptt_backward(
             GU,
         )
 
-    with parallel_schedule(ng):
+    with parallel_schedule(ng), drive_grad_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS)):
             start = (LQ.copy(), LP.copy(), GW.copy(), GB.copy())
             run_adjoint(k0, k1, LQ, LP, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)

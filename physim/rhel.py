@@ -22,7 +22,7 @@ from physim import memory
 from physim.device import Device, Physical
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal, input_grad_array
-from physim.kernels.leapfrog import batch_groups, echo_inputs
+from physim.kernels.leapfrog import batch_groups, drive_grad_threads, echo_inputs
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
     KERNEL_ELEMENTS,
@@ -203,7 +203,7 @@ def rhel_echo(
             GU,
         )
 
-    with parallel_schedule(ng):
+    with parallel_schedule(ng), drive_grad_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof, KERNEL_ELEMENTS)):
             start = (QE.copy(), PE.copy(), GW.copy(), GB.copy())
             run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)
