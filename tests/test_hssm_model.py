@@ -198,8 +198,31 @@ def test_regression_shorter_than_output_step_is_refused():
 def test_memory_estimate_scales_with_length():
     spec = HSSMSpec()
     small = estimate_memory_bytes(spec, 896, 32, "rhel")
-    assert estimate_memory_bytes(spec, 2 * 896, 32, "rhel") == pytest.approx(2 * small, rel=1e-9)
+    assert estimate_memory_bytes(spec, 2 * 896, 32, "rhel") == pytest.approx(2 * small, rel=2e-3)
     assert estimate_memory_bytes(spec, 896, 32, "bptt") > small
+
+
+@pytest.mark.parametrize("complex_ssm", [False, True])
+def test_memory_estimate_is_what_a_training_step_holds(complex_ssm):
+    # RHEL: every sequence-sized array of loss_and_grad lives in its StepBuffers
+    from physim.hssm import StepBuffers
+
+    spec = HSSMSpec(n_blocks=3, hidden=12, ssm_dim=5, dropout=0.1, complex_ssm=complex_ssm)
+    net = HSSM.build(spec, 2, 2, "classification", seed=0)
+    X = np.random.default_rng(0).normal(size=(3, 40, 2))
+    buf = StepBuffers()
+    net.loss_and_grad(
+        net.init_params(0),
+        X,
+        np.array([0, 1, 0]),
+        algo="rhel",
+        rng=np.random.default_rng(1),
+        buffers=buf,
+    )
+    assert buf.nbytes == estimate_memory_bytes(spec, 40, 3, "rhel")
+    buf = StepBuffers()
+    net.forward(net.init_params(0), X, buffers=buf)
+    assert buf.nbytes == estimate_memory_bytes(spec, 40, 3, None)
 
 
 @pytest.mark.slow

@@ -592,15 +592,22 @@ class HSSM:
 
 
 def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo | None) -> int:
-    """Peak bytes of one training step (stored activations plus the largest transients);
-    ``algo=None`` for an evaluation forward pass, which stores nothing between blocks."""
+    """Bytes of the sequence-sized arrays of one training step by ``loss_and_grad`` (what
+    its :class:`~physim.hssm.buffers.StepBuffers` holds, plus BPTT's recorded states);
+    ``algo=None`` for an evaluation forward pass, which stores nothing between blocks.
+
+    Per block: xhat and its row scale, two bit-packed dropout masks and φ (RHEL, whose
+    backward forms dL/dφ in φ's memory) or the recorded q, p (BPTT). Shared: the residual
+    stream x (dL/dx is formed in it), the norm output u and dL/du, and for BPTT dL/dφ.
+    """
     H, P, N = spec.hidden, spec.ssm_dim, spec.n_blocks
     if spec.complex_ssm:
         P *= 2  # (Re φ, Im φ)
     lb = n_steps * batch
-    if algo is None:
-        return int(8 * lb * (6 * H + 2 * P))
-    # stored: xhat, φ (BPTT: q and p) and two bit-packed dropout masks
-    per_block = 8 * lb * (H + (2 * P if algo == "bptt" else P)) + 2 * lb * ((H + 7) // 8)
-    transient = 8 * lb * (10 * H + 3 * P)
-    return int(N * per_block + transient)
+    if algo is None:  # x, u, one xhat, its scale and one φ
+        return int(8 * lb * (3 * H + 1 + P))
+    masks = 2 * lb * ((H + 7) // 8) if spec.dropout > 0 else 0
+    core = 8 * lb * P if algo == "rhel" else 16 * (n_steps + 1) * batch * P
+    per_block = 8 * lb * (H + 1) + masks + core
+    shared = 8 * lb * 3 * H + (8 * lb * P if algo == "bptt" else 0)
+    return int(N * per_block + shared)

@@ -29,10 +29,13 @@ from numba import njit, prange
 
 from physim.kernels.fastexp import exp_clamped
 
-#: rows per BLAS block: (4096 × 64)·(64 × 64) runs at matmul speed on one thread (41 GFLOP/s
-#: measured in issue 12 against 24 for one product over all 199,680 rows) and a block's working
-#: set (a few 4096 × 128 float64 slabs, ~4 MB) stays in the L2/L3 caches
-CHUNK_ROWS = 4096
+#: rows per row block: a block's working set (its φ, u and dx rows, and the 1024 × 2H GLU
+#: pre-activations, ~2.5 MB at H = 64) stays in cache between the products and the fused
+#: loops. Measured against 4096 and 2048 (bench_hssm.py workers alternating, 2 cores, BLAS at
+#: one thread per numba thread): SCP1 complex step 3.45–3.55 s vs 3.82–3.88 s (4096) and
+#: 3.50–3.67 s (2048); PPG 6.04–6.22 s vs 6.67 s (4096); (1024 × 64)·(64 × 128) products still
+#: run at matmul speed
+CHUNK_ROWS = 1024
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
