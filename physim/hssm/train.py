@@ -309,6 +309,7 @@ def _train(
             secs = time.perf_counter() - t0
             state["train_seconds"] += secs
             pgn = np.array([np.linalg.norm(grads[k]) for k in names])
+            del grads  # not held through the next step
             for key, x in (("loss", value), (metric, mets[metric]), ("grad_norm", gnorm)):
                 log.append(key, step, float(step), x, "1", time_unit="step", flush=False)
             log.append("seconds", step, float(step), secs, "s", time_unit="step", flush=False)
