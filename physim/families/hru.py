@@ -65,7 +65,7 @@ def _hru_device(
         theta0=np.ascontiguousarray(theta0, dtype=np.float64),
         aux_fn=_no_aux(P),
         check_fn=check,
-        n_work=1,
+        n_work=1 if quadratic else 4 * P,  # NonlinHRU's echo keeps tanh, log cosh of both
         units={"q": "1", "p": "1", "t": "step", "u": "1", "y": "1"},
         spec=spec,
         w_labels=(),

@@ -140,7 +140,7 @@ def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
 
 
 # ---------------------------------------------------------------------------------- block
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def block_fwd(
     x, u, phi, Ct, D, W12t, b12, m1, m2, has_mask, scale, tanh_gelu, n_threads, ws_z, ws_pre
 ):  # fmt: skip
@@ -181,7 +181,7 @@ def block_fwd(
                     x[r, j] += o * scale if keep[j] else 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def block_bwd(
     dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, tanh_gelu, n_threads,
     ws_z, ws_cdf, ws_pre, dphi, du, acc_C, acc_W, acc_v,

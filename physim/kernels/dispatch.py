@@ -20,6 +20,10 @@ kernels at the end of this list:
   (with exactly the arithmetic of ``grad_T`` / ``grad_V``) fused with ``gw += c0 ∂T/∂w(p0) +
   c1 ∂T/∂w(p1)`` (resp. ∂V/∂w, and ds += the same combination of ∂V/∂s). A family without them gets
   the composition of its basic kernels below (same states, slower).
+
+The dispatchers compile with ``error_model="numpy"``: the family kernels they inline then carry
+no ZeroDivisionError branch per division, which would stop their loops from vectorising (a
+division by zero gives inf or NaN, which the drivers' finiteness checks report).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ NONLINHRU = _nl.FAMILY_ID
 FAMILY_NAMES = {NETWORK: "network", LINHRU: "linhru", NONLINHRU: "nonlinhru"}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def kinetic(fam, p, prm, work):
     if fam == NETWORK:
         return _net.kinetic(p, prm, work)
@@ -46,7 +50,7 @@ def kinetic(fam, p, prm, work):
         return _nl.kinetic(p, prm, work)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def potential(fam, q, s, prm, work):
     if fam == NETWORK:
         return _net.potential(q, s, prm, work)
@@ -56,7 +60,7 @@ def potential(fam, q, s, prm, work):
         return _nl.potential(q, s, prm, work)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def grad_T(fam, p, prm, work, out):
     if fam == NETWORK:
         _net.grad_T(p, prm, work, out)
@@ -66,7 +70,7 @@ def grad_T(fam, p, prm, work, out):
         _nl.grad_T(p, prm, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def grad_V(fam, q, s, prm, work, out):
     if fam == NETWORK:
         _net.grad_V(q, s, prm, work, out)
@@ -76,7 +80,7 @@ def grad_V(fam, q, s, prm, work, out):
         _nl.grad_V(q, s, prm, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_dT_dw(fam, p, prm, work, scale, gw):
     if fam == NETWORK:
         _net.acc_dT_dw(p, prm, work, scale, gw)
@@ -86,7 +90,7 @@ def acc_dT_dw(fam, p, prm, work, scale, gw):
         _nl.acc_dT_dw(p, prm, work, scale, gw)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_dV_dw(fam, q, s, prm, work, scale, gw):
     if fam == NETWORK:
         _net.acc_dV_dw(q, s, prm, work, scale, gw)
@@ -96,7 +100,7 @@ def acc_dV_dw(fam, q, s, prm, work, scale, gw):
         _nl.acc_dV_dw(q, s, prm, work, scale, gw)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dV_ds(fam, q, s, prm, work, out):
     if fam == NETWORK:
         _net.dV_ds(q, s, prm, work, out)
@@ -106,7 +110,7 @@ def dV_ds(fam, q, s, prm, work, out):
         _nl.dV_ds(q, s, prm, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hvp_T(fam, p, prm, v, work, out):
     if fam == NETWORK:
         _net.hvp_T(p, prm, v, work, out)
@@ -116,7 +120,7 @@ def hvp_T(fam, p, prm, v, work, out):
         _nl.hvp_T(p, prm, v, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hvp_V(fam, q, s, prm, v, work, out):
     if fam == NETWORK:
         _net.hvp_V(q, s, prm, v, work, out)
@@ -126,7 +130,7 @@ def hvp_V(fam, q, s, prm, v, work, out):
         _nl.hvp_V(q, s, prm, v, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_vjp_gT_w(fam, p, prm, lam, work, scale, gw):
     if fam == NETWORK:
         _net.acc_vjp_gT_w(p, prm, lam, work, scale, gw)
@@ -136,7 +140,7 @@ def acc_vjp_gT_w(fam, p, prm, lam, work, scale, gw):
         _nl.acc_vjp_gT_w(p, prm, lam, work, scale, gw)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_vjp_gV_w(fam, q, s, prm, lam, work, scale, gw):
     if fam == NETWORK:
         _net.acc_vjp_gV_w(q, s, prm, lam, work, scale, gw)
@@ -146,7 +150,7 @@ def acc_vjp_gV_w(fam, q, s, prm, lam, work, scale, gw):
         _nl.acc_vjp_gV_w(q, s, prm, lam, work, scale, gw)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def vjp_gV_s(fam, q, s, prm, lam, work, out):
     if fam == NETWORK:
         _net.vjp_gV_s(q, s, prm, lam, work, out)
@@ -156,7 +160,7 @@ def vjp_gV_s(fam, q, s, prm, lam, work, out):
         _nl.vjp_gV_s(q, s, prm, lam, work, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def echo_T2(fam, p0, p1, prm, work, c0, c1, gw, g0, g1):
     """g_t = ∂T/∂p(p_t), t = 0, 1; gw += c0 ∂T/∂w(p0) + c1 ∂T/∂w(p1)."""
     if fam == NETWORK:
@@ -172,7 +176,7 @@ def echo_T2(fam, p0, p1, prm, work, c0, c1, gw, g0, g1):
         grad_T(fam, p1, prm, work, g1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def echo_V2(fam, q0, q1, s, prm, work, c0, c1, gw, g0, g1, want_ds, ds):
     """g_t = ∂V/∂q(q_t, s), t = 0, 1; gw += c0 ∂V/∂w(q0) + c1 ∂V/∂w(q1); when ``want_ds``,
     ds += c0 ∂V/∂s(q0) + c1 ∂V/∂s(q1)."""

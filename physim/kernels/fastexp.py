@@ -79,3 +79,56 @@ def exp_clamped(x):
     p = p * r + 1.0
     p = p * r + 1.0
     return p * _bits_as_float((k + 1023) << 52)
+
+
+@njit(cache=True, inline="always")
+def expm1_clamped(x):
+    """exp(x) − 1, accurate near 0 (the Taylor series without its leading 1 when |x| ≤ ln 2 / 2),
+    clamped like :func:`exp_clamped`."""
+    x = _LO if x < _LO else x
+    x = _HI if x > _HI else x
+    kd = x * _LOG2E + _ROUND
+    n = kd - _ROUND
+    k = _float_as_bits(kd) - _ROUND_BITS
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    q = p * r  # e^r − 1
+    return q if k == 0 else (q + 1.0) * _bits_as_float((k + 1023) << 52) - 1.0
+
+
+@njit(cache=True, inline="always")
+def log1p_unit(e):
+    """log(1 + e) for e in [0, 1]: 2 atanh(t), t = e / (2 + e) ≤ 1/3, by its series to t³⁵."""
+    t = e / (2.0 + e)
+    t2 = t * t
+    s = 1.0 / 35.0
+    s = s * t2 + 1.0 / 33.0
+    s = s * t2 + 1.0 / 31.0
+    s = s * t2 + 1.0 / 29.0
+    s = s * t2 + 1.0 / 27.0
+    s = s * t2 + 1.0 / 25.0
+    s = s * t2 + 1.0 / 23.0
+    s = s * t2 + 1.0 / 21.0
+    s = s * t2 + 1.0 / 19.0
+    s = s * t2 + 1.0 / 17.0
+    s = s * t2 + 1.0 / 15.0
+    s = s * t2 + 1.0 / 13.0
+    s = s * t2 + 1.0 / 11.0
+    s = s * t2 + 1.0 / 9.0
+    s = s * t2 + 1.0 / 7.0
+    s = s * t2 + 1.0 / 5.0
+    s = s * t2 + 1.0 / 3.0
+    s = s * t2 + 1.0
+    return 2.0 * t * s
