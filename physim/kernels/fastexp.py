@@ -7,7 +7,10 @@ much as the rest of the loop. :func:`exp_clamped` is the textbook reduction
 x = n·ln 2 + r, |r| ≤ ln 2 / 2, with r's exponential from its Taylor series to r¹³ (truncation
 below 4e-18 relative) and 2ⁿ assembled from its bit pattern, all straight-line arithmetic;
 in a fused loop it runs 3–4x faster than ``math.exp``. Measured against libm on a dense
-grid of [−708, 709] it is within one ulp (``tests/test_hssm_periphery.py`` checks it).
+grid of [−708, 709] it is within one ulp (``tests/test_fastexp.py`` checks it and its
+siblings :func:`expm1_clamped` and :func:`log1p_unit`). Loops that use them vectorise only
+without numba's per-division ZeroDivisionError branch: compile them with
+``error_model="numpy"``.
 
 It is *clamped*: arguments below −708 give exp(−708) ≈ 3.3e-308 instead of a subnormal or 0,
 above 709 exp(709) ≈ 8.2e307 instead of inf (NaN stays NaN). That is harmless — and the
@@ -84,7 +87,7 @@ def exp_clamped(x):
 @njit(cache=True, inline="always")
 def expm1_clamped(x):
     """exp(x) − 1, accurate near 0 (the Taylor series without its leading 1 when |x| ≤ ln 2 / 2),
-    clamped like :func:`exp_clamped`."""
+    clamped like :func:`exp_clamped`; within 3 ulp of libm's expm1 on dense grids."""
     x = _LO if x < _LO else x
     x = _HI if x > _HI else x
     kd = x * _LOG2E + _ROUND
@@ -110,7 +113,8 @@ def expm1_clamped(x):
 
 @njit(cache=True, inline="always")
 def log1p_unit(e):
-    """log(1 + e) for e in [0, 1]: 2 atanh(t), t = e / (2 + e) ≤ 1/3, by its series to t³⁵."""
+    """log(1 + e) for e in [0, 1]: 2 atanh(t), t = e / (2 + e) ≤ 1/3, by its series to t³⁵;
+    within 3 ulp of libm's log1p on dense grids."""
     t = e / (2.0 + e)
     t2 = t * t
     s = 1.0 / 35.0

@@ -1,0 +1,64 @@
+"""The straight-line exp, expm1 and log1p of physim.kernels.fastexp, and the NonlinHRU tanh and
+log cosh built on them, against numpy's libm on dense grids and at the edges."""
+
+import numpy as np
+from numba import njit
+
+from physim.families.nonlinhru_kernels import _logcosh, _tanh
+from physim.kernels.fastexp import exp_clamped, expm1_clamped, log1p_unit
+
+
+def _vectorised(f):
+    @njit(error_model="numpy")
+    def apply(z, out):
+        for i in range(z.size):
+            out[i] = f(z[i])
+
+    def call(z):
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        out = np.empty_like(z)
+        apply(z, out)
+        return out
+
+    return call
+
+
+def _ulps(got, want):
+    return np.max(np.abs(got - want) / np.spacing(np.abs(want)))
+
+
+def test_clamped_exp_is_within_one_ulp_of_libm():
+    z = np.concatenate([np.linspace(-708.0, 709.0, 1_000_003), np.linspace(-1, 1, 100_001)])
+    assert _ulps(_vectorised(exp_clamped)(z), np.exp(z)) <= 1.0
+    edge = _vectorised(exp_clamped)(np.array([np.nan, -np.inf, -1e4, 1e4, np.inf]))
+    assert np.isnan(edge[0])
+    np.testing.assert_allclose(edge[1:], np.exp([-708.0, -708.0, 709.0, 709.0]), rtol=3e-16)
+
+
+def test_expm1_is_accurate_near_zero_and_everywhere():
+    z = np.concatenate([np.linspace(-700.0, 700.0, 1_000_001), np.geomspace(1e-300, 0.5, 50_000)])
+    z = np.concatenate([z, -z])
+    assert _ulps(_vectorised(expm1_clamped)(z), np.expm1(z)) <= 3.0
+
+
+def test_log1p_on_the_unit_interval():
+    e = np.concatenate([np.linspace(0.0, 1.0, 1_000_001), np.geomspace(1e-300, 1e-3, 10_000)])
+    got = _vectorised(log1p_unit)(e)
+    want = np.log1p(e)
+    assert got[0] == 0.0
+    assert _ulps(got[1:], want[1:]) <= 3.0
+
+
+def test_nonlinhru_tanh_and_logcosh_match_libm():
+    z = np.concatenate([np.linspace(-40.0, 40.0, 2_000_001), np.geomspace(1e-300, 1.0, 50_000)])
+    z = np.concatenate([z, -z])
+    t = _vectorised(_tanh)(z)
+    assert _ulps(t, np.tanh(z)) <= 4.0
+    # log cosh z = |z| + log1p(e^{-2|z|}) - log 2 loses relative accuracy near 0 (a difference
+    # of O(1) terms), in libm's formula as in this one: compare absolutely, scaled by max(1, |z|)
+    lc = _vectorised(_logcosh)(z)
+    want = np.logaddexp(z, -z) - np.log(2.0)
+    assert np.max(np.abs(lc - want) / np.maximum(1.0, np.abs(z))) < 4e-16
+    edge = _vectorised(_tanh)(np.array([np.nan, np.inf, -np.inf, 1e300, -0.0]))
+    assert np.isnan(edge[0])
+    np.testing.assert_array_equal(edge[1:], [1.0, -1.0, 1.0, -0.0])
