@@ -113,7 +113,9 @@ def bptt_backward(
 
     with parallel_schedule(ng), drive_grad_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS)):
-            start = (LQ.copy(), LP.copy(), GW.copy(), GB.copy())
+            # the first chunk (k1 = K) starts from zero ∂L/∂B sums: a broadcast zero, no copy
+            gb0 = GB.copy() if k1 < K else np.broadcast_to(0.0, GB.shape)
+            start = (LQ.copy(), LP.copy(), GW.copy(), gb0)
             run_adjoint(k0, k1, LQ, LP, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)
             if not all_finite(LQ, LP, GW, GB):
                 raise _adjoint_fault(device, run_adjoint, K, k0, k1, start, nb, m)

@@ -205,7 +205,9 @@ def rhel_echo(
 
     with parallel_schedule(ng), drive_grad_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof, KERNEL_ELEMENTS)):
-            start = (QE.copy(), PE.copy(), GW.copy(), GB.copy())
+            # the first chunk (k1 = K) starts from zero ∂L/∂B sums: a broadcast zero, no copy
+            gb0 = GB.copy() if k1 < K else np.broadcast_to(0.0, GB.shape)
+            start = (QE.copy(), PE.copy(), GW.copy(), gb0)
             run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU[k0:k1] if input_grad else GU)
             if not all_finite(QE, PE, GW, GB):
                 raise echo_fault(device, phys, run_echo, K, k0, k1, start)
