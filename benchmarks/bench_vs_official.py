@@ -16,8 +16,9 @@ for real B, C):
     scp1  6 blocks, H 64 (NonlinHRU 128), P 256, batch 32, L 896, classification (2 classes)
     ppg   6 blocks, H 64, P 16, batch 4, L 49,920, regression every 128th step
 
-    python benchmarks/bench_vs_official.py --official-repo /work/official/rhel \\
-        --official-python /work/official/venv/bin/python
+    git clone https://github.com/guillaumepourcel/rhel ~/official-rhel   # outside this project
+    python benchmarks/bench_vs_official.py --official-repo ~/official-rhel \\
+        --official-python ~/official-venv/bin/python
     python benchmarks/bench_vs_official.py --configs ppg --families linhru --length 4992  # quick
 """
 
@@ -134,6 +135,20 @@ def main() -> None:
     args = ap.parse_args()
     if bool(args.official_repo) != bool(args.official_python):
         ap.error("give --official-repo and --official-python together (or neither)")
+    for name, given, allowed in (
+        ("--configs", args.configs, CONFIGS),
+        ("--families", args.families, ("linhru", "nonlinhru")),
+    ):
+        bad = [v for v in given.split(",") if v not in allowed]
+        if bad:
+            ap.error(
+                f"{name} {given!r}: unknown {', '.join(bad)}; choose from {', '.join(allowed)}"
+            )
+    if args.length is not None and args.length < OUTPUT_STEP:
+        ap.error(
+            f"--length {args.length}: give at least {OUTPUT_STEP} steps (PPG reads every "
+            f"{OUTPUT_STEP}th)"
+        )
     official = args.official_repo is not None
     if official and not (Path(args.official_repo) / "models" / "LinHRU.py").is_file():
         ap.error(f"--official-repo {args.official_repo} has no models/LinHRU.py; clone the repo")
