@@ -455,8 +455,7 @@ class HSSM:
             dx[...] = 0.0
             dx[s - 1 :: s] = dxs
         dx2 = dx.reshape(R, H)
-        ws = _Workspace(H)
-        nt = ws.n_threads
+        nt = numba.get_num_threads()
         n_modes = caches[0].phi.shape[2]
         # one set of row buffers for all blocks: u (the norm output, recomputed), du (dL/du:
         # the readout's share from the periphery kernel, then the core's added by its echo or
@@ -478,6 +477,7 @@ class HSSM:
             acc_C = np.empty((nt, n_modes, H))
             acc_W = np.empty((nt, H, 2 * H))
             acc_v = np.empty((nt, 2, 2 * H))
+            ws = _Workspace(H)  # (freed before the core's echo, which can then use its memory)
             PK.block_bwd(
                 dx2,
                 u.reshape(R, H),
@@ -501,6 +501,7 @@ class HSSM:
                 acc_W,
                 acc_v,
             )
+            del ws
             dW12t = acc_W.sum(axis=0)
             v = acc_v.sum(axis=0)
             grads[k + "glu.W1"] = np.ascontiguousarray(dW12t[:, :H].T)
