@@ -59,8 +59,8 @@ _HI = 709.0
 
 
 @njit(cache=True, inline="always")
-def exp_clamped(x):
-    """exp(x) for x in [−708, 709] within one ulp of libm; clamped outside (see module)."""
+def _exp_parts(x):
+    """(e^r − 1, n) with x = n·ln 2 + r, |r| ≤ ln 2 / 2, after clamping x to [−708, 709]."""
     x = _LO if x < _LO else x  # NaN fails both comparisons and stays NaN (so does the result)
     x = _HI if x > _HI else x
     kd = x * _LOG2E + _ROUND
@@ -80,34 +80,21 @@ def exp_clamped(x):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     p = p * r + 1.0
-    p = p * r + 1.0
-    return p * _bits_as_float((k + 1023) << 52)
+    return p * r, k
+
+
+@njit(cache=True, inline="always")
+def exp_clamped(x):
+    """exp(x) for x in [−708, 709] within one ulp of libm; clamped outside (see module)."""
+    q, k = _exp_parts(x)
+    return (q + 1.0) * _bits_as_float((k + 1023) << 52)
 
 
 @njit(cache=True, inline="always")
 def expm1_clamped(x):
     """exp(x) − 1, accurate near 0 (the Taylor series without its leading 1 when |x| ≤ ln 2 / 2),
     clamped like :func:`exp_clamped`; within 3 ulp of libm's expm1 on dense grids."""
-    x = _LO if x < _LO else x
-    x = _HI if x > _HI else x
-    kd = x * _LOG2E + _ROUND
-    n = kd - _ROUND
-    k = _float_as_bits(kd) - _ROUND_BITS
-    r = x - n * _LN2_HI - n * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    q = p * r  # e^r − 1
+    q, k = _exp_parts(x)
     return q if k == 0 else (q + 1.0) * _bits_as_float((k + 1023) << 52) - 1.0
 
 
