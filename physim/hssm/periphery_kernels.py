@@ -139,6 +139,26 @@ def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
                 dx[r, j] += s * (g[j] - mg - xhat[r, j] * mgx)
 
 
+@njit(cache=True, inline="always")
+def _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, slope, want_slope):
+    """z ← drop₁(GELU(φ Cᵀ + D⊙u)) for rows r0 … r0 + len(z) − 1 and, with ``want_slope``,
+    slope ← GELU′ of the same pre-activations: the one code path of the forward and of the
+    backward's recomputation, which must agree bit for bit."""
+    n, n_ch = z.shape
+    np.dot(phi[r0 : r0 + n], Ct, z)
+    for i in range(n):
+        r = r0 + i
+        if has_mask:
+            _unpack_row(m1, r, keep)
+        for j in range(n_ch):
+            v = z[i, j] + D[j] * u[r, j]
+            g = _gelu_gate(v, tanh_gelu)
+            if want_slope:
+                slope[i, j] = _gelu_slope(v, g, tanh_gelu)
+            hv = v * g
+            z[i, j] = hv * scale if keep[j] else 0.0
+
+
 # ---------------------------------------------------------------------------------- block
 @njit(cache=True, parallel=True, error_model="numpy")
 def block_fwd(
@@ -162,15 +182,7 @@ def block_fwd(
             n = r1 - r0
             z = ws_z[t, :n]
             pre = ws_pre[t, :n]
-            np.dot(phi[r0:r1], Ct, z)
-            for i in range(n):
-                r = r0 + i
-                if has_mask:
-                    _unpack_row(m1, r, keep)
-                for j in range(n_ch):
-                    v = z[i, j] + D[j] * u[r, j]
-                    hv = v * _gelu_gate(v, tanh_gelu)
-                    z[i, j] = hv * scale if keep[j] else 0.0
+            _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, z, False)
             np.dot(z, W12t, pre)
             for i in range(n):
                 r = r0 + i
@@ -209,17 +221,7 @@ def block_bwd(
             cdf = ws_cdf[t, :n]
             pre = ws_pre[t, :n]
             # recompute the block: z -> h (kept in z), GELU'(z) (in cdf), GLU pre-activations
-            np.dot(phi[r0:r1], Ct, z)
-            for i in range(n):
-                r = r0 + i
-                if has_mask:
-                    _unpack_row(m1, r, keep)
-                for j in range(n_ch):
-                    v = z[i, j] + D[j] * u[r, j]
-                    g = _gelu_gate(v, tanh_gelu)
-                    cdf[i, j] = _gelu_slope(v, g, tanh_gelu)
-                    hv = v * g
-                    z[i, j] = hv * scale if keep[j] else 0.0
+            _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, cdf, True)
             np.dot(z, W12t, pre)
             # GLU backward: pre <- [da | ds]
             for i in range(n):
