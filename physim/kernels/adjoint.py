@@ -21,7 +21,6 @@ from physim.kernels.leapfrog import (
     _drive_block,
     _drive_grad_block,
     _error_into,
-    drive_grad_scratch,
 )
 
 
@@ -119,7 +118,7 @@ def adjoint_inputs(
         e = np.empty(n)
         S = np.empty((BLOCK, n))
         D = np.empty((BLOCK, n))
-        scratch = drive_grad_scratch(n, BT.shape[0])
+        gu = np.empty((BLOCK, BT.shape[0]))
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             lq = LQ[b]
             lp = LP[b]
@@ -149,4 +148,4 @@ def adjoint_inputs(
                     if k > 0:
                         _error_into(R, G, k, b, e)
                         _axpy(lq, 1.0, e)
-                _drive_grad_block(D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, scratch)
+                _drive_grad_block(D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, gu)

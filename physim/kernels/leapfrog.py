@@ -144,20 +144,19 @@ def _drive_block(U, b, k0, nk, BT, S):
 
 
 @njit(cache=True)
-def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, scratch):
+def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
     """Fold the drive gradients D[kk] = ∂L/∂s_k of steps k = lo + kk < lo + nk into
     GB += Σ_k u_k ⊗ D[kk] (GB is (∂L/∂B)ᵀ, shape (m, n); the sum runs over the steps of the
     block in index order) and GU[k − k0, b] += Bᵀ D[kk] (added: the drivers pass zeros, or an
     array the caller asked to have the gradient added to).
 
     Bᵀ D is one BLAS product per block for input matrices with at least ``DRIVE_GRAD_BLAS``
-    entries (measured 1.7x faster on the SCP1 LinHRU layer; a rank-16 update of GB through
-    BLAS measured slower than :func:`_acc_rows`), and sums in index order for smaller ones,
-    where a BLAS call costs more than its arithmetic. ∂L/∂u is a result, not part of any
-    trajectory, so the two routes need not agree bit for bit. ``scratch`` is a (BLOCK, m)
-    array (:func:`drive_grad_scratch`).
+    entries (on the SCP1 LinHRU layer the echo with ∂L/∂u went 0.261 → 0.242 s; a rank-16
+    update of GB through BLAS measured slower than :func:`_acc_rows`), and sums in index order
+    for smaller ones, where a BLAS call costs more than its arithmetic. ∂L/∂u is a result, not
+    part of any trajectory, so the two routes need not agree bit for bit. ``gu`` is a
+    (BLOCK, m) scratch array.
     """
-    gu = scratch
     n, m = B.shape
     if want_gb:
         _acc_rows(GB, U[lo : lo + nk, b].T, D[:nk])
@@ -179,12 +178,6 @@ def drive_grad_threads(B: np.ndarray):
     held at one thread while numba's threads call it (see :mod:`physim.threads`) when the
     BLAS route applies, nothing otherwise."""
     return nullcontext() if B.size < DRIVE_GRAD_BLAS else single_threaded_blas()
-
-
-@njit(cache=True)
-def drive_grad_scratch(n, m):
-    """Per-thread scratch of :func:`_drive_grad_block` for an (n, m) input matrix."""
-    return np.empty((BLOCK, m))
 
 
 @njit(cache=True, inline="always")
@@ -445,7 +438,7 @@ def echo_inputs(
         e = np.empty(n)
         S = np.empty((BLOCK, n))
         D = np.empty((BLOCK, n))
-        scratch = drive_grad_scratch(n, BT.shape[0])
+        gu = np.empty((BLOCK, BT.shape[0]))
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             gw = GW[b]
             for hi in range(k1, k0, -BLOCK):
@@ -479,9 +472,7 @@ def echo_inputs(
                     for kk in range(nk):
                         for i in range(n):
                             D[kk, i] *= scale
-                    _drive_grad_block(
-                        D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, scratch
-                    )
+                    _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, gu)
 
 
 @njit(cache=True, parallel=True)
