@@ -96,6 +96,11 @@ def _block_weights(params: dict[str, np.ndarray], k: str, complex_core: bool) ->
 _NO_MASK = np.zeros((1, 1), dtype=np.uint8)
 
 
+def _check_algo(algo: str) -> None:
+    if algo not in ("rhel", "bptt"):
+        raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
+
+
 def _masks(m1: np.ndarray | None, m2: np.ndarray | None) -> tuple:
     """(m1, m2, has_mask) for the kernels (a dummy array when dropout is off)."""
     if m1 is None:
@@ -409,8 +414,7 @@ class HSSM:
         kernels), ``algo`` (RHEL echo or BPTT twin) for every HRU core, chained block by block.
         Neither ``x_top`` nor ``caches`` is modified (RHEL and BPTT may run from one forward);
         ``buffers`` holds the backward's row buffers (as in :meth:`forward`)."""
-        if algo not in ("rhel", "bptt"):
-            raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
+        _check_algo(algo)
         if len(caches) != len(self.devices):
             raise ValueError("backward needs the caches of forward(..., keep=algo)")
         with single_threaded_blas():
@@ -572,8 +576,7 @@ class HSSM:
         ``update_stats`` also moves the batch norms' running statistics (a training step).
         Nothing it returns lives in ``buffers``: a training loop passes one
         :class:`~physim.hssm.buffers.StepBuffers` to all its steps."""
-        if algo not in ("rhel", "bptt"):
-            raise ValueError(f"algo must be 'rhel' or 'bptt', got {algo!r}")
+        _check_algo(algo)  # before the forward, which would otherwise run in vain
         buffers = buffers or StepBuffers()
         out, x_top, caches = self.forward(
             params, X, rng=rng, keep=algo, timings=timings, buffers=buffers
