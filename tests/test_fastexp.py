@@ -5,7 +5,13 @@ import numpy as np
 from numba import njit
 
 from physim.families.nonlinhru_kernels import _logcosh, _tanh
-from physim.kernels.fastexp import exp_clamped, expm1_clamped, log1p_unit
+from physim.kernels.fastexp import (
+    exp_clamped,
+    exp_flushed,
+    expm1_clamped,
+    log1p_unit,
+    sigmoid_flushed,
+)
 
 
 def _vectorised(f):
@@ -33,6 +39,23 @@ def test_clamped_exp_is_within_one_ulp_of_libm():
     edge = _vectorised(exp_clamped)(np.array([np.nan, -np.inf, -1e4, 1e4, np.inf]))
     assert np.isnan(edge[0])
     np.testing.assert_allclose(edge[1:], np.exp([-708.0, -708.0, 709.0, 709.0]), rtol=3e-16)
+
+
+def test_flushed_exp_and_sigmoid_never_return_subnormals():
+    z = np.concatenate([np.linspace(-760.0, 760.0, 1_000_003), [-np.inf, np.inf, -1e4, 1e4]])
+    e = _vectorised(exp_flushed)(z)
+    s = _vectorised(sigmoid_flushed)(z)
+    tiny = np.finfo(np.float64).tiny
+    for got in (e, s):
+        assert not np.any((got != 0.0) & (np.abs(got) < tiny))  # zero or normal, nothing between
+    normal = z >= -708.0
+    assert np.all(e[~normal] == 0.0) and np.all(s[~normal] == 0.0)
+    inside = normal & (z <= 709.0)
+    assert _ulps(e[inside], np.exp(z[inside])) <= 1.0
+    with np.errstate(over="ignore"):
+        want = 1.0 / (1.0 + np.exp(-z[normal]))
+    assert _ulps(s[normal], want) <= 4.0
+    assert s[z == np.inf][0] == 1.0 and np.isnan(_vectorised(sigmoid_flushed)(np.array([np.nan])))
 
 
 def test_expm1_is_accurate_near_zero_and_everywhere():

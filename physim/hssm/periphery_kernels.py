@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
-from physim.kernels.fastexp import exp_clamped
+from physim.kernels.fastexp import exp_flushed, sigmoid_flushed
 
 #: rows per row block: a block's working set (its φ, u and dx rows, and the 1024 × 2H GLU
 #: pre-activations, ~2.5 MB at H = 64) stays in cache between the products and the fused
@@ -57,16 +57,10 @@ def _unpack_row(bits, r, keep):
 
 
 @njit(cache=True, inline="always")
-def _sigmoid(v):
-    """1 / (1 + e^−v), accurate to a few ulps for every v (e^−v is clamped, see fastexp)."""
-    return 1.0 / (1.0 + exp_clamped(-v))
-
-
-@njit(cache=True, inline="always")
 def _gelu_gate(v, tanh_form):
     """The gate g of GELU(v) = v · g: σ(2√(2/π)(v + 0.044715 v³)) (``tanh_form``) or Φ(v)."""
     if tanh_form:
-        return _sigmoid(_TANH_K * (v + _TANH_C * v * v * v))
+        return sigmoid_flushed(_TANH_K * (v + _TANH_C * v * v * v))
     return 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
 
 
@@ -75,7 +69,7 @@ def _gelu_slope(v, g, tanh_form):
     """d GELU / dv from the gate g = :func:`_gelu_gate` (v)."""
     if tanh_form:
         return g + v * g * (1.0 - g) * _TANH_K * (1.0 + 3.0 * _TANH_C * v * v)
-    return g + v * _INV_SQRT_2PI * exp_clamped(-0.5 * v * v)
+    return g + v * _INV_SQRT_2PI * exp_flushed(-0.5 * v * v)
 
 
 # ---------------------------------------------------------------------------------- layer norm
@@ -189,7 +183,7 @@ def block_fwd(
                 if has_mask:
                     _unpack_row(m2, r, keep)
                 for j in range(n_ch):
-                    o = (pre[i, j] + b12[j]) * _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
+                    o = (pre[i, j] + b12[j]) * sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
                     x[r, j] += o * scale if keep[j] else 0.0
 
 
@@ -231,7 +225,7 @@ def block_bwd(
                 for j in range(n_ch):
                     d = dx[r, j] * scale if keep[j] else 0.0
                     a = pre[i, j] + b12[j]
-                    g = _sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
+                    g = sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
                     da = d * g
                     ds = d * a * g * (1.0 - g)
                     pre[i, j] = da
