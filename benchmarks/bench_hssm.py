@@ -13,7 +13,8 @@ matmul of the step's dominant shape measured in the same process.
 Targets (issue 4): RHEL step <= 3.5 s, peak memory <= 1 GB, RHEL <= 1.5x BPTT; issue 12: RHEL
 <= 1.2x BPTT, the periphery at >= 60 % of the GFLOP/s of a numpy matmul of its dominant shape
 (the GLU's (rows × H)·(H × 2H) over all rows, numpy's default threads: "periph/GLU").
-``--complex``: LinHRU with complex B, C (the paper's default); ``--task regression
+``--complex``: LinHRU with complex B, C (the paper's default); ``--precision float32``: the
+float32 activations of ``HSSMSpec.precision``; ``--task regression
 --output-step 128`` with ``--ssm 16 --batch 4 --length 49920`` is the paper's PPG shape.
 
     python benchmarks/bench_hssm.py                 # paper shapes
@@ -81,6 +82,7 @@ def worker(args: argparse.Namespace) -> dict:
         dropout=0.05,
         complex_ssm=args.complex,
         output_step=args.output_step if regression else None,
+        precision=args.precision,
     )
     n_out = 1 if regression else 2
     net = HSSM.build(spec, args.inputs, n_out, args.task, seed=0)
@@ -157,7 +159,7 @@ def _periphery_flops(args: argparse.Namespace) -> float:
 
 
 WORKER_OPTIONS = ("model", "blocks", "hidden", "ssm", "batch", "length", "repeats", "task")
-WORKER_OPTIONS += ("output_step", "inputs")
+WORKER_OPTIONS += ("output_step", "inputs", "precision")
 
 
 def run_worker(args: argparse.Namespace, algo: str) -> dict:
@@ -179,6 +181,12 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=896)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--complex", action="store_true", help="LinHRU with complex B, C")
+    ap.add_argument(
+        "--precision",
+        default="float64",
+        choices=("float64", "float32"),
+        help="HSSMSpec.precision: float32 activations and periphery products, float64 cores",
+    )
     ap.add_argument("--task", default="classification", choices=("classification", "regression"))
     ap.add_argument("--output-step", type=int, default=128, help="regression: read every n-th")
     ap.add_argument("--inputs", type=int, default=7, help="input channels (incl. time channel)")

@@ -4,7 +4,8 @@ With ``--official-repo DIR --official-python PATH`` (a checkout of
 github.com/guillaumepourcel/rhel and a Python that has its pinned dependencies — jax[cpu] 0.6.2,
 equinox 0.13.4, optax 0.2.7, numpy 2.2.6, scipy 1.15.3 — both kept outside this project) each
 configuration runs physim's step (``benchmarks/bench_hssm.py --worker rhel``: RHEL gradients
-and Adam, float64) and the official ``make_step`` (RHEL, Adam, float32, synthetic data) in
+and Adam, float64, or with ``--precision float32`` float32 activations and periphery
+products around float64 cores) and the official ``make_step`` (RHEL, Adam, float32, synthetic data) in
 fresh processes, alternating ``--rounds`` times; the best step time and the peak resident
 memory of each process give the ratios, all from this one run. Without the official code only
 physim's figures are printed. The official code is never copied: the small runner that drives
@@ -93,11 +94,12 @@ def _shapes(config: str, family: str, length: int | None) -> dict:
     return shp
 
 
-def run_physim(shp: dict, family: str, complex_ssm: bool, repeats: int) -> dict:
+def run_physim(shp: dict, family: str, complex_ssm: bool, repeats: int, precision: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).with_name("bench_hssm.py")), "--worker", "rhel"]
     cmd += [f"--{k}={v}" for k, v in shp.items()]
     cmd += [f"--model={family}", f"--repeats={repeats}", f"--output-step={OUTPUT_STEP}"]
-    cmd += [f"--inputs={N_INPUTS}"] + (["--complex"] if complex_ssm else [])
+    cmd += [f"--inputs={N_INPUTS}", f"--precision={precision}"]
+    cmd += ["--complex"] if complex_ssm else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -129,6 +131,12 @@ def main() -> None:
     ap.add_argument("--families", default="linhru,nonlinhru", help="linhru, nonlinhru")
     ap.add_argument("--real", action="store_true", help="LinHRU with real B, C (default complex)")
     ap.add_argument("--length", type=int, help="override the sequence length (quick runs)")
+    ap.add_argument(
+        "--precision",
+        default="float64",
+        choices=("float64", "float32"),
+        help="physim's HSSMSpec.precision (the official code runs in float32)",
+    )
     ap.add_argument("--repeats", type=int, default=2, help="timed steps per process")
     ap.add_argument("--rounds", type=int, default=1, help="alternations physim / official")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
@@ -162,7 +170,7 @@ def main() -> None:
                 shp = _shapes(config, family, args.length)
                 ours, theirs = [], []
                 for _ in range(args.rounds):
-                    ours.append(run_physim(shp, family, cplx, args.repeats))
+                    ours.append(run_physim(shp, family, cplx, args.repeats, args.precision))
                     if official:
                         theirs.append(
                             run_official(
@@ -180,6 +188,7 @@ def main() -> None:
                         config=config,
                         family=family,
                         complex=cplx,
+                        precision=args.precision,
                         shapes=shp,
                         physim=_best(ours),
                         official=_best(theirs),
@@ -194,7 +203,9 @@ def main() -> None:
 
 
 def _print(results: list[dict], official: bool) -> None:
-    head = f"{'config':<6}{'family':<11}{'cplx':<6}{'physim s':>9}{'cores':>7}{'digit':>7}"
+    head = (
+        f"{'config':<6}{'family':<11}{'cplx':<6}{'prec':<8}{'physim s':>9}{'cores':>7}{'digit':>7}"
+    )
     head += f"{'blk core':>9}{'blk dig':>8}"
     head += f"{'GB':>6}{'us/stb':>8}"
     if official:
@@ -204,6 +215,7 @@ def _print(results: list[dict], official: bool) -> None:
         p, o, s = r["physim"], r["official"], r["shapes"]
         per = s["batch"] * s["length"] * s["blocks"] / 1e6  # µs per (sample × step × block)
         line = f"{r['config']:<6}{r['family']:<11}{'yes' if r['complex'] else 'no':<6}"
+        line += f"{r['precision']:<8}"
         line += f"{p['step']:9.2f}{p['core']:7.2f}{p['digital']:7.2f}"
         line += f"{p['core'] / s['blocks']:9.3f}{p['digital'] / s['blocks']:8.3f}"
         line += f"{p['peak_rss_bytes'] / 1e9:6.2f}{p['step'] / per:8.3f}"

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from physim.device import Device
+from physim.device import Device, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_signal, input_grad_array
 from physim.kernels.adjoint import adjoint_inputs
@@ -83,8 +83,8 @@ def bptt_backward(
     BT = np.ascontiguousarray(phys.B.T)
     B = np.ascontiguousarray(phys.B)
     R = readout_matrix(device)
-    G = np.ascontiguousarray(dLdy, dtype=np.float64)
-    U = np.ascontiguousarray(u, dtype=np.float64)
+    G = io_array(dLdy)  # (float32 errors and inputs are read as they are)
+    U = io_array(u)
     Qs = np.ascontiguousarray(forward.q)
     Ps = np.ascontiguousarray(forward.p)
 

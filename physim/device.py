@@ -22,8 +22,23 @@ Transform = Literal["identity", "relu", "sigmoid"]
 Prm = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def real_array(value, what: str) -> np.ndarray:
-    """``value`` as a contiguous float64 array; complex, boolean-free non-numeric input refused.
+#: dtypes of the sequence-sized arrays the simulation and gradient kernels read and write
+#: (inputs u, readouts y, errors ∂L/∂y, input gradients ∂L/∂u): float32 halves their memory,
+#: and the kernels compute in float64 either way (a float32 → float64 conversion is exact, so
+#: a float32 input gives bit for bit the trajectory of its float64 copy)
+IO_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def io_array(a: np.ndarray) -> np.ndarray:
+    """``a`` C-contiguous: float32 kept as it is (see :data:`IO_DTYPES`), anything else float64."""
+    a = np.asarray(a)
+    return np.ascontiguousarray(a, dtype=a.dtype if a.dtype in IO_DTYPES else np.float64)
+
+
+def real_array(value, what: str, *, keep_float32: bool = False) -> np.ndarray:
+    """``value`` as a contiguous float64 array (float32 kept with ``keep_float32``, for the
+    sequence-sized arrays of :data:`IO_DTYPES`); complex, boolean-free non-numeric input
+    refused.
 
     ``np.asarray(..., dtype=float64)`` would silently drop an imaginary part.
     """
@@ -32,7 +47,7 @@ def real_array(value, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be real, got a complex array; pass its real part")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{what} must be a real number array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return io_array(arr) if keep_float32 else np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def _forward_transform(kind: Transform, raw: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physim.device import Device
+from physim.device import IO_DTYPES, Device, io_array
 from physim.kernels.readout import error_rows
 from physim.kernels.reduce import max_abs
 
@@ -35,18 +35,18 @@ def input_grad_array(
     u: np.ndarray, input_grad: bool, grad_u_into: np.ndarray | None
 ) -> np.ndarray | None:
     """Where the kernels add ∂L/∂u: zeros like ``u``, or the caller's ``grad_u_into`` (which
-    receives ∂L/∂u added to what it holds; float64, C-contiguous, u's shape)."""
+    receives ∂L/∂u added to what it holds; float64 or float32, C-contiguous, u's shape)."""
     if grad_u_into is None:
         return np.zeros_like(u) if input_grad else None
     if not input_grad:
         raise ValueError("grad_u_into needs input_grad=True")
     if (
         grad_u_into.shape != u.shape
-        or grad_u_into.dtype != np.float64
+        or grad_u_into.dtype not in IO_DTYPES
         or not grad_u_into.flags.c_contiguous
     ):
         raise ValueError(
-            f"grad_u_into must be a C-contiguous float64 array of u's shape {u.shape}, got "
+            f"grad_u_into must be a C-contiguous float64 or float32 array of u's shape {u.shape}, got "
             f"{grad_u_into.dtype} {grad_u_into.shape}"
         )
     return grad_u_into
@@ -62,14 +62,14 @@ def error_signal(device: Device, dLdy: np.ndarray, k0: int, k1: int) -> np.ndarr
             out[lo - k0 :] = dLdy[lo - 1 : k1 - 1]
         else:  # the kernels' own arithmetic (one readout path, see physim.kernels.readout)
             R = np.ascontiguousarray(device.readout, dtype=np.float64)
-            error_rows(R, np.ascontiguousarray(dLdy, dtype=np.float64), k0, k1, out)
+            error_rows(R, io_array(dLdy), k0, k1, out)
     return out
 
 
 def error_bound(device: Device, dLdy: np.ndarray) -> float:
     """An upper bound on max |e_k| without forming e: max |∂L/∂y| times R's largest column sum."""
     # one pass, parallel on long sequences, no temporary the size of the sequence
-    gmax = max_abs(np.ascontiguousarray(dLdy, dtype=np.float64).reshape(-1))
+    gmax = max_abs(io_array(dLdy).reshape(-1))
     if device.readout is None:
         return gmax
     return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))

@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from physim import memory
-from physim.device import Device, Physical
+from physim.device import Device, Physical, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal, input_grad_array
 from physim.kernels.leapfrog import batch_groups, drive_grad_threads, echo_inputs
@@ -175,8 +175,8 @@ def rhel_echo(
     BT = np.ascontiguousarray(phys.B.T)
     B = np.ascontiguousarray(phys.B)
     R = readout_matrix(device)
-    G = np.ascontiguousarray(dLdy, dtype=np.float64)
-    U = np.ascontiguousarray(u, dtype=np.float64)
+    G = io_array(dLdy)  # (float32 errors and inputs are read as they are)
+    U = io_array(u)
 
     def run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU) -> None:
         echo_inputs(

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from physim import memory
-from physim.device import Device, Physical, real_array
+from physim.device import IO_DTYPES, Device, Physical, real_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
 from physim.kernels.readout import readout_rows
@@ -55,7 +55,8 @@ class Trajectory:
 def as_inputs(
     device: Device, u: np.ndarray | None, n_steps: int | None = None, batch: int | None = None
 ) -> np.ndarray:
-    """Validate an input sequence and return it as contiguous (n_steps, batch, n_inputs)."""
+    """Validate an input sequence and return it as contiguous (n_steps, batch, n_inputs),
+    float64 or float32 (kept: the kernels read it as it is, see ``physim.device.IO_DTYPES``)."""
     if u is None:
         if device.n_inputs != 0:
             raise ValueError(
@@ -69,7 +70,7 @@ def as_inputs(
         if batch is not None and not _is_count(batch, 1):
             raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
         return np.zeros((int(n_steps), int(batch or 1), 0))
-    arr = real_array(u, f"input u for device {device.name!r}")
+    arr = real_array(u, f"input u for device {device.name!r}", keep_float32=True)
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3 or arr.shape[2] != device.n_inputs:
@@ -267,8 +268,9 @@ def simulate(
         Keep the readout ``y`` (n_steps, batch, n_outputs). With ``record=False`` and
         ``observe=False`` memory does not depend on n_steps.
     y_out
-        With ``observe``: an array (n_steps, batch, n_outputs), float64, C-contiguous, to
-        write the readout into (the returned ``y``) instead of a fresh one.
+        With ``observe``: an array (n_steps, batch, n_outputs), float64 or float32 (the
+        readout rounded to float32), C-contiguous, to write the readout into (the returned
+        ``y``) instead of a fresh one.
     """
     theta = device.check_theta(theta)
     u = as_inputs(device, u, n_steps, batch)
@@ -278,11 +280,12 @@ def simulate(
     if y_out is not None and (
         not observe
         or y_out.shape != y_shape
-        or y_out.dtype != np.float64
+        or y_out.dtype not in IO_DTYPES
         or not y_out.flags.c_contiguous
     ):
         raise ValueError(
-            f"y_out must be a C-contiguous float64 array of shape {y_shape} (with observe=True), "
+            f"y_out must be a C-contiguous float64 or float32 array of shape {y_shape} (with "
+            "observe=True), "
             f"got {y_out.dtype} {y_out.shape}"
         )
     memory.check(

@@ -285,6 +285,39 @@ def test_rhel_matches_bptt_on_random_oscillator_networks(data, seed):
     assert group_rel_err(r.grad_u, b.grad_u) <= RHEL_BPTT_RTOL
 
 
+@pytest.mark.parametrize("family", ["linhru", "nonlinhru"])
+def test_float32_inputs_and_errors_are_read_as_their_float64_copies(family):
+    """The kernels read float32 u, ∂L/∂y and write float32 y, ∂L/∂u as they are (the HSSM's
+    float32 precision) and compute in float64: the results are those of the float64 copies,
+    rounded to float32 where they are stored in float32."""
+    from physim import bptt
+    from physim.families.hru import LinHRUSpec, NonlinHRUSpec
+    from physim.rhel import rhel_echo
+    from physim.simulate import simulate
+
+    kind = LinHRUSpec if family == "linhru" else NonlinHRUSpec
+    dev = kind(kind=family, name="f32", n_modes=6, n_inputs=5, seed=3).build()
+    rng = np.random.default_rng(2)
+    u32 = rng.normal(size=(50, 3, 5)).astype(np.float32)
+    u64 = u32.astype(np.float64)
+    t64 = simulate(dev, None, u64, record=True)
+    y32 = np.empty(t64.y.shape, np.float32)
+    t32 = simulate(dev, None, u32, record=True, y_out=y32)
+    assert t32.y is y32
+    np.testing.assert_array_equal(t32.q, t64.q)  # the same float64 trajectory, bit for bit
+    np.testing.assert_array_equal(y32, t64.y.astype(np.float32))
+    g32 = rng.normal(size=y32.shape).astype(np.float32)
+    for run in (
+        lambda u, g, **k: rhel_echo(dev, None, u, t64, g, input_grad=True, **k),
+        lambda u, g, **k: bptt.bptt_backward(dev, None, u, t64, g, input_grad=True, **k),
+    ):
+        want = run(u64, g32.astype(np.float64))
+        gu32 = np.zeros(u32.shape, np.float32)
+        got = run(u32, g32, grad_u_into=gu32)
+        np.testing.assert_array_equal(got.grad, want.grad)
+        np.testing.assert_array_equal(gu32, want.grad_u.astype(np.float32))
+
+
 def test_input_gradient_is_added_into_a_given_array():
     from physim import bptt
     from physim.rhel import rhel_echo
@@ -306,9 +339,11 @@ def test_input_gradient_is_added_into_a_given_array():
         res = run(grad_u_into=into)
         assert res.grad_u is into
         np.testing.assert_array_equal(into, base + fresh)
-    with pytest.raises(ValueError, match="grad_u_into must be a C-contiguous float64 array"):
+    with pytest.raises(ValueError, match="grad_u_into must be a C-contiguous float64 or float32"):
         rhel_echo(
             dev, None, u, traj, g, input_grad=True, grad_u_into=np.zeros((40, 3, dev.n_inputs))
         )
+    with pytest.raises(ValueError, match="got int64"):
+        rhel_echo(dev, None, u, traj, g, input_grad=True, grad_u_into=np.zeros(u.shape, int))
     with pytest.raises(ValueError, match="grad_u_into needs input_grad=True"):
         rhel_echo(dev, None, u, traj, g, grad_u_into=np.zeros_like(u))

@@ -202,12 +202,21 @@ def test_memory_estimate_scales_with_length():
     assert estimate_memory_bytes(spec, 896, 32, "bptt") > small
 
 
-@pytest.mark.parametrize("complex_ssm", [False, True])
-def test_memory_estimate_is_what_a_training_step_holds(complex_ssm):
+@pytest.mark.parametrize(
+    ("complex_ssm", "precision"), [(False, "float64"), (True, "float64"), (True, "float32")]
+)
+def test_memory_estimate_is_what_a_training_step_holds(complex_ssm, precision):
     # RHEL: every sequence-sized array of loss_and_grad lives in its StepBuffers
     from physim.hssm import StepBuffers
 
-    spec = HSSMSpec(n_blocks=3, hidden=12, ssm_dim=5, dropout=0.1, complex_ssm=complex_ssm)
+    spec = HSSMSpec(
+        n_blocks=3,
+        hidden=12,
+        ssm_dim=5,
+        dropout=0.1,
+        complex_ssm=complex_ssm,
+        precision=precision,
+    )
     net = HSSM.build(spec, 2, 2, "classification", seed=0)
     X = np.random.default_rng(0).normal(size=(3, 40, 2))
     buf = StepBuffers()
@@ -223,6 +232,33 @@ def test_memory_estimate_is_what_a_training_step_holds(complex_ssm):
     buf = StepBuffers()
     net.forward(net.init_params(0), X, buffers=buf)
     assert buf.nbytes == estimate_memory_bytes(spec, 40, 3, None)
+
+
+@pytest.mark.parametrize(
+    ("model", "complex_ssm", "norm"),
+    [("linhru", False, "layer"), ("nonlinhru", False, "layer"), ("linhru", True, "batch")],
+)
+def test_float32_rhel_meets_the_figure4_bar_against_float64_bptt(model, complex_ssm, norm):
+    # float32 stores the activations and runs the periphery's products in float32; the cores
+    # echo in float64, so RHEL keeps the Figure-4 bar against the float64 model's BPTT
+    res = compare_gradients(
+        model, n_blocks=3, hidden=8, ssm_dim=6, length=60, batch=3, seed=1,
+        complex_ssm=complex_ssm, precision="float32",
+    )  # fmt: skip
+    assert res.config["precision"] == "float32"
+    assert res.min_cosine >= MIN_COSINE
+    assert res.max_abs_ratio_minus_1 <= MAX_RATIO_DEV
+    # ... and float32 is what it stores (a float64 twin would pass the bar trivially)
+    spec = HSSMSpec(model=model, n_blocks=2, hidden=4, ssm_dim=3, precision="float32", norm=norm)
+    net = HSSM.build(spec, 2, 2, "classification", seed=0)
+    X = np.random.default_rng(0).normal(size=(2, 10, 2))
+    out, x_top, caches = net.forward(net.init_params(0), X, keep="rhel")
+    assert x_top.dtype == np.float32 and caches[0].phi.dtype == np.float32
+    assert out.dtype == np.float64
+    twin = HSSM.build(spec.model_copy(update={"precision": "float64"}), 2, 2, "classification")
+    want = twin.forward(net.init_params(0), X, keep="rhel")[0]  # (batch norm: batch statistics)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(out, want)
 
 
 @pytest.mark.slow

@@ -63,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--complex", action="store_true", help="LinHRU with complex B, C (the paper's default)"
     )
+    p.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="activations of the RHEL model; float32 is held against the BPTT gradient of "
+        "its float64 twin",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
     p.set_defaults(func=_cmd_compare)
@@ -151,6 +158,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             batch=args.batch,
             seed=args.seed,
             complex_ssm=args.complex,
+            precision=args.precision,
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

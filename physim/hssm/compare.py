@@ -74,12 +74,23 @@ def compare_model_gradients(
     X: np.ndarray,
     y: np.ndarray,
     config: dict | None = None,
+    reference: HSSM | None = None,
 ) -> CompareResult:
-    """Figure-4 alignment for a given model, parameters and batch ``(X, y)``."""
-    out, x_top, caches = model.forward(params, X, keep="both")
-    loss, dout, _ = model.loss(out, y)
-    g_rhel = model.groups(model.backward(params, X, x_top, caches, dout, algo="rhel"))
-    g_bptt = model.groups(model.backward(params, X, x_top, caches, dout, algo="bptt"))
+    """Figure-4 alignment for a given model, parameters and batch ``(X, y)``.
+
+    ``reference``: the model whose BPTT gradient RHEL is held against (default ``model``
+    itself, from the same forward pass), e.g. a float64 twin of a float32 ``model``; the loss
+    reported is the reference's.
+    """
+    if reference is None or reference is model:
+        out, x_top, caches = model.forward(params, X, keep="both")
+        loss, dout, _ = model.loss(out, y)
+        g_rhel = model.groups(model.backward(params, X, x_top, caches, dout, algo="rhel"))
+        g_bptt = model.groups(model.backward(params, X, x_top, caches, dout, algo="bptt"))
+    else:
+        g_rhel = model.groups(model.loss_and_grad(params, X, y, algo="rhel")[2])
+        loss, _, g = reference.loss_and_grad(params, X, y, algo="bptt")
+        g_bptt = reference.groups(g)
     rows = []
     buffers = set(model.buffer_names())
     for name, gb in g_bptt.items():
@@ -105,13 +116,15 @@ def compare_gradients(
     X: np.ndarray | None = None,
     y: np.ndarray | None = None,
     complex_ssm: bool = False,
+    precision: str = "float64",
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
     Defaults are the paper's SCP1 sizes (6 blocks, H = 64, P = 256, L = 896, 6 channels plus
     a time channel). Without ``X, y`` a seeded synthetic batch is used (N(0, 1) inputs, random
     labels); pass a data batch (batch-first) to use real samples. ``complex_ssm``: LinHRU
-    cores with complex B, C.
+    cores with complex B, C. ``precision = "float32"``: RHEL of the float32 model against the
+    BPTT gradient of its float64 twin (same parameters and batch).
     """
     spec = HSSMSpec(
         model=model,
@@ -120,6 +133,7 @@ def compare_gradients(
         ssm_dim=ssm_dim,
         dropout=0.0,
         complex_ssm=complex_ssm,
+        precision=precision,
     )
     L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
     # both algorithms' training-step memory (BPTT stores more), plus the inputs
@@ -136,9 +150,18 @@ def compare_gradients(
     elif y is None:
         raise ValueError("give the labels y together with the inputs X")
     net = HSSM.build(spec, X.shape[2], n_classes, "classification", seed=seed)
+    ref = net
+    if spec.precision != "float64":
+        ref = HSSM.build(
+            spec.model_copy(update={"precision": "float64"}),
+            X.shape[2],
+            n_classes,
+            "classification",
+            seed=seed,
+        )
     params = net.init_params(seed)
     cfg = dict(spec.model_dump(), length=X.shape[1], batch=X.shape[0], seed=seed)
-    return compare_model_gradients(net, params, X, y, cfg)
+    return compare_model_gradients(net, params, X, y, cfg, reference=ref)
 
 
 def plot_alignment(result: CompareResult, path: str | Path) -> Path:

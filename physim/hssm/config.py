@@ -69,6 +69,14 @@ class HSSMSpec(SpecModel):
         "the form of jax.nn.gelu's default that the paper's code uses (one exponential per "
         "element, value and slope), 'erf' — the exact v·Φ(v)",
     )
+    precision: Literal["float64", "float32"] = Field(
+        "float64",
+        description="storage of the sequence-sized activations: 'float32' keeps the residual "
+        "stream, the norm outputs, the core trajectories φ and their gradients in float32 and "
+        "runs the periphery's matrix products in float32 (half the memory, faster); the "
+        "Hamiltonian cores still integrate and echo in float64 (from float32 inputs), and every "
+        "parameter gradient is summed in float64. 'float64': everything in float64",
+    )
     norm: Literal["layer", "batch"] = Field(
         "layer",
         description="block input norm: 'layer' (over channels, per step) or 'batch' (per "

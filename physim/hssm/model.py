@@ -77,12 +77,17 @@ class _BlockWeights:
     b12: np.ndarray
 
 
-def _block_weights(params: dict[str, np.ndarray], k: str, complex_core: bool) -> _BlockWeights:
+def _block_weights(
+    params: dict[str, np.ndarray], k: str, complex_core: bool, dtype=np.float64
+) -> _BlockWeights:
+    """``dtype``: that of the activations, which the matrices of the kernels' products share
+    (the elementwise D and b stay float64)."""
     C = params[k + "C"]
     if complex_core:  # Re(C φ) = Re C · Re φ − Im C · Im φ over the stacked (Re φ, Im φ)
         C = np.concatenate([C, -params[k + "C_im"]], axis=1)
-    C = np.ascontiguousarray(C, dtype=np.float64)
-    W12 = np.ascontiguousarray(np.concatenate([params[k + "glu.W1"], params[k + "glu.W2"]]))
+    C = np.ascontiguousarray(C, dtype=dtype)
+    W12 = np.concatenate([params[k + "glu.W1"], params[k + "glu.W2"]])
+    W12 = np.ascontiguousarray(W12, dtype=dtype)
     return _BlockWeights(
         C=C,
         Ct=np.ascontiguousarray(C.T),
@@ -111,12 +116,12 @@ def _masks(m1: np.ndarray | None, m2: np.ndarray | None) -> tuple:
 class _Workspace:
     """Per-thread scratch row blocks of the periphery kernels (a few MB, reused per block)."""
 
-    def __init__(self, n_ch: int) -> None:
+    def __init__(self, n_ch: int, dtype=np.float64) -> None:
         self.n_threads = numba.get_num_threads()
         shape = (self.n_threads, PK.CHUNK_ROWS)
-        self.z = np.empty((*shape, n_ch))
-        self.cdf = np.empty((*shape, n_ch))
-        self.pre = np.empty((*shape, 2 * n_ch))
+        self.z = np.empty((*shape, n_ch), dtype)
+        self.cdf = np.empty((*shape, n_ch), dtype)
+        self.pre = np.empty((*shape, 2 * n_ch), dtype)
 
 
 @dataclass
@@ -157,6 +162,11 @@ class HSSM:
     def _complex(self) -> bool:
         """LinHRU cores with complex B, C (two tied real oscillator sets per core)."""
         return self.spec.complex_ssm
+
+    @property
+    def dtype(self) -> type:
+        """dtype of the sequence-sized activations (``spec.precision``)."""
+        return np.float32 if self.spec.precision == "float32" else np.float64
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -303,14 +313,15 @@ class HSSM:
         batch, n_steps, _ = X.shape
         H = self.spec.hidden
         R = n_steps * batch
-        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-        x = buf.get("x", (n_steps, batch, H))
+        dt = self.dtype
+        Xt = np.ascontiguousarray(X.transpose(1, 0, 2), dtype=dt)
+        x = buf.get("x", (n_steps, batch, H), dt)
         x2 = x.reshape(R, H)  # a view: the blocks add their residuals into x in place
-        np.matmul(Xt.reshape(R, -1), params["encoder.W"].T, out=x2)
+        np.matmul(Xt.reshape(R, -1), params["encoder.W"].T.astype(dt), out=x2)
         x2 += params["encoder.b"]
         rate = self.spec.dropout
         scale = 1.0 / (1.0 - rate)
-        ws = _Workspace(H)
+        ws = _Workspace(H, dt)
         caches: list[_BlockCache] = []
         t.digital_forward += time.perf_counter() - t0
         for i, dev in enumerate(self.devices):
@@ -320,8 +331,8 @@ class HSSM:
             stats = None
             own = str(i) if keep is not None else ""  # kept per block, or one shared array
             if self.spec.norm == "layer":
-                u = buf.get("u", x.shape)  # the norm output, shared by the blocks
-                xhat = buf.get("xhat" + own, x.shape)
+                u = buf.get("u", x.shape, dt)  # the norm output, shared by the blocks
+                xhat = buf.get("xhat" + own, x.shape, dt)
                 rstd = buf.get("rstd" + own, (R,))
                 PK.layer_norm_fwd(
                     x2, gamma, beta, self.spec.norm_eps, u.reshape(R, H), xhat.reshape(R, H), rstd
@@ -335,9 +346,9 @@ class HSSM:
             t1 = time.perf_counter()
             if keep in ("bptt", "both"):
                 traj = simulate(dev, params[k + "core"], u, record=True, observe=False)
-                phi = traj.q[1:]
+                phi = traj.q[1:].astype(dt, copy=False)
             else:
-                y_out = buf.get("phi" + own, (n_steps, batch, dev.n_outputs))
+                y_out = buf.get("phi" + own, (n_steps, batch, dev.n_outputs), dt)
                 traj = simulate(dev, params[k + "core"], u, y_out=y_out)
                 phi = traj.y
                 traj = Trajectory(traj.q_final, traj.p_final, None, None, None, traj.dt)
@@ -348,7 +359,7 @@ class HSSM:
                 mshape = (R, (H + 7) // 8)
                 m1 = L.dropout_bits(rng, R, H, rate, buf.get("mask1_" + own, mshape, np.uint8))
                 m2 = L.dropout_bits(rng, R, H, rate, buf.get("mask2_" + own, mshape, np.uint8))
-            w = _block_weights(params, k, self._complex)
+            w = _block_weights(params, k, self._complex, dt)
             PK.block_fwd(
                 x2,
                 np.ascontiguousarray(u).reshape(R, H),
@@ -376,7 +387,8 @@ class HSSM:
 
     def _decode(self, params, x: np.ndarray) -> np.ndarray:
         if self.task == "classification":
-            return L.linear_forward(x.mean(axis=0), params["decoder.W"], params["decoder.b"])
+            xm = x.mean(axis=0, dtype=np.float64)
+            return L.linear_forward(xm, params["decoder.W"], params["decoder.b"])
         s = self.spec.output_step or 1
         xs = x[s - 1 :: s]
         pre = L.linear_forward(xs, params["decoder.W"], params["decoder.b"])
@@ -441,8 +453,9 @@ class HSSM:
         R = n_steps * batch
         rate = self.spec.dropout
         scale = 1.0 / (1.0 - rate)
+        dt = x_top.dtype
         if self.task == "classification":
-            xm = x_top.mean(axis=0)
+            xm = x_top.mean(axis=0, dtype=np.float64)
             dxm, grads["decoder.W"], grads["decoder.b"] = L.linear_backward(
                 dout, xm, params["decoder.W"]
             )
@@ -464,10 +477,10 @@ class HSSM:
         # one set of row buffers for all blocks: u (the norm output, recomputed), du (dL/du:
         # the readout's share from the periphery kernel, then the core's added by its echo or
         # adjoint) and dphi (dL/dφ, the core's error signal)
-        u = buf.get("u", x_top.shape)  # (the forward's norm output is no longer needed)
-        du = buf.get("du", x_top.shape)
+        u = buf.get("u", x_top.shape, dt)  # (the forward's norm output is no longer needed)
+        du = buf.get("du", x_top.shape, dt)
         in_place = consume and algo == "rhel"
-        dphi_buf = None if in_place else buf.get("dphi", (n_steps, batch, n_modes))
+        dphi_buf = None if in_place else buf.get("dphi", (n_steps, batch, n_modes), dt)
         t.digital_backward += time.perf_counter() - t0
         for i in reversed(range(len(self.devices))):
             k = f"blocks.{i}."
@@ -477,11 +490,11 @@ class HSSM:
             dphi = c.phi if in_place else dphi_buf  # (block_bwd reads each φ row before)
             gamma = params[k + "norm.gamma"]
             PK.norm_apply(c.xhat.reshape(R, H), gamma, params[k + "norm.beta"], u.reshape(R, H))
-            w = _block_weights(params, k, self._complex)
+            w = _block_weights(params, k, self._complex, dt)
             acc_C = np.empty((nt, n_modes, H))
             acc_W = np.empty((nt, H, 2 * H))
             acc_v = np.empty((nt, 2, 2 * H))
-            ws = _Workspace(H)  # (freed before the core's echo, which can then use its memory)
+            ws = _Workspace(H, dt)  # (freed before the core's echo, which can then use its memory)
             PK.block_bwd(
                 dx2,
                 u.reshape(R, H),
@@ -555,7 +568,7 @@ class HSSM:
         del u, du, dphi, dphi_buf
         t0 = time.perf_counter()
         Xt = np.ascontiguousarray(np.asarray(X, dtype=np.float64).transpose(1, 0, 2))
-        _, grads["encoder.W"], grads["encoder.b"] = L.linear_backward(dx, Xt, params["encoder.W"])
+        grads["encoder.W"], grads["encoder.b"] = _linear_param_grads(dx.reshape(R, H), Xt)
         t.digital_backward += time.perf_counter() - t0
         return {name: grads[name] for name in params}
 
@@ -595,6 +608,21 @@ class HSSM:
         return self.forward(params, X)[0]
 
 
+def _linear_param_grads(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dW, db) of y = x Wᵀ + b for rows dy (R, n_out) and x (…, n_in), summed in float64 over
+    row blocks: a float32 dy is converted a block at a time, not as one sequence-sized copy."""
+    x = x.reshape(dy.shape[0], -1)
+    if dy.dtype == np.float64:
+        return dy.T @ x, dy.sum(axis=0)
+    dW = np.zeros((dy.shape[1], x.shape[1]))
+    db = np.zeros(dy.shape[1])
+    for r0 in range(0, dy.shape[0], 16 * PK.CHUNK_ROWS):
+        d = dy[r0 : r0 + 16 * PK.CHUNK_ROWS].astype(np.float64)
+        dW += d.T @ x[r0 : r0 + d.shape[0]]
+        db += d.sum(axis=0)
+    return dW, db
+
+
 def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo | None) -> int:
     """Bytes of the sequence-sized arrays of one training step by ``loss_and_grad`` (what
     its :class:`~physim.hssm.buffers.StepBuffers` holds, plus BPTT's recorded states);
@@ -603,15 +631,20 @@ def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo |
     Per block: xhat and its row scale, two bit-packed dropout masks and φ (RHEL, whose
     backward forms dL/dφ in φ's memory) or the recorded q, p (BPTT). Shared: the residual
     stream x (dL/dx is formed in it), the norm output u and dL/du, and for BPTT dL/dφ.
+    Activations take 4 bytes with ``precision = "float32"``, 8 otherwise.
     """
     H, P, N = spec.hidden, spec.ssm_dim, spec.n_blocks
     if spec.complex_ssm:
         P *= 2  # (Re φ, Im φ)
     lb = n_steps * batch
+    f = 4 if spec.precision == "float32" else 8  # bytes of an activation; the row scale: 8
     if algo is None:  # x, u, one xhat, its scale and one φ
-        return int(8 * lb * (3 * H + 1 + P))
+        return int(lb * (f * (3 * H + P) + 8))
     masks = 2 * lb * ((H + 7) // 8) if spec.dropout > 0 else 0
-    core = 8 * lb * P if algo == "rhel" else 16 * (n_steps + 1) * batch * P
-    per_block = 8 * lb * (H + 1) + masks + core
-    shared = 8 * lb * 3 * H + (8 * lb * P if algo == "bptt" else 0)
+    if algo == "rhel":
+        core = f * lb * P
+    else:  # the recorded q, p (float64), and in float32 φ = q[1:] converted
+        core = 16 * (n_steps + 1) * batch * P + (f * lb * P if f == 4 else 0)
+    per_block = lb * (f * H + 8) + masks + core
+    shared = f * lb * 3 * H + (f * lb * P if algo == "bptt" else 0)
     return int(N * per_block + shared)
