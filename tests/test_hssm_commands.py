@@ -98,6 +98,11 @@ def test_cli_overrides_preset():
     )
     assert (spec.data, spec.model.model, spec.algo, spec.seed) == ("scp1", "nonlinhru", "bptt", 4)
     assert spec.model.n_blocks == 2  # the CPU-sized preset
+    assert spec.model.precision == "float64"
+    spec = resolve_train_spec(_parse(["train", "--model", "nonlinhru", "--precision", "float32"]))
+    assert (spec.model.model, spec.model.precision) == ("nonlinhru", "float32")
+    with pytest.raises(SystemExit):
+        _parse(["train", "--precision", "float16"])
 
 
 def test_adding_presets_and_init_from_option(tmp_path):

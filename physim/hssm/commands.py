@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="override the training batch size")
     p.add_argument("--length", type=int, help="override the sequence length, steps")
     p.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        help="override the model's activation precision (float32: half the memory, faster)",
+    )
+    p.add_argument(
         "--init-from",
         help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
         "shorter-sequence stage of a length curriculum",
@@ -97,8 +102,11 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
             upd[field] = getattr(args, arg)
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
-    if args.model:
-        upd["model"] = with_updates(spec.model, model=args.model)
+    model_upd = {
+        k: getattr(args, k) for k in ("model", "precision") if getattr(args, k, None) is not None
+    }
+    if model_upd:
+        upd["model"] = with_updates(spec.model, **model_upd)
     # re-validate so overrides get the same checks as a file
     data = spec.model_dump()
     data.update({k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in upd.items()})
