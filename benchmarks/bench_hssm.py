@@ -47,15 +47,19 @@ def step_flops(
     return n_blocks * (fwd + bwd)
 
 
-def _matmul_gflops(rows: int, inner: int, cols: int, threads: int | None = 1) -> float:
+def _matmul_gflops(
+    rows: int, inner: int, cols: int, threads: int | None = 1, dtype: str = "float64"
+) -> float:
     """GFLOP/s of a numpy (rows × inner)·(inner × cols) product into a preallocated output,
-    best of 5, with BLAS at ``threads`` threads (None: all cores, numpy's default)."""
+    best of 5, with BLAS at ``threads`` threads (None: all cores, numpy's default), in
+    ``dtype`` (the periphery's: ``--precision``)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(rows, inner)), rng.normal(size=(inner, cols))
-    out = np.empty((rows, cols))
+    a = rng.normal(size=(rows, inner)).astype(dtype)
+    b = rng.normal(size=(inner, cols)).astype(dtype)
+    out = np.empty((rows, cols), dtype)
     best = float("inf")
     with threadpool_limits(limits=threads, user_api="blas"):
         for _ in range(5):
@@ -137,13 +141,17 @@ def worker(args: argparse.Namespace) -> dict:
         "baseline_rss_bytes": base_rss,
         "gflop_per_step": flops / 1e9,
         "achieved_gflops": flops / best["step"] / 1e9,
-        "numpy_matmul_gflops": _matmul_gflops(args.length * args.batch, args.ssm, args.hidden),
+        "numpy_matmul_gflops": _matmul_gflops(
+            args.length * args.batch, args.ssm, args.hidden, dtype=args.precision
+        ),
         # the periphery's dominant product, the GLU's (rows × H)·(H × 2H): over all rows with
         # numpy's default threads (the issue's reference), and on one 4096-row block, 1 thread
         "numpy_glu_matmul_gflops": _matmul_gflops(
-            args.length * args.batch, args.hidden, 2 * args.hidden, threads=None
+            args.length * args.batch, args.hidden, 2 * args.hidden, None, args.precision
         ),
-        "numpy_block_matmul_gflops": _matmul_gflops(4096, args.hidden, 2 * args.hidden),
+        "numpy_block_matmul_gflops": _matmul_gflops(
+            4096, args.hidden, 2 * args.hidden, dtype=args.precision
+        ),
         "periphery_gflops": _periphery_flops(args) / best["digital"] / 1e9,
         "us_per_sample_step_block": best["step"] / (args.batch * args.length * args.blocks) * 1e6,
     }
@@ -211,7 +219,17 @@ def main() -> None:
     summary = {
         "shapes": {
             k: getattr(args, k)
-            for k in ("model", "blocks", "hidden", "ssm", "batch", "length", "complex", "task")
+            for k in (
+                "model",
+                "blocks",
+                "hidden",
+                "ssm",
+                "batch",
+                "length",
+                "complex",
+                "task",
+                "precision",
+            )
         },
         "rhel_step_s": r["step"],
         "bptt_step_s": b["step"],

@@ -204,7 +204,7 @@ def main() -> None:
 
 def _print(results: list[dict], official: bool) -> None:
     head = (
-        f"{'config':<6}{'family':<11}{'cplx':<6}{'prec':<8}{'physim s':>9}{'cores':>7}{'digit':>7}"
+        f"{'config':<7}{'family':<11}{'cplx':<6}{'prec':<8}{'physim s':>9}{'cores':>7}{'digit':>7}"
     )
     head += f"{'blk core':>9}{'blk dig':>8}"
     head += f"{'GB':>6}{'us/stb':>8}"
@@ -214,7 +214,7 @@ def _print(results: list[dict], official: bool) -> None:
     for r in results:
         p, o, s = r["physim"], r["official"], r["shapes"]
         per = s["batch"] * s["length"] * s["blocks"] / 1e6  # µs per (sample × step × block)
-        line = f"{r['config']:<6}{r['family']:<11}{'yes' if r['complex'] else 'no':<6}"
+        line = f"{r['config']:<7}{r['family']:<11}{'yes' if r['complex'] else 'no':<6}"
         line += f"{r['precision']:<8}"
         line += f"{p['step']:9.2f}{p['core']:7.2f}{p['digital']:7.2f}"
         line += f"{p['core'] / s['blocks']:9.3f}{p['digital'] / s['blocks']:8.3f}"
