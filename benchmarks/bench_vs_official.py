@@ -5,8 +5,8 @@ github.com/guillaumepourcel/rhel and a Python that has its pinned dependencies â
 equinox 0.13.4, optax 0.2.7, numpy 2.2.6, scipy 1.15.3 â€” both kept outside this project) each
 configuration runs physim's step (``benchmarks/bench_hssm.py --worker rhel``: RHEL gradients
 and Adam, float64, or with ``--precision float32`` float32 activations and periphery
-products around float64 cores) and the official ``make_step`` (RHEL, Adam, float32, synthetic data) in
-fresh processes, alternating ``--rounds`` times; the best step time and the peak resident
+products around float64 cores) and the official ``make_step`` (RHEL, Adam, float32, synthetic
+data) in fresh processes, alternating ``--rounds`` times; the best step time and the peak resident
 memory of each process give the ratios, all from this one run. Without the official code only
 physim's figures are printed. The official code is never copied: the small runner that drives
 it is written to a temporary file at run time and imports the official modules from DIR.

@@ -46,8 +46,8 @@ def input_grad_array(
         or not grad_u_into.flags.c_contiguous
     ):
         raise ValueError(
-            f"grad_u_into must be a C-contiguous float64 or float32 array of u's shape {u.shape}, got "
-            f"{grad_u_into.dtype} {grad_u_into.shape}"
+            "grad_u_into must be a C-contiguous float64 or float32 array of u's shape "
+            f"{u.shape}, got {grad_u_into.dtype} {grad_u_into.shape}"
         )
     return grad_u_into
 

@@ -34,14 +34,32 @@ def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.nda
     return y
 
 
+#: rows per block of :func:`linear_param_grads` when it converts float32 rows to float64
+_GRAD_ROWS = 16384
+
+
+def linear_param_grads(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (dW, db) of y = x Wᵀ + b. A float32 ``dy`` (the HSSM's float32 precision)
+    is summed in float64, converted a block of rows at a time rather than as one
+    sequence-sized copy."""
+    dy2, x2 = _flat(dy), _flat(x)
+    if dy2.dtype != np.float32:
+        return dy2.T @ x2, dy2.sum(axis=0)
+    dW = np.zeros((dy2.shape[1], x2.shape[1]))
+    db = np.zeros(dy2.shape[1])
+    for r0 in range(0, dy2.shape[0], _GRAD_ROWS):
+        d = dy2[r0 : r0 + _GRAD_ROWS].astype(np.float64)
+        dW += d.T @ x2[r0 : r0 + d.shape[0]]
+        db += d.sum(axis=0)
+    return dW, db
+
+
 def linear_backward(
     dy: np.ndarray, x: np.ndarray, W: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients (dx, dW, db) of y = x Wᵀ + b."""
-    dy2 = _flat(dy)
-    dx = (dy2 @ W).reshape(x.shape)
-    dW = dy2.T @ _flat(x)
-    return dx, dW, dy2.sum(axis=0)
+    dx = (_flat(dy) @ W).reshape(x.shape)
+    return (dx, *linear_param_grads(dy, x))
 
 
 # ---------------------------------------------------------------------------------- layer norm

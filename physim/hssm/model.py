@@ -317,7 +317,7 @@ class HSSM:
         Xt = np.ascontiguousarray(X.transpose(1, 0, 2), dtype=dt)
         x = buf.get("x", (n_steps, batch, H), dt)
         x2 = x.reshape(R, H)  # a view: the blocks add their residuals into x in place
-        np.matmul(Xt.reshape(R, -1), params["encoder.W"].T.astype(dt), out=x2)
+        np.matmul(Xt.reshape(R, -1), params["encoder.W"].T.astype(dt, copy=False), out=x2)
         x2 += params["encoder.b"]
         rate = self.spec.dropout
         scale = 1.0 / (1.0 - rate)
@@ -568,7 +568,8 @@ class HSSM:
         del u, du, dphi, dphi_buf
         t0 = time.perf_counter()
         Xt = np.ascontiguousarray(np.asarray(X, dtype=np.float64).transpose(1, 0, 2))
-        grads["encoder.W"], grads["encoder.b"] = _linear_param_grads(dx.reshape(R, H), Xt)
+        # (the encoder's input gradient is not needed)
+        grads["encoder.W"], grads["encoder.b"] = L.linear_param_grads(dx, Xt)
         t.digital_backward += time.perf_counter() - t0
         return {name: grads[name] for name in params}
 
@@ -606,21 +607,6 @@ class HSSM:
     def predict(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """Evaluation-mode output (no dropout, nothing stored)."""
         return self.forward(params, X)[0]
-
-
-def _linear_param_grads(dy: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dW, db) of y = x Wᵀ + b for rows dy (R, n_out) and x (…, n_in), summed in float64 over
-    row blocks: a float32 dy is converted a block at a time, not as one sequence-sized copy."""
-    x = x.reshape(dy.shape[0], -1)
-    if dy.dtype == np.float64:
-        return dy.T @ x, dy.sum(axis=0)
-    dW = np.zeros((dy.shape[1], x.shape[1]))
-    db = np.zeros(dy.shape[1])
-    for r0 in range(0, dy.shape[0], 16 * PK.CHUNK_ROWS):
-        d = dy[r0 : r0 + 16 * PK.CHUNK_ROWS].astype(np.float64)
-        dW += d.T @ x[r0 : r0 + d.shape[0]]
-        db += d.sum(axis=0)
-    return dW, db
 
 
 def estimate_memory_bytes(spec: HSSMSpec, n_steps: int, batch: int, algo: Algo | None) -> int:
