@@ -17,6 +17,7 @@ def _title(log: dict) -> str:
         f"HSSM {model.get('model', '?')} ({model.get('n_blocks', '?')} blocks, H = "
         f"{model.get('hidden', '?')}, P = {model.get('ssm_dim', '?')}) on {cfg.get('data', '?')}"
         f" · trained by {str(cfg.get('algo', '?')).upper()} · ideal digital cores"
+        f"{' · float32 activations' if model.get('precision') == 'float32' else ''}"
         f"{'' if log['attrs'].get('complete') else ' · INCOMPLETE log'}"
     )
 
