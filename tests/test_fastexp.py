@@ -9,6 +9,7 @@ from physim.kernels.fastexp import (
     exp_clamped,
     exp_flushed,
     expm1_clamped,
+    flush_to,
     log1p_unit,
     sigmoid_flushed,
 )
@@ -85,3 +86,22 @@ def test_nonlinhru_tanh_and_logcosh_match_libm():
     edge = _vectorised(_tanh)(np.array([np.nan, np.inf, -np.inf, 1e300, -0.0]))
     assert np.isnan(edge[0])
     np.testing.assert_array_equal(edge[1:], [1.0, -1.0, 1.0, -0.0])
+
+
+def test_flush_to_stores_no_float32_subnormals_and_leaves_float64_alone():
+    @njit
+    def store(a, v):
+        for i in range(v.size):
+            a[i] = flush_to(a, v[i])
+
+    tiny32 = float(np.finfo(np.float32).tiny)
+    v = np.array([1e-39, -1e-39, tiny32, -tiny32, 0.99 * tiny32, 2e-38, 1e-310, 1.0, -0.0,
+                  np.inf, -np.inf, np.nan])  # fmt: skip
+    a32 = np.empty(v.size, np.float32)
+    store(a32, v)
+    np.testing.assert_array_equal(a32[:6], np.float32([0, 0, tiny32, -tiny32, 0, 2e-38]))
+    np.testing.assert_array_equal(a32[6:11], np.float32([0, 1, 0, np.inf, -np.inf]))
+    assert np.isnan(a32[11])  # NaN passes through: a fault stays visible
+    a64 = np.empty(v.size)
+    store(a64, v)
+    np.testing.assert_array_equal(a64, v)  # float64: stored as it is, bit for bit

@@ -37,11 +37,11 @@ def _numpy_block(x, u, phi, C, D, W1, b1, W2, b2, m1, m2, form="erf"):
     return x + L.dropout_apply(o, m2, RATE), z, h
 
 
-def _ws(nt: int, n_ch: int):
+def _ws(nt: int, n_ch: int, dtype=np.float64):
     return (
-        np.empty((nt, PK.CHUNK_ROWS, n_ch)),
-        np.empty((nt, PK.CHUNK_ROWS, n_ch)),
-        np.empty((nt, PK.CHUNK_ROWS, 2 * n_ch)),
+        np.empty((nt, PK.CHUNK_ROWS, n_ch), dtype),
+        np.empty((nt, PK.CHUNK_ROWS, n_ch), dtype),
+        np.empty((nt, PK.CHUNK_ROWS, 2 * n_ch), dtype),
     )
 
 
@@ -199,3 +199,50 @@ def test_layer_norm_kernels_match_numpy():
     np.testing.assert_allclose(dx, dx0 + want_dx, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(acc.sum(axis=0)[0], want_dg, rtol=TOL_SUM, atol=TOL_SUM)
     np.testing.assert_allclose(acc.sum(axis=0)[1], want_db, rtol=TOL_SUM, atol=TOL_SUM)
+
+
+def _subnormal(a: np.ndarray) -> int:
+    a = np.abs(a)
+    return int(np.count_nonzero((a > 0) & (a < np.finfo(a.dtype).tiny)))
+
+
+def test_float32_kernels_store_no_subnormals_and_follow_float64():
+    # GELU of pre-activations near −13 (tanh form) is ~1e-78 and its slope smaller: normal in
+    # float64, below float32's normal range, where the kernels must store 0 (a stored subnormal
+    # slows every later product that reads it several times over)
+    rng, R, x, u, phi, C, D, W1, b1, W2, b2 = _setup(8, 4, seed=5)
+    phi = phi * 4.0 - 13.0 * np.sign(C.sum(axis=1)).mean()  # a wide spread of large |z|
+    D = D * 8.0
+    m1 = np.packbits(L.dropout_mask(np.random.default_rng(1), (R, 8), RATE), axis=1)
+    m2 = np.packbits(L.dropout_mask(np.random.default_rng(2), (R, 8), RATE), axis=1)
+    dy = rng.normal(size=(R, 8)) * 1e-30  # small upstream gradients: products reach 1e-40
+    W12 = np.concatenate([W1, W2])
+    b12 = np.concatenate([b1, b2])
+    nt = numba.get_num_threads()
+    scale = 1.0 / (1.0 - RATE)
+    out = {}
+    for dt in (np.float64, np.float32):
+        c = lambda a: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
+        ws = _ws(nt, 8, dt)
+        xo = np.array(x, dtype=dt)  # (a copy: block_fwd adds into it in place)
+        PK.block_fwd(xo, c(u), c(phi), c(C.T), D, c(W12.T), b12, m1, m2, True, scale, True, nt,
+                     ws[0], ws[2])  # fmt: skip
+        dphi, du = np.empty((R, 4), dt), np.empty((R, 8), dt)
+        accs = np.empty((nt, 4, 8)), np.empty((nt, 8, 16)), np.empty((nt, 2, 16))
+        PK.block_bwd(c(dy), c(u), c(phi), c(C.T), c(C), D, c(W12.T), c(W12), b12, m1, m2, True,
+                     scale, True, nt, *ws, dphi, du, *accs)  # fmt: skip
+        out[dt] = (xo, dphi, du, ws, accs)
+    x32, dphi32, du32, ws32, accs32 = out[np.float32]
+    x64, dphi64, du64, _, accs64 = out[np.float64]
+    assert _subnormal(du64) > 0  # the data do reach below float32's normal range ...
+    for a in (x32, dphi32, du32, *ws32):  # ... and nothing float32 holds a subnormal
+        assert a.dtype == np.float32 and _subnormal(a) == 0
+    # float32 against float64, norm-wise: every sum has ≤ 2H + P = 20 terms and each of its
+    # inputs (u, φ, the weights, h, [da | ds], dz) is rounded to float32 once (6e-8 relative):
+    # within 4 · 20 · 6e-8 ≈ 5e-6 of each array's largest magnitude; what is flushed to 0 lies
+    # below 1.2e-38, far below that (the gradients here are ~1e-30)
+    pairs = [(x32 - x, x64 - x), (dphi32, dphi64), (du32, du64)]
+    pairs += [(a.sum(axis=0), b.sum(axis=0)) for a, b in zip(accs32, accs64)]
+    for a32, a64 in pairs:
+        scale = np.abs(a64).max()
+        assert scale > 0 and np.abs(a32 - a64).max() <= 1e-5 * scale

@@ -15,6 +15,11 @@ one bit per element. ``scale`` is 1/(1 − rate); ``has_mask = False`` switches 
 The backward kernel recomputes the readout, GELU and GLU of its row block from the block's
 inputs (u, φ) instead of storing them — with the same products on the same row blocks, so the
 recomputation is bit-identical to the forward pass.
+
+Every value written to an activation array passes through
+:func:`physim.kernels.fastexp.flush_to`: with ``precision = "float32"`` a value below float32's
+normal range is stored as 0 rather than as a subnormal, which would slow every later product
+that reads it (float64 arrays store the value as it is).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
-from physim.kernels.fastexp import exp_flushed, sigmoid_flushed
+from physim.kernels.fastexp import exp_flushed, flush_to, sigmoid_flushed
 
 #: rows per row block: a block's working set (its φ, u and dx rows, and the 1024 × 2H GLU
 #: pre-activations, ~2.5 MB at H = 64) stays in cache between the products and the fused
@@ -90,8 +95,8 @@ def layer_norm_fwd(x, gamma, beta, eps, u, xhat, rstd):
         rstd[r] = s
         for j in range(n_ch):
             xh = (x[r, j] - mu) * s
-            xhat[r, j] = xh
-            u[r, j] = xh * gamma[j] + beta[j]
+            xhat[r, j] = flush_to(xhat, xh)
+            u[r, j] = flush_to(u, xhat[r, j] * gamma[j] + beta[j])
 
 
 @njit(cache=True, parallel=True)
@@ -100,7 +105,7 @@ def norm_apply(xhat, gamma, beta, u):
     n_rows, n_ch = xhat.shape
     for r in prange(n_rows):
         for j in range(n_ch):
-            u[r, j] = xhat[r, j] * gamma[j] + beta[j]
+            u[r, j] = flush_to(u, xhat[r, j] * gamma[j] + beta[j])
 
 
 @njit(cache=True, parallel=True)
@@ -130,7 +135,7 @@ def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
             mgx /= n_ch
             s = rstd[r]
             for j in range(n_ch):
-                dx[r, j] += s * (g[j] - mg - xhat[r, j] * mgx)
+                dx[r, j] = flush_to(dx, dx[r, j] + s * (g[j] - mg - xhat[r, j] * mgx))
 
 
 @njit(cache=True, inline="always")
@@ -148,9 +153,9 @@ def _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, sl
             v = z[i, j] + D[j] * u[r, j]
             g = _gelu_gate(v, tanh_gelu)
             if want_slope:
-                slope[i, j] = _gelu_slope(v, g, tanh_gelu)
+                slope[i, j] = flush_to(slope, _gelu_slope(v, g, tanh_gelu))
             hv = v * g
-            z[i, j] = hv * scale if keep[j] else 0.0
+            z[i, j] = flush_to(z, hv * scale) if keep[j] else 0.0
 
 
 # ---------------------------------------------------------------------------------- block
@@ -184,7 +189,7 @@ def block_fwd(
                     _unpack_row(m2, r, keep)
                 for j in range(n_ch):
                     o = (pre[i, j] + b12[j]) * sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
-                    x[r, j] += o * scale if keep[j] else 0.0
+                    x[r, j] = flush_to(x, x[r, j] + (o * scale if keep[j] else 0.0))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -228,8 +233,8 @@ def block_bwd(
                     g = sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
                     da = d * g
                     ds = d * a * g * (1.0 - g)
-                    pre[i, j] = da
-                    pre[i, n_ch + j] = ds
+                    pre[i, j] = flush_to(pre, da)
+                    pre[i, n_ch + j] = flush_to(pre, ds)
             for i in range(n):
                 for j in range(2 * n_ch):
                     acc_v[t, 0, j] += pre[i, j]
@@ -241,9 +246,9 @@ def block_bwd(
                     _unpack_row(m1, r, keep)
                 for j in range(n_ch):
                     d = z[i, j] * scale if keep[j] else 0.0
-                    dz = d * cdf[i, j]
+                    dz = flush_to(z, d * cdf[i, j])
                     z[i, j] = dz
-                    du[r, j] = dz * D[j]
+                    du[r, j] = flush_to(du, dz * D[j])
                 for j in range(n_ch):
                     acc_v[t, 1, j] += z[i, j] * u[r, j]
             acc_C[t] += np.dot(phi[r0:r1].T, z)

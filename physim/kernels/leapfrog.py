@@ -42,6 +42,7 @@ import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
 from physim.kernels import dispatch as hk
+from physim.kernels.fastexp import flush_to
 from physim.threads import single_threaded_blas
 
 #: steps per block for the in-kernel drive and drive-gradient products: each row of B (and of
@@ -148,7 +149,7 @@ def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
     """Fold the drive gradients D[kk] = ∂L/∂s_k of steps k = lo + kk < lo + nk into
     GB += Σ_k u_k ⊗ D[kk] (GB is (∂L/∂B)ᵀ, shape (m, n); the sum runs over the steps of the
     block in index order) and GU[k − k0, b] += Bᵀ D[kk] (added: the drivers pass zeros, or an
-    array the caller asked to have the gradient added to).
+    array the caller asked to have the gradient added to; a float32 GU gets no subnormals).
 
     Bᵀ D is one BLAS product per block for input matrices with at least ``DRIVE_GRAD_BLAS``
     entries (on the SCP1 LinHRU layer the echo with ∂L/∂u went 0.261 → 0.242 s; a rank-16
@@ -170,7 +171,7 @@ def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
             _acc_rows(gu[:nk], D[:nk], B)
         for kk in range(nk):
             for j in range(m):
-                GU[lo - k0 + kk, b, j] += gu[kk, j]
+                GU[lo - k0 + kk, b, j] = flush_to(GU, GU[lo - k0 + kk, b, j] + gu[kk, j])
 
 
 def drive_grad_threads(B: np.ndarray):
@@ -182,16 +183,17 @@ def drive_grad_threads(B: np.ndarray):
 
 @njit(cache=True, inline="always")
 def _readout_into(R, q, Y, k, b):
-    """Y[k, b] = R q (identity when R has no rows)."""
+    """Y[k, b] = R q (identity when R has no rows); a float32 Y gets no subnormals (see
+    :func:`physim.kernels.fastexp.flush_to`)."""
     if R.shape[0] == 0:
         for i in range(q.shape[0]):
-            Y[k, b, i] = q[i]
+            Y[k, b, i] = flush_to(Y, q[i])
     else:
         for o in range(R.shape[0]):
             acc = 0.0
             for i in range(q.shape[0]):
                 acc += R[o, i] * q[i]
-            Y[k, b, o] = acc
+            Y[k, b, o] = flush_to(Y, acc)
 
 
 @njit(cache=True, inline="always")
