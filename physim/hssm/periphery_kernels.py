@@ -139,23 +139,35 @@ def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
 
 
 @njit(cache=True, inline="always")
-def _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, slope, want_slope):
-    """z ← drop₁(GELU(φ Cᵀ + D⊙u)) for rows r0 … r0 + len(z) − 1 and, with ``want_slope``,
-    slope ← GELU′ of the same pre-activations: the one code path of the forward and of the
-    backward's recomputation, which must agree bit for bit."""
+def _gelu_rows(z, u, D, m1, has_mask, scale, r0, keep, slope, want_slope, tanh_form):
+    """The elementwise part of :func:`_readout_gelu` for one GELU form. Its callers pass
+    ``tanh_form`` as a constant, so that each inlined copy holds one form's arithmetic and no
+    branch between them (a runtime branch inside the loop cost the backward kernel a third of
+    its time: PPG block 0.18 s vs 0.12 s)."""
     n, n_ch = z.shape
-    np.dot(phi[r0 : r0 + n], Ct, z)
     for i in range(n):
         r = r0 + i
         if has_mask:
             _unpack_row(m1, r, keep)
         for j in range(n_ch):
             v = z[i, j] + D[j] * u[r, j]
-            g = _gelu_gate(v, tanh_gelu)
+            g = _gelu_gate(v, tanh_form)
             if want_slope:
-                slope[i, j] = flush_to(slope, _gelu_slope(v, g, tanh_gelu))
+                slope[i, j] = flush_to(slope, _gelu_slope(v, g, tanh_form))
             hv = v * g
             z[i, j] = flush_to(z, hv * scale) if keep[j] else 0.0
+
+
+@njit(cache=True, inline="always")
+def _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, slope, want_slope):
+    """z ← drop₁(GELU(φ Cᵀ + D⊙u)) for rows r0 … r0 + len(z) − 1 and, with ``want_slope``,
+    slope ← GELU′ of the same pre-activations: the one code path of the forward and of the
+    backward's recomputation, which must agree bit for bit."""
+    np.dot(phi[r0 : r0 + z.shape[0]], Ct, z)
+    if tanh_gelu:
+        _gelu_rows(z, u, D, m1, has_mask, scale, r0, keep, slope, want_slope, True)
+    else:
+        _gelu_rows(z, u, D, m1, has_mask, scale, r0, keep, slope, want_slope, False)
 
 
 # ---------------------------------------------------------------------------------- block
