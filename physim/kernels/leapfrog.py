@@ -50,8 +50,11 @@ from physim.threads import single_threaded_blas
 #: and measured 1.3x faster than 8 on the LinHRU SCP1 layer (forward, CPU time, 1 thread)
 BLOCK = 16
 #: input matrices B (n × m) with at least this many entries get the input gradient Bᵀ ∂L/∂s
-#: of a block of steps from BLAS rather than :func:`_acc_rows`
-DRIVE_GRAD_BLAS = 4096
+#: of a block of steps from BLAS rather than :func:`_acc_rows`. 1024 rather than 4096: the
+#: echo of a PPG-size complex LinHRU layer (B 32 × 64, batch 4, L 49,920, float32 I/O) went
+#: 0.117-0.119 -> 0.110 s (alternating in one run; its NonlinHRU twin, B 16 × 64, 0.125-0.130
+#: vs 0.124-0.132 s: no change)
+DRIVE_GRAD_BLAS = 1024
 #: batch elements are split into at most this many contiguous groups, each with its own ∂L/∂B
 #: accumulator (memory stays bounded in the batch size, and the result does not depend on the
 #: number of threads) ...
