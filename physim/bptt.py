@@ -14,7 +14,7 @@ from physim.device import Device, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_signal, input_grad_array
 from physim.kernels.adjoint import adjoint_inputs
-from physim.kernels.leapfrog import batch_groups, drive_grad_threads
+from physim.kernels.leapfrog import batch_groups, drive_threads
 from physim.losses import Loss, MSELoss
 from physim.rhel import check_loss
 from physim.simulate import (
@@ -111,7 +111,7 @@ def bptt_backward(
             GU,
         )
 
-    with parallel_schedule(ng), drive_grad_threads(phys.B):
+    with parallel_schedule(ng), drive_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS)):
             # the first chunk (k1 = K) starts from zero ∂L/∂B sums: a broadcast zero, no copy
             gb0 = GB.copy() if k1 < K else np.broadcast_to(0.0, GB.shape)

@@ -22,7 +22,7 @@ from physim import memory
 from physim.device import Device, Physical, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal, input_grad_array
-from physim.kernels.leapfrog import batch_groups, drive_grad_threads, echo_inputs
+from physim.kernels.leapfrog import batch_groups, drive_threads, echo_inputs
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
     KERNEL_ELEMENTS,
@@ -203,7 +203,7 @@ def rhel_echo(
             GU,
         )
 
-    with parallel_schedule(ng), drive_grad_threads(phys.B):
+    with parallel_schedule(ng), drive_threads(phys.B):
         for k0, k1 in reversed(chunk_bounds(K, 2 * nb * device.n_dof, KERNEL_ELEMENTS)):
             # the first chunk (k1 = K) starts from zero ∂L/∂B sums: a broadcast zero, no copy
             gb0 = GB.copy() if k1 < K else np.broadcast_to(0.0, GB.shape)

@@ -17,7 +17,13 @@ import numpy as np
 from physim import memory
 from physim.device import IO_DTYPES, Device, Physical, real_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
-from physim.kernels.leapfrog import drive_chunk, energy_chunk, forward_inputs
+from physim.kernels.leapfrog import (
+    BLAS_BLOCK,
+    drive_chunk,
+    drive_threads,
+    energy_chunk,
+    forward_inputs,
+)
 from physim.kernels.readout import readout_rows
 
 #: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
@@ -118,16 +124,20 @@ def initial_state(
 def chunk_bounds(n_steps: int, width: int, elements: int = CHUNK_ELEMENTS) -> list[tuple[int, int]]:
     """Split ``range(n_steps)`` into chunks of about ``elements / width`` steps."""
     step = max(1, min(n_steps, elements // max(1, width)))
+    if step > BLAS_BLOCK:  # whole drive blocks (see leapfrog.block_span): none formed twice
+        step -= step % BLAS_BLOCK
     return [(k0, min(n_steps, k0 + step)) for k0 in range(0, n_steps, step)]
 
 
 def drive(u: np.ndarray, B: np.ndarray, k0: int, k1: int) -> np.ndarray:
     """Drive s_k = B u_k for steps k0 … k1−1, shape (k1−k0, batch, n_dof).
 
-    Bit-for-bit the drive the simulation kernels form internally (same summation order).
+    Bit-for-bit the drive the simulation kernels form internally (the same block products,
+    see :func:`physim.kernels.leapfrog._drive_block`) when ``u`` is the whole input they see.
     """
     S = np.empty((k1 - k0, u.shape[1], B.shape[0]))
-    drive_chunk(np.ascontiguousarray(u), np.ascontiguousarray(B.T), k0, k1, S)
+    with drive_threads(B):
+        drive_chunk(np.ascontiguousarray(u), np.ascontiguousarray(B.T), k0, k1, S)
     return S
 
 
@@ -175,7 +185,7 @@ def iter_forward(
 
 
 def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
-    with parallel_schedule(Q.shape[0]):
+    with parallel_schedule(Q.shape[0]), drive_threads(phys.B):
         forward_inputs(
             device.family, phys.prm, device.dt, device.n_work, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec
         )

@@ -231,3 +231,70 @@ def test_nonlinear_trajectory_against_solve_ivp(name):
     assert max(errors) <= ASYMPTOTIC_MAX, f"errors {errors} not in the asymptotic regime"
     assert min(errors) > 1e3 * ODE_RTOL, f"leapfrog errors {errors} too close to the reference's"
     assert abs(slope - ORDER_SLOPE) <= ORDER_SLOPE_TOL, f"slope {slope:.3f}, errors {errors}"
+
+
+#: chunk boundaries that split drive blocks (none a multiple of BLOCK or BLAS_BLOCK), and a
+#: length that ends in a partial block
+SPLITS = (0, 37, 300, 301, 517)
+
+
+@pytest.mark.parametrize("name", ["linhru-scp1", "chain-16"])
+def test_drive_blocks_do_not_depend_on_the_chunking(name):
+    """The drive is formed in whole blocks aligned to absolute steps (BLAS products for
+    linhru-scp1's 256 × 64 B, numba sums for chain-16): a run cut into chunks that split the
+    blocks gives bit for bit the states of one uncut run and of the drive from
+    :func:`physim.simulate.drive`; the echo's states do too, and its gradient sums differ only
+    by round-off of their grouping."""
+    from physim.kernels import leapfrog as lf
+    from physim.simulate import drive, readout_matrix
+
+    device = load_device(name)
+    phys = device.physical(None)
+    nb, K, n = 2, SPLITS[-1], device.n_dof
+    u = _random_inputs(device, K, nb, seed=5)
+    BT, B, R = np.ascontiguousarray(phys.B.T), np.ascontiguousarray(phys.B), readout_matrix(device)
+    no = np.empty((0, nb, n))
+    assert (B.size >= lf.DRIVE_BLAS) == (name == "linhru-scp1")
+    args = (device.family, phys.prm, device.dt, device.n_work)
+
+    def forward(bounds):
+        Q, P, Qrec = np.zeros((nb, n)), np.zeros((nb, n)), np.empty((K, nb, n))
+        with lf.drive_threads(B):
+            for k0, k1 in bounds:
+                lf.forward_inputs(*args, BT, R, u, k0, k1, Q, P, no, Qrec[k0:k1], no)
+        return Q, P, Qrec
+
+    whole = forward([(0, K)])
+    cut = forward(list(zip(SPLITS[:-1], SPLITS[1:], strict=True)))
+    for a, b in zip(whole, cut, strict=True):
+        assert np.array_equal(a, b)
+    S = drive(u, phys.B, 0, K)
+    for k0, k1 in zip(SPLITS[:-1], SPLITS[1:], strict=True):
+        assert np.array_equal(drive(u, phys.B, k0, k1), S[k0:k1])
+    Q, P, Qrec = np.zeros((nb, n)), np.zeros((nb, n)), np.empty((K, nb, n))
+    lf.forward_chunk(*args, Q, P, S, Qrec, no)
+    assert np.array_equal(Qrec, whole[2])
+
+    G = np.random.default_rng(6).normal(size=(K, nb, device.n_outputs))
+    kicks, weights = np.array([1e-3, -1e-3]), np.array([1.0, -1.0])
+    ng = lf.batch_groups(nb, B.size)
+
+    def echo(bounds):
+        QE = np.ascontiguousarray(np.stack([whole[0]] * 2))
+        PE = np.ascontiguousarray(np.stack([-whole[1]] * 2))
+        GW, GB = np.zeros((nb, phys.w.shape[0])), np.zeros((ng,) + BT.shape)
+        GU = np.zeros((K, nb, device.n_inputs))
+        with lf.drive_threads(B):
+            for k0, k1 in reversed(bounds):
+                lf.echo_inputs(
+                    *args, BT, B, R, u, G, k0, k1, QE, PE, kicks, weights, 1.0,
+                    GW, True, GB, True, GU[k0:k1],
+                )  # fmt: skip
+        return QE, PE, GW, GB, GU
+
+    e_whole = echo([(0, K)])
+    e_cut = echo(list(zip(SPLITS[:-1], SPLITS[1:], strict=True)))
+    for a, b in zip(e_whole[:2], e_cut[:2], strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(e_whole[2:], e_cut[2:], strict=True):
+        assert np.max(np.abs(a - b)) <= TRAJ_RTOL * np.max(np.abs(a))

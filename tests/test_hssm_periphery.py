@@ -222,7 +222,7 @@ def test_float32_kernels_store_no_subnormals_and_follow_float64():
     scale = 1.0 / (1.0 - RATE)
     out = {}
     for dt in (np.float64, np.float32):
-        c = lambda a: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
+        c = lambda a, dt=dt: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
         ws = _ws(nt, 8, dt)
         xo = np.array(x, dtype=dt)  # (a copy: block_fwd adds into it in place)
         PK.block_fwd(xo, c(u), c(phi), c(C.T), D, c(W12.T), b12, m1, m2, True, scale, True, nt,
@@ -242,7 +242,7 @@ def test_float32_kernels_store_no_subnormals_and_follow_float64():
     # within 4 · 20 · 6e-8 ≈ 5e-6 of each array's largest magnitude; what is flushed to 0 lies
     # below 1.2e-38, far below that (the gradients here are ~1e-30)
     pairs = [(x32 - x, x64 - x), (dphi32, dphi64), (du32, du64)]
-    pairs += [(a.sum(axis=0), b.sum(axis=0)) for a, b in zip(accs32, accs64)]
+    pairs += [(a.sum(axis=0), b.sum(axis=0)) for a, b in zip(accs32, accs64, strict=True)]
     for a32, a64 in pairs:
         scale = np.abs(a64).max()
         assert scale > 0 and np.abs(a32 - a64).max() <= 1e-5 * scale

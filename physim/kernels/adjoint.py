@@ -16,11 +16,12 @@ from numba import njit, prange
 
 from physim.kernels import dispatch as hk
 from physim.kernels.leapfrog import (
-    BLOCK,
     _axpy,
     _drive_block,
     _drive_grad_block,
     _error_into,
+    block_span,
+    block_steps,
 )
 
 
@@ -106,9 +107,12 @@ def adjoint_inputs(
     group (the transpose of ∂L/∂B; groups as in :func:`physim.kernels.leapfrog.echo_inputs`),
     and when ``want_gu`` ``GU[k − k0]`` = Bᵀ ∂L/∂s_k (GU spans the chunk).
     """
+    K = U.shape[0]
     nb = LQ.shape[0]
     n = LQ.shape[1]
+    m = BT.shape[0]
     ng = GB.shape[0]
+    bs = block_steps(BT)
     for grp in prange(ng):
         work = np.empty(n_work)
         g = np.empty(n)
@@ -116,18 +120,19 @@ def adjoint_inputs(
         qh = np.empty(n)
         p1 = np.empty(n)
         e = np.empty(n)
-        S = np.empty((BLOCK, n))
-        D = np.empty((BLOCK, n))
-        gu = np.empty((BLOCK, BT.shape[0]))
+        S = np.empty((bs, n), BT.dtype)
+        ub = np.empty((bs, m), BT.dtype)
+        D = np.empty((bs, n))
+        gu = np.empty((bs, m))
+        gbt = np.empty((m, n))
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             lq = LQ[b]
             lp = LP[b]
-            for hi in range(k1, k0, -BLOCK):
-                lo = max(k0, hi - BLOCK)
-                nk = hi - lo
-                _drive_block(U, b, lo, nk, BT, S)
-                for kk in range(nk - 1, -1, -1):
-                    k = lo + kk
+            for j in range((k1 - 1) // bs, k0 // bs - 1, -1):
+                lo, hi, s0, s1 = block_span(j, bs, K, k0, k1)
+                _drive_block(U, b, lo, hi - lo, BT, S, ub)
+                for k in range(s1 - 1, s0 - 1, -1):
+                    kk = k - lo
                     _adjoint_step(
                         fam,
                         prm,
@@ -148,4 +153,6 @@ def adjoint_inputs(
                     if k > 0:
                         _error_into(R, G, k, b, e)
                         _axpy(lq, 1.0, e)
-                _drive_grad_block(D, U, B, b, lo, nk, True, GB[grp], want_gu, GU, k0, gu)
+                _drive_grad_block(
+                    D, U, ub, B, b, lo, s0, s1, True, GB[grp], gbt, want_gu, GU, k0, gu
+                )

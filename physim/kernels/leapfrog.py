@@ -16,11 +16,13 @@ Two kinds of entry points:
 * ``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
   drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
   the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
-  grow with the sequence) and call no BLAS, whose worker threads would otherwise compete with
-  numba's for the cores between kernel calls.
+  grow with the sequence). For a large B each block's products go to BLAS, called from
+  numba's threads with BLAS held at one thread (:func:`drive_threads`), so the two thread
+  pools never run at once.
 
-Both form the drive with :func:`_drive_block`, so s_k is bit-for-bit the same in the forward
-run, in the echo and in :func:`drive_chunk` (used by :func:`physim.simulate.drive`).
+Both form the drive with :func:`_drive_block` on whole blocks aligned to absolute steps, so s_k
+is bit-for-bit the same in the forward run, in the echo and in :func:`drive_chunk` (used by
+:func:`physim.simulate.drive`), however each cuts the sequence into chunks.
 Kernels trust their inputs: shapes, dtypes and contiguity are checked by the drivers.
 
 Speed: the echo steps its lockstep trajectories two at a time through the family's fused
@@ -45,16 +47,18 @@ from physim.kernels import dispatch as hk
 from physim.kernels.fastexp import flush_to
 from physim.threads import single_threaded_blas
 
-#: steps per block for the in-kernel drive and drive-gradient products: each row of B (and of
-#: the ∂L/∂B accumulator) is reused across the block; 16 steps × 256 modes fill L1 (32 KiB),
-#: and measured 1.3x faster than 8 on the LinHRU SCP1 layer (forward, CPU time, 1 thread)
+#: steps per block for the in-kernel drive and drive-gradient products of small input matrices
+#: (summed in numba, :func:`_acc_rows`): each row of B (and of the ∂L/∂B accumulator) is reused
+#: across the block; 16 steps × 256 modes fill L1 (32 KiB), and measured 1.3x faster than 8 on
+#: the LinHRU SCP1 layer (forward, CPU time, 1 thread)
 BLOCK = 16
-#: input matrices B (n × m) with at least this many entries get the input gradient Bᵀ ∂L/∂s
-#: of a block of steps from BLAS rather than :func:`_acc_rows`. 1024 rather than 4096: the
-#: echo of a PPG-size complex LinHRU layer (B 32 × 64, batch 4, L 49,920, float32 I/O) went
-#: 0.117-0.119 -> 0.110 s (alternating in one run; its NonlinHRU twin, B 16 × 64, 0.125-0.130
-#: vs 0.124-0.132 s: no change)
-DRIVE_GRAD_BLAS = 1024
+#: input matrices B (n × m) with at least this many entries get their drive B u, the input
+#: gradient Bᵀ ∂L/∂s and the ∂L/∂B sums of a block of steps from BLAS, in blocks of
+#: ``BLAS_BLOCK`` steps; smaller ones are summed in numba, where a BLAS call costs more than its
+#: arithmetic
+DRIVE_BLAS = 1024
+#: steps per block on the BLAS route
+BLAS_BLOCK = 128
 #: batch elements are split into at most this many contiguous groups, each with its own ∂L/∂B
 #: accumulator (memory stays bounded in the batch size, and the result does not depend on the
 #: number of threads) ...
@@ -138,50 +142,89 @@ def _acc_rows(C, A, X):
         c += 1
 
 
-@njit(cache=True)
-def _drive_block(U, b, k0, nk, BT, S):
-    """S[kk] = B u_{k0+kk, b} for kk < nk; BT = Bᵀ (m, n); summed over inputs in index order."""
-    for kk in range(nk):
-        for i in range(S.shape[1]):
-            S[kk, i] = 0.0
-    _acc_rows(S[:nk], U[k0 : k0 + nk, b], BT)
+@njit(cache=True, inline="always")
+def block_steps(BT):
+    """Steps per drive block for the input matrix of ``BT`` = Bᵀ (m, n): ``BLAS_BLOCK`` on the
+    BLAS route, ``BLOCK`` otherwise."""
+    return BLAS_BLOCK if BT.shape[0] * BT.shape[1] >= DRIVE_BLAS else BLOCK
+
+
+@njit(cache=True, inline="always")
+def block_span(j, bs, K, k0, k1):
+    """Block ``j`` of the drive covers steps lo … hi−1 (lo = j·bs, hi = min(K, lo + bs)); of
+    them, s0 … s1−1 lie in the chunk k0 … k1−1. Returns (lo, hi, s0, s1)."""
+    lo = j * bs
+    hi = min(K, lo + bs)
+    return lo, hi, max(lo, k0), min(hi, k1)
 
 
 @njit(cache=True)
-def _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB, want_gu, GU, k0, gu):
-    """Fold the drive gradients D[kk] = ∂L/∂s_k of steps k = lo + kk < lo + nk into
-    GB += Σ_k u_k ⊗ D[kk] (GB is (∂L/∂B)ᵀ, shape (m, n); the sum runs over the steps of the
-    block in index order) and GU[k − k0, b] += Bᵀ D[kk] (added: the drivers pass zeros, or an
-    array the caller asked to have the gradient added to; a float32 GU gets no subnormals).
+def _drive_block(U, b, lo, nk, BT, S, ub):
+    """S[kk] = B u_{lo+kk, b} for kk < nk; BT = Bᵀ (m, n).
 
-    Bᵀ D is one BLAS product per block for input matrices with at least ``DRIVE_GRAD_BLAS``
-    entries (on the SCP1 LinHRU layer the echo with ∂L/∂u went 0.261 → 0.242 s; a rank-16
-    update of GB through BLAS measured slower than :func:`_acc_rows`), and sums in index order
-    for smaller ones, where a BLAS call costs more than its arithmetic. ∂L/∂u is a result, not
+    The blocks are aligned to absolute steps (block j is steps j·bs … j·bs + bs − 1 of the
+    whole input, see :func:`block_span`) and every caller forms a whole block, whatever part of
+    it its chunk needs: the forward run, the echo, the adjoint and :func:`drive_chunk` then make
+    the same calls on the same rows, and s_k is bit-for-bit the same in all of them. Large input
+    matrices (``DRIVE_BLAS``) take one BLAS product per block over ``ub`` (BLAS_BLOCK, m), a
+    contiguous copy of the block's inputs that the drive-gradient fold reuses; small ones sum
+    over the inputs in index order.
+    """
+    if BT.shape[0] * BT.shape[1] >= DRIVE_BLAS:
+        for kk in range(nk):
+            for j in range(BT.shape[0]):
+                ub[kk, j] = U[lo + kk, b, j]
+        np.dot(ub[:nk], BT, S[:nk])
+    else:
+        for kk in range(nk):
+            for i in range(S.shape[1]):
+                S[kk, i] = 0.0
+        _acc_rows(S[:nk], U[lo : lo + nk, b], BT)
+
+
+@njit(cache=True)
+def _drive_grad_block(D, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
+    """Fold the drive gradients D[k − lo] = ∂L/∂s_k of steps s0 ≤ k < s1 of the block that
+    starts at step ``lo`` into GB += Σ_k u_k ⊗ D[k − lo] (GB is (∂L/∂B)ᵀ, shape (m, n)) and
+    GU[k − k0, b] += Bᵀ D[k − lo] (added: the drivers pass zeros, or an array the caller asked
+    to have the gradient added to; a float32 GU gets no subnormals).
+
+    On the BLAS route (``DRIVE_BLAS``; ``ub`` then holds the block's inputs, see
+    :func:`_drive_block`) both are one product per block, the ∂L/∂B one through the scratch
+    ``gbt`` (m, n); small input matrices sum in index order. ∂L/∂B and ∂L/∂u are results, not
     part of any trajectory, so the two routes need not agree bit for bit. ``gu`` is a
-    (BLOCK, m) scratch array.
+    (BLAS_BLOCK, m) scratch array.
     """
     n, m = B.shape
+    a = s0 - lo
+    c = s1 - lo
+    blas = n * m >= DRIVE_BLAS
     if want_gb:
-        _acc_rows(GB, U[lo : lo + nk, b].T, D[:nk])
-    if want_gu:
-        if n * m >= DRIVE_GRAD_BLAS:
-            np.dot(D[:nk], B, gu[:nk])
+        if blas:
+            np.dot(ub[a:c].T, D[a:c], gbt)
+            for j in range(m):
+                for i in range(n):
+                    GB[j, i] += gbt[j, i]
         else:
-            for kk in range(nk):
+            _acc_rows(GB, U[s0:s1, b].T, D[a:c])
+    if want_gu:
+        if blas:
+            np.dot(D[a:c], B, gu[a:c])
+        else:
+            for kk in range(a, c):
                 for j in range(m):
                     gu[kk, j] = 0.0
-            _acc_rows(gu[:nk], D[:nk], B)
-        for kk in range(nk):
+            _acc_rows(gu[a:c], D[a:c], B)
+        for kk in range(a, c):
             for j in range(m):
-                GU[lo - k0 + kk, b, j] = flush_to(GU, GU[lo - k0 + kk, b, j] + gu[kk, j])
+                GU[lo + kk - k0, b, j] = flush_to(GU, GU[lo + kk - k0, b, j] + gu[kk, j])
 
 
-def drive_grad_threads(B: np.ndarray):
-    """Context for a kernel call that folds drive gradients of the input matrix ``B``: BLAS
-    held at one thread while numba's threads call it (see :mod:`physim.threads`) when the
-    BLAS route applies, nothing otherwise."""
-    return nullcontext() if B.size < DRIVE_GRAD_BLAS else single_threaded_blas()
+def drive_threads(B: np.ndarray):
+    """Context for a kernel call that forms the drive or its gradients for the input matrix
+    ``B``: BLAS held at one thread while numba's threads call it (see :mod:`physim.threads`)
+    when the BLAS route applies, nothing otherwise."""
+    return nullcontext() if B.size < DRIVE_BLAS else single_threaded_blas()
 
 
 @njit(cache=True, inline="always")
@@ -344,16 +387,18 @@ def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, GW, DS):
 @njit(cache=True, parallel=True)
 def drive_chunk(U, BT, k0, k1, S):
     """S[k − k0] = B u_k for k0 ≤ k < k1, with U (K, nb, m), BT = Bᵀ (m, n), S (k1−k0, nb, n)."""
-    nb = U.shape[1]
-    n = BT.shape[1]
+    K, nb = U.shape[0], U.shape[1]
+    m, n = BT.shape
+    bs = block_steps(BT)
     for b in prange(nb):
-        blk = np.empty((BLOCK, n))
-        for lo in range(k0, k1, BLOCK):
-            nk = min(k1, lo + BLOCK) - lo
-            _drive_block(U, b, lo, nk, BT, blk)
-            for kk in range(nk):
+        blk = np.empty((bs, n), BT.dtype)
+        ub = np.empty((bs, m), BT.dtype)
+        for j in range(k0 // bs, (k1 + bs - 1) // bs):
+            lo, hi, s0, s1 = block_span(j, bs, K, k0, k1)
+            _drive_block(U, b, lo, hi - lo, BT, blk, ub)
+            for k in range(s0, s1):
                 for i in range(n):
-                    S[lo - k0 + kk, b, i] = blk[kk, i]
+                    S[k - k0, b, i] = blk[k - lo, i]
 
 
 @njit(cache=True, parallel=True)
@@ -365,23 +410,26 @@ def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
     positions to ``Qrec[k − k0]`` and the momenta to ``Prec[k − k0]``; each of these chunk
     arrays is skipped when it has length 0 along time.
     """
+    K = U.shape[0]
     nb = Q.shape[0]
     n = Q.shape[1]
     obs = Y.shape[0] > 0
     rec_q = Qrec.shape[0] > 0
     rec_p = Prec.shape[0] > 0
+    bs = block_steps(BT)
     for b in prange(nb):
         work = np.empty(n_work)
         g = np.empty(n)
-        S = np.empty((BLOCK, n))
+        S = np.empty((bs, n), BT.dtype)
+        ub = np.empty((bs, BT.shape[0]), BT.dtype)
         q = Q[b]
         p = P[b]
-        for lo in range(k0, k1, BLOCK):
-            nk = min(k1, lo + BLOCK) - lo
-            _drive_block(U, b, lo, nk, BT, S)
-            for kk in range(nk):
-                c = lo - k0 + kk
-                _step(fam, prm, dt, q, p, S[kk], work, g)
+        for j in range(k0 // bs, (k1 + bs - 1) // bs):
+            lo, hi, s0, s1 = block_span(j, bs, K, k0, k1)
+            _drive_block(U, b, lo, hi - lo, BT, S, ub)
+            for k in range(s0, s1):
+                c = k - k0
+                _step(fam, prm, dt, q, p, S[k - lo], work, g)
                 if obs:
                     _readout_into(R, q, Y, c, b)
                 if rec_q:
@@ -432,26 +480,30 @@ def echo_inputs(
     :func:`batch_groups`, also when GB is not wanted); when ``want_gu``, ``GU[k − k0]`` +=
     Bᵀ ds_k (GU spans the chunk). The groups run in parallel.
     """
+    K = U.shape[0]
     nb = Q.shape[1]
     n = Q.shape[2]
+    m = BT.shape[0]
     want_ds = want_gb or want_gu
     ng = GB.shape[0]
+    bs = block_steps(BT)
     for grp in prange(ng):
         work = np.empty(n_work)
         g = np.empty(n)
         v = np.empty(n)
         e = np.empty(n)
-        S = np.empty((BLOCK, n))
-        D = np.empty((BLOCK, n))
-        gu = np.empty((BLOCK, BT.shape[0]))
+        S = np.empty((bs, n), BT.dtype)
+        ub = np.empty((bs, m), BT.dtype)
+        D = np.empty((bs, n))
+        gu = np.empty((bs, m))
+        gbt = np.empty((m, n))
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             gw = GW[b]
-            for hi in range(k1, k0, -BLOCK):
-                lo = max(k0, hi - BLOCK)
-                nk = hi - lo
-                _drive_block(U, b, lo, nk, BT, S)
-                for kk in range(nk - 1, -1, -1):
-                    k = lo + kk
+            for j in range((k1 - 1) // bs, k0 // bs - 1, -1):
+                lo, hi, s0, s1 = block_span(j, bs, K, k0, k1)
+                _drive_block(U, b, lo, hi - lo, BT, S, ub)
+                for k in range(s1 - 1, s0 - 1, -1):
+                    kk = k - lo
                     if k > 0:
                         _error_into(R, G, k, b, e)
                     _echo_step(
@@ -474,10 +526,12 @@ def echo_inputs(
                         D[kk],
                     )
                 if want_ds:
-                    for kk in range(nk):
+                    for kk in range(s0 - lo, s1 - lo):
                         for i in range(n):
                             D[kk, i] *= scale
-                    _drive_grad_block(D, U, B, b, lo, nk, want_gb, GB[grp], want_gu, GU, k0, gu)
+                    _drive_grad_block(
+                        D, U, ub, B, b, lo, s0, s1, want_gb, GB[grp], gbt, want_gu, GU, k0, gu
+                    )
 
 
 @njit(cache=True, parallel=True)
