@@ -1,28 +1,33 @@
 """The straight-line exp, expm1 and log1p of physim.kernels.fastexp, and the NonlinHRU tanh and
 log cosh built on them, against numpy's libm on dense grids and at the edges."""
 
+import numba
 import numpy as np
 from numba import njit
 
 from physim.families.nonlinhru_kernels import _logcosh, _tanh
 from physim.kernels.fastexp import (
+    exp32_clamped,
     exp_clamped,
     exp_flushed,
     expm1_clamped,
     flush_to,
+    like,
     log1p_unit,
+    sigmoid,
+    sigmoid32_flushed,
     sigmoid_flushed,
 )
 
 
-def _vectorised(f):
+def _vectorised(f, dtype=np.float64):
     @njit(error_model="numpy")
     def apply(z, out):
         for i in range(z.size):
             out[i] = f(z[i])
 
     def call(z):
-        z = np.ascontiguousarray(z, dtype=np.float64)
+        z = np.ascontiguousarray(z, dtype=dtype)
         out = np.empty_like(z)
         apply(z, out)
         return out
@@ -105,3 +110,40 @@ def test_flush_to_stores_no_float32_subnormals_and_leaves_float64_alone():
     a64 = np.empty(v.size)
     store(a64, v)
     np.testing.assert_array_equal(a64, v)  # float64: stored as it is, bit for bit
+
+
+def _ulps32(got, want):
+    """ulps of float32 against a float64 reference (its float32 rounding's spacing)."""
+    return np.max(np.abs(got - want) / np.spacing(np.abs(want).astype(np.float32)))
+
+
+def test_float32_exp_and_sigmoid_in_float32_arithmetic():
+    z = np.concatenate([np.linspace(-87.0, 88.0, 2_000_003), np.linspace(-1, 1, 100_001)])
+    z = z.astype(np.float32)
+    e = _vectorised(exp32_clamped, np.float32)(z)
+    assert e.dtype == np.float32 and _ulps32(e, np.exp(z.astype(np.float64))) <= 2.0
+    w = np.concatenate([np.linspace(-100.0, 100.0, 2_000_003), [-np.inf, np.inf, -1e30, 1e30]])
+    w = w.astype(np.float32)
+    s = _vectorised(sigmoid32_flushed, np.float32)(w)
+    with np.errstate(over="ignore"):
+        want = 1.0 / (1.0 + np.exp(-w.astype(np.float64)))
+    normal = w >= -87.0
+    assert _ulps32(s[normal], want[normal]) <= 3.0
+    # below −87 exactly 0 (the true value is < 1.7e-38, at float32's normal limit) ...
+    assert np.all(s[~normal] == 0.0) and np.max(want[~normal]) < 1.7e-38
+    # ... and nothing subnormal anywhere; NaN passes through
+    assert not np.any((s != 0) & (np.abs(s) < np.finfo(np.float32).tiny))
+    assert np.isnan(_vectorised(sigmoid32_flushed, np.float32)(np.float32([np.nan]))[0])
+
+
+def test_sigmoid_and_like_keep_the_argument_precision():
+    @njit
+    def gate(a):
+        return sigmoid(like(a, 0.5) * a[0] + like(a, 1.0))
+
+    for dt, ref in ((np.float32, sigmoid32_flushed), (np.float64, sigmoid_flushed)):
+        a = np.array([0.3], dtype=dt)
+        got = gate(a)
+        (sig,) = [s for s in gate.nopython_signatures if s.args[0].dtype == numba.from_dtype(dt)]
+        assert sig.return_type == numba.from_dtype(dt)  # a float32 stays float32 throughout
+        assert got == ref(dt(0.5) * a[0] + dt(1.0))

@@ -225,11 +225,11 @@ def test_float32_kernels_store_no_subnormals_and_follow_float64():
         c = lambda a, dt=dt: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
         ws = _ws(nt, 8, dt)
         xo = np.array(x, dtype=dt)  # (a copy: block_fwd adds into it in place)
-        PK.block_fwd(xo, c(u), c(phi), c(C.T), D, c(W12.T), b12, m1, m2, True, scale, True, nt,
+        PK.block_fwd(xo, c(u), c(phi), c(C.T), c(D), c(W12.T), c(b12), m1, m2, True, scale, True, nt,
                      ws[0], ws[2])  # fmt: skip
         dphi, du = np.empty((R, 4), dt), np.empty((R, 8), dt)
         accs = np.empty((nt, 4, 8)), np.empty((nt, 8, 16)), np.empty((nt, 2, 16))
-        PK.block_bwd(c(dy), c(u), c(phi), c(C.T), c(C), D, c(W12.T), c(W12), b12, m1, m2, True,
+        PK.block_bwd(c(dy), c(u), c(phi), c(C.T), c(C), c(D), c(W12.T), c(W12), c(b12), m1, m2, True,
                      scale, True, nt, *ws, dphi, du, *accs)  # fmt: skip
         out[dt] = (xo, dphi, du, ws, accs)
     x32, dphi32, du32, ws32, accs32 = out[np.float32]

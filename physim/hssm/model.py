@@ -80,8 +80,8 @@ class _BlockWeights:
 def _block_weights(
     params: dict[str, np.ndarray], k: str, complex_core: bool, dtype=np.float64
 ) -> _BlockWeights:
-    """``dtype``: that of the activations, which the matrices of the kernels' products share
-    (the elementwise D and b stay float64)."""
+    """``dtype``: that of the activations, which the kernels' matrices and their elementwise
+    D and b share (float32 arithmetic stays float32)."""
     C = params[k + "C"]
     if complex_core:  # Re(C φ) = Re C · Re φ − Im C · Im φ over the stacked (Re φ, Im φ)
         C = np.concatenate([C, -params[k + "C_im"]], axis=1)
@@ -91,10 +91,10 @@ def _block_weights(
     return _BlockWeights(
         C=C,
         Ct=np.ascontiguousarray(C.T),
-        D=np.ascontiguousarray(params[k + "D"], dtype=np.float64),
+        D=np.ascontiguousarray(params[k + "D"], dtype=dtype),
         W12=W12,
         W12t=np.ascontiguousarray(W12.T),
-        b12=np.concatenate([params[k + "glu.b1"], params[k + "glu.b2"]]),
+        b12=np.concatenate([params[k + "glu.b1"], params[k + "glu.b2"]]).astype(dtype),
     )
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
-from physim.kernels.fastexp import exp_flushed, flush_to, sigmoid_flushed
+from physim.kernels.fastexp import exp_flushed, flush_to, like, sigmoid
 
 #: rows per row block: a block's working set (its φ, u and dx rows, and the 1024 × 2H GLU
 #: pre-activations, ~2.5 MB at H = 64) stays in cache between the products and the fused
@@ -63,9 +63,10 @@ def _unpack_row(bits, r, keep):
 
 @njit(cache=True, inline="always")
 def _gelu_gate(v, tanh_form):
-    """The gate g of GELU(v) = v · g: σ(2√(2/π)(v + 0.044715 v³)) (``tanh_form``) or Φ(v)."""
+    """The gate g of GELU(v) = v · g: σ(2√(2/π)(v + 0.044715 v³)) (``tanh_form``, in v's own
+    precision) or Φ(v) (in float64)."""
     if tanh_form:
-        return sigmoid_flushed(_TANH_K * (v + _TANH_C * v * v * v))
+        return sigmoid(like(v, _TANH_K) * (v + like(v, _TANH_C) * v * v * v))
     return 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
 
 
@@ -73,7 +74,9 @@ def _gelu_gate(v, tanh_form):
 def _gelu_slope(v, g, tanh_form):
     """d GELU / dv from the gate g = :func:`_gelu_gate` (v)."""
     if tanh_form:
-        return g + v * g * (1.0 - g) * _TANH_K * (1.0 + 3.0 * _TANH_C * v * v)
+        one = like(v, 1.0)
+        k = like(v, _TANH_K)
+        return g + v * g * (one - g) * k * (one + like(v, 3.0 * _TANH_C) * v * v)
     return g + v * _INV_SQRT_2PI * exp_flushed(-0.5 * v * v)
 
 
@@ -145,6 +148,8 @@ def _gelu_rows(z, u, D, m1, has_mask, scale, r0, keep, slope, want_slope, tanh_f
     branch between them (a runtime branch inside the loop cost the backward kernel a third of
     its time: PPG block 0.18 s vs 0.12 s)."""
     n, n_ch = z.shape
+    zero = like(z, 0.0)
+    sc = like(z, scale)
     for i in range(n):
         r = r0 + i
         if has_mask:
@@ -155,7 +160,7 @@ def _gelu_rows(z, u, D, m1, has_mask, scale, r0, keep, slope, want_slope, tanh_f
             if want_slope:
                 slope[i, j] = flush_to(slope, _gelu_slope(v, g, tanh_form))
             hv = v * g
-            z[i, j] = flush_to(z, hv * scale) if keep[j] else 0.0
+            z[i, j] = flush_to(z, hv * sc) if keep[j] else zero
 
 
 @njit(cache=True, inline="always")
@@ -185,6 +190,8 @@ def block_fwd(
     n_rows, n_ch = x.shape
     n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
     scale = scale if has_mask else 1.0  # (× 1.0 leaves every value's bits unchanged)
+    sc = like(x, scale)
+    zero = like(x, 0.0)
     for t in prange(n_threads):
         keep = np.ones(n_ch, dtype=np.uint8)
         for c in range(t, n_chunks, n_threads):
@@ -200,8 +207,8 @@ def block_fwd(
                 if has_mask:
                     _unpack_row(m2, r, keep)
                 for j in range(n_ch):
-                    o = (pre[i, j] + b12[j]) * sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
-                    x[r, j] = flush_to(x, x[r, j] + (o * scale if keep[j] else 0.0))
+                    o = (pre[i, j] + b12[j]) * sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
+                    x[r, j] = flush_to(x, x[r, j] + (o * sc if keep[j] else zero))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -219,6 +226,9 @@ def block_bwd(
     n_rows, n_ch = dx.shape
     n_chunks = (n_rows + CHUNK_ROWS - 1) // CHUNK_ROWS
     scale = scale if has_mask else 1.0
+    sc = like(dx, scale)
+    zero = like(dx, 0.0)
+    one = like(dx, 1.0)
     acc_C[:] = 0.0
     acc_W[:] = 0.0
     acc_v[:] = 0.0
@@ -240,11 +250,11 @@ def block_bwd(
                 if has_mask:
                     _unpack_row(m2, r, keep)
                 for j in range(n_ch):
-                    d = dx[r, j] * scale if keep[j] else 0.0
+                    d = dx[r, j] * sc if keep[j] else zero
                     a = pre[i, j] + b12[j]
-                    g = sigmoid_flushed(pre[i, n_ch + j] + b12[n_ch + j])
+                    g = sigmoid(pre[i, n_ch + j] + b12[n_ch + j])
                     da = d * g
-                    ds = d * a * g * (1.0 - g)
+                    ds = d * a * g * (one - g)
                     pre[i, j] = flush_to(pre, da)
                     pre[i, n_ch + j] = flush_to(pre, ds)
             for i in range(n):
@@ -257,7 +267,7 @@ def block_bwd(
                 if has_mask:
                     _unpack_row(m1, r, keep)
                 for j in range(n_ch):
-                    d = z[i, j] * scale if keep[j] else 0.0
+                    d = z[i, j] * sc if keep[j] else zero
                     dz = flush_to(z, d * cdf[i, j])
                     z[i, j] = dz
                     du[r, j] = flush_to(du, dz * D[j])

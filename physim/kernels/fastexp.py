@@ -181,7 +181,108 @@ def _flush_to(a, v):
 
     def flush32(a, v):
         if abs(v) < _TINY32:
-            return 0.0
+            return v - v  # 0 of v's own type: a float32 value stays float32
         return v
 
     return flush32
+
+
+# ------------------------------------------------------------------------------ float32 gates
+# With ``precision = "float32"`` the periphery's elementwise arithmetic runs in float32: twice
+# the SIMD lanes of float64. Its gates need a float32 exponential: the same reduction as
+# :func:`_exp_parts` with float32 constants and e^r from its Taylor series to r⁷ (truncation
+# below 6e-9 relative, a tenth of float32's ulp), clamped to [−87, 88] so that neither the
+# result nor 1 / (1 + e) leaves float32's normal range.
+
+_F32 = np.float32
+_LOG2E_32 = _F32(1.4426950408889634)
+#: ln 2 split so that n · _LN2_HI_32 is exact for |n| < 2⁸ (Cephes' expf constants)
+_LN2_HI_32 = _F32(0.693359375)
+_LN2_LO_32 = _F32(-2.12194440e-4)
+#: 1.5 · 2²³, added to round to the nearest integer: the sum's low mantissa bits hold n
+_ROUND_32 = _F32(12582912.0)
+_ROUND_BITS_32 = 0x4B400000
+_LO_32 = _F32(-87.0)
+_HI_32 = _F32(88.0)
+_TAYLOR_32 = tuple(_F32(1.0 / f) for f in (5040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0))
+_ONE_32 = _F32(1.0)
+
+
+@intrinsic
+def _bits_as_float32(typingctx, x):
+    """The float32 whose bit pattern is the int32 ``x``."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _float32_as_bits(typingctx, x):
+    """The bit pattern of the float32 ``x`` as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def exp32_clamped(x):
+    """exp(x) of a float32 in float32 arithmetic for x in [−87, 88], within 2 ulp of float32's
+    correctly rounded value; clamped outside (NaN stays NaN)."""
+    x = _LO_32 if x < _LO_32 else x
+    x = _HI_32 if x > _HI_32 else x
+    kd = x * _LOG2E_32 + _ROUND_32
+    n = kd - _ROUND_32
+    k = _float32_as_bits(kd) - np.int32(_ROUND_BITS_32)
+    r = x - n * _LN2_HI_32 - n * _LN2_LO_32
+    c = _TAYLOR_32
+    p = c[0]
+    p = p * r + c[1]
+    p = p * r + c[2]
+    p = p * r + c[3]
+    p = p * r + c[4]
+    p = p * r + c[5]
+    p = p * r + c[6]
+    p = p * r + c[7]
+    return p * _bits_as_float32((k + np.int32(127)) << np.int32(23))
+
+
+@njit(cache=True, inline="always")
+def sigmoid32_flushed(v):
+    """1 / (1 + e^−v) of a float32 in float32 arithmetic; exactly 0 for v < −87 (the true
+    value is below 1.7e-38, at float32's normal limit), never a subnormal."""
+    s = _ONE_32 / (_ONE_32 + exp32_clamped(-v))
+    return s - s if v < _LO_32 else s
+
+
+def sigmoid(v):
+    """The flushed sigmoid in ``v``'s own precision: :func:`sigmoid32_flushed` for a float32,
+    :func:`sigmoid_flushed` otherwise. numba only."""
+    raise NotImplementedError("sigmoid is called from numba-compiled code only")
+
+
+@overload(sigmoid)
+def _sigmoid(v):
+    if v == types.float32:
+        return lambda v: sigmoid32_flushed(v)
+    return lambda v: sigmoid_flushed(v)
+
+
+def like(a, c):
+    """The constant ``c`` in the precision of ``a`` (an array's dtype, or a scalar's type):
+    float32 for float32, float64 otherwise, so that float32 arithmetic stays float32 (a Python
+    float would promote it). numba only."""
+    raise NotImplementedError("like is called from numba-compiled code only")
+
+
+@overload(like)
+def _like(a, c):
+    t = a.dtype if isinstance(a, types.Array) else a
+    if t == types.float32:
+        return lambda a, c: np.float32(c)
+    return lambda a, c: np.float64(c)
