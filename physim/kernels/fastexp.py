@@ -255,8 +255,11 @@ def exp32_clamped(x):
 @njit(cache=True, inline="always")
 def sigmoid32_flushed(v):
     """1 / (1 + e^−v) of a float32 in float32 arithmetic; exactly 0 for v < −87 (the true
-    value is below 1.7e-38, at float32's normal limit), never a subnormal."""
-    s = _ONE_32 / (_ONE_32 + exp32_clamped(-v))
+    value is below 1.7e-38, at float32's normal limit), never a subnormal: e^−v is clamped at
+    e^87, as 1 / (1 + e^88) would be a subnormal 6e-39."""
+    a = -v
+    a = -_LO_32 if a > -_LO_32 else a
+    s = _ONE_32 / (_ONE_32 + exp32_clamped(a))
     return s - s if v < _LO_32 else s
 
 
