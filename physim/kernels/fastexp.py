@@ -44,26 +44,23 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 
-@intrinsic
-def _bits_as_float(typingctx, x):
-    """The float64 whose bit pattern is the int64 ``x``."""
-    sig = types.float64(types.int64)
+def _bitcast(src, dst):
+    """An intrinsic that reinterprets the bits of a ``src`` value as a ``dst`` of equal width."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    @intrinsic
+    def bitcast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    return sig, codegen
+        return dst(src), codegen
+
+    return bitcast
 
 
-@intrinsic
-def _float_as_bits(typingctx, x):
-    """The bit pattern of the float64 ``x`` as an int64."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
+_bits_as_float = _bitcast(types.int64, types.float64)
+_float_as_bits = _bitcast(types.float64, types.int64)
+_bits_as_float32 = _bitcast(types.int32, types.float32)
+_float32_as_bits = _bitcast(types.float32, types.int32)
 
 
 _LOG2E = 1.4426950408889634
@@ -206,28 +203,6 @@ _LO_32 = _F32(-87.0)
 _HI_32 = _F32(88.0)
 _TAYLOR_32 = tuple(_F32(1.0 / f) for f in (5040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0))
 _ONE_32 = _F32(1.0)
-
-
-@intrinsic
-def _bits_as_float32(typingctx, x):
-    """The float32 whose bit pattern is the int32 ``x``."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _float32_as_bits(typingctx, x):
-    """The bit pattern of the float32 ``x`` as an int32."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
-
-    return sig, codegen
 
 
 @njit(cache=True, inline="always")
