@@ -20,6 +20,11 @@ Every value written to an activation array passes through
 :func:`physim.kernels.fastexp.flush_to`: with ``precision = "float32"`` a value below float32's
 normal range is stored as 0 rather than as a subnormal, which would slow every later product
 that reads it (float64 arrays store the value as it is).
+
+The elementwise arithmetic runs in the arrays' own precision: constants come from
+:func:`physim.kernels.fastexp.like` and the gates from :func:`physim.kernels.fastexp.sigmoid`
+(the erf form of GELU stays float64), so float32 arrays, with D and the GLU biases in float32
+too, get float32 SIMD arithmetic and float64 arrays exactly the arithmetic they always had.
 """
 
 from __future__ import annotations
