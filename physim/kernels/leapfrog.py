@@ -143,10 +143,16 @@ def _acc_rows(C, A, X):
 
 
 @njit(cache=True, inline="always")
+def _blas_route(A):
+    """True when the input matrix, given as B or Bᵀ, takes the BLAS route (``DRIVE_BLAS``)."""
+    return A.shape[0] * A.shape[1] >= DRIVE_BLAS
+
+
+@njit(cache=True, inline="always")
 def block_steps(BT):
     """Steps per drive block for the input matrix of ``BT`` = Bᵀ (m, n): ``BLAS_BLOCK`` on the
     BLAS route, ``BLOCK`` otherwise."""
-    return BLAS_BLOCK if BT.shape[0] * BT.shape[1] >= DRIVE_BLAS else BLOCK
+    return BLAS_BLOCK if _blas_route(BT) else BLOCK
 
 
 @njit(cache=True, inline="always")
@@ -170,7 +176,7 @@ def _drive_block(U, b, lo, nk, BT, S, ub):
     contiguous copy of the block's inputs that the drive-gradient fold reuses; small ones sum
     over the inputs in index order.
     """
-    if BT.shape[0] * BT.shape[1] >= DRIVE_BLAS:
+    if _blas_route(BT):
         for kk in range(nk):
             for j in range(BT.shape[0]):
                 ub[kk, j] = U[lo + kk, b, j]
@@ -198,7 +204,7 @@ def _drive_grad_block(D, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU,
     n, m = B.shape
     a = s0 - lo
     c = s1 - lo
-    blas = n * m >= DRIVE_BLAS
+    blas = _blas_route(B)
     if want_gb:
         if blas:
             np.dot(ub[a:c].T, D[a:c], gbt)
@@ -224,7 +230,7 @@ def drive_threads(B: np.ndarray):
     """Context for a kernel call that forms the drive or its gradients for the input matrix
     ``B``: BLAS held at one thread while numba's threads call it (see :mod:`physim.threads`)
     when the BLAS route applies, nothing otherwise."""
-    return nullcontext() if B.size < DRIVE_BLAS else single_threaded_blas()
+    return single_threaded_blas() if _blas_route(B) else nullcontext()
 
 
 @njit(cache=True, inline="always")
