@@ -175,8 +175,17 @@ def run_worker(args: argparse.Namespace, algo: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", algo]
     cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in WORKER_OPTIONS]
     cmd += ["--complex"] if args.complex else []
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(cmd)
+
+
+def run_json(cmd: list[str]) -> dict:
+    """Run a worker process and return the JSON object on its last output line; a failed
+    worker stops the benchmark with its own error (the last lines of its stderr)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n  ".join(proc.stderr.strip().splitlines()[-6:])
+        raise SystemExit(f"worker {' '.join(cmd[1:4])} exited {proc.returncode}:\n  {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

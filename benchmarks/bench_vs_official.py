@@ -32,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_hssm import run_json
+
 CONFIGS = {
     "scp1": dict(blocks=6, hidden=64, ssm=256, batch=32, length=896, task="classification"),
     "ppg": dict(blocks=6, hidden=64, ssm=16, batch=4, length=49920, task="regression"),
@@ -100,8 +102,7 @@ def run_physim(shp: dict, family: str, complex_ssm: bool, repeats: int, precisio
     cmd += [f"--model={family}", f"--repeats={repeats}", f"--output-step={OUTPUT_STEP}"]
     cmd += [f"--inputs={N_INPUTS}", f"--precision={precision}"]
     cmd += ["--complex"] if complex_ssm else []
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(cmd)
 
 
 def run_official(
