@@ -14,7 +14,7 @@ from physim.device import Device, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_signal, input_grad_array
 from physim.kernels.adjoint import adjoint_inputs
-from physim.kernels.leapfrog import batch_groups, drive_threads
+from physim.kernels.leapfrog import batch_groups, drive_operands, drive_threads
 from physim.losses import Loss, MSELoss
 from physim.rhel import check_loss
 from physim.simulate import (
@@ -80,11 +80,10 @@ def bptt_backward(
     ng = batch_groups(nb, m * n)
     GB = np.zeros((ng, m, n))  # (∂L/∂B)ᵀ per batch group
     GU = grad_u if input_grad else np.zeros((0, nb, m))
-    BT = np.ascontiguousarray(phys.B.T)
-    B = np.ascontiguousarray(phys.B)
     R = readout_matrix(device)
     G = io_array(dLdy)  # (float32 errors and inputs are read as they are)
     U = io_array(u)
+    BT, B = drive_operands(phys.B, U)
     Qs = np.ascontiguousarray(forward.q)
     Ps = np.ascontiguousarray(forward.p)
 

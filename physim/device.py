@@ -23,9 +23,11 @@ Prm = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 #: dtypes of the sequence-sized arrays the simulation and gradient kernels read and write
-#: (inputs u, readouts y, errors ∂L/∂y, input gradients ∂L/∂u): float32 halves their memory,
-#: and the kernels compute in float64 either way (a float32 → float64 conversion is exact, so
-#: a float32 input gives bit for bit the trajectory of its float64 copy)
+#: (inputs u, readouts y, errors ∂L/∂y, input gradients ∂L/∂u): float32 halves their memory.
+#: The states are integrated in float64 either way; the drive products B u, ∂L/∂B and ∂L/∂u
+#: are float32 BLAS products when the inputs are float32 and B is large enough for BLAS
+#: (:func:`physim.kernels.leapfrog.drive_operands`), float64 otherwise, when a float32 input
+#: gives bit for bit the trajectory of its float64 copy (the conversion is exact)
 IO_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 

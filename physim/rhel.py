@@ -22,7 +22,7 @@ from physim import memory
 from physim.device import Device, Physical, io_array
 from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.gradients import GradientResult, error_bound, error_signal, input_grad_array
-from physim.kernels.leapfrog import batch_groups, drive_threads, echo_inputs
+from physim.kernels.leapfrog import batch_groups, drive_operands, drive_threads, echo_inputs
 from physim.losses import Loss, MSELoss
 from physim.simulate import (
     KERNEL_ELEMENTS,
@@ -68,7 +68,7 @@ def rhel_gradient(
     q0: np.ndarray | None = None,
     p0: np.ndarray | None = None,
 ) -> GradientResult:
-    """Loss gradient by centred RHEL (ideal instrument, simulated in float64).
+    """Loss gradient by centred RHEL (ideal instrument; states integrated in float64).
 
     Parameters
     ----------
@@ -172,11 +172,10 @@ def rhel_echo(
     ng = batch_groups(nb, m * n)
     GB = np.zeros((ng, m, n) if need_drive else (ng, 0, 0))  # (∂L/∂B)ᵀ per batch group
     GU = grad_u if input_grad else np.zeros((0, nb, m))
-    BT = np.ascontiguousarray(phys.B.T)
-    B = np.ascontiguousarray(phys.B)
     R = readout_matrix(device)
     G = io_array(dLdy)  # (float32 errors and inputs are read as they are)
     U = io_array(u)
+    BT, B = drive_operands(phys.B, U)
 
     def run_echo(k0, k1, QE, PE, GW, GB, input_grad, GU) -> None:
         echo_inputs(

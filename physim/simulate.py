@@ -20,6 +20,7 @@ from physim.errors import NumericalFault, all_finite, first_bad, locate
 from physim.kernels.leapfrog import (
     BLAS_BLOCK,
     drive_chunk,
+    drive_operands,
     drive_threads,
     energy_chunk,
     forward_inputs,
@@ -136,8 +137,9 @@ def drive(u: np.ndarray, B: np.ndarray, k0: int, k1: int) -> np.ndarray:
     see :func:`physim.kernels.leapfrog._drive_block`) when ``u`` is the whole input they see.
     """
     S = np.empty((k1 - k0, u.shape[1], B.shape[0]))
+    U = np.ascontiguousarray(u)
     with drive_threads(B):
-        drive_chunk(np.ascontiguousarray(u), np.ascontiguousarray(B.T), k0, k1, S)
+        drive_chunk(U, drive_operands(B, U)[0], k0, k1, S)
     return S
 
 
@@ -172,7 +174,7 @@ def iter_forward(
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
     """Advance ``Q, P`` in place chunk by chunk, yielding (k0, k1, positions, momenta)."""
     n_steps, nb = u.shape[0], u.shape[1]
-    BT = np.ascontiguousarray(phys.B.T)
+    BT = drive_operands(phys.B, u)[0]
     R = readout_matrix(device)
     for k0, k1 in chunk_bounds(n_steps, nb * device.n_dof):
         Qrec = np.empty((k1 - k0, nb, device.n_dof))
@@ -313,7 +315,7 @@ def simulate(
         qs = np.empty((K + 1, nb, device.n_dof))
         ps = np.empty((K + 1, nb, device.n_dof))
         qs[0], ps[0] = Q, P
-    BT = np.ascontiguousarray(phys.B.T)
+    BT = drive_operands(phys.B, u)[0]
     R = readout_matrix(device)
     for k0, k1 in chunk_bounds(K, nb * device.n_dof, KERNEL_ELEMENTS):
         start = (Q.copy(), P.copy())

@@ -288,8 +288,9 @@ def test_rhel_matches_bptt_on_random_oscillator_networks(data, seed):
 @pytest.mark.parametrize("family", ["linhru", "nonlinhru"])
 def test_float32_inputs_and_errors_are_read_as_their_float64_copies(family):
     """The kernels read float32 u, ∂L/∂y and write float32 y, ∂L/∂u as they are (the HSSM's
-    float32 precision) and compute in float64: the results are those of the float64 copies,
-    rounded to float32 where they are stored in float32."""
+    float32 precision). With a B this small (numba route, not BLAS) they compute in float64:
+    the results are those of the float64 copies, rounded to float32 where they are stored in
+    float32."""
     from physim import bptt
     from physim.families.hru import LinHRUSpec, NonlinHRUSpec
     from physim.rhel import rhel_echo
@@ -316,6 +317,43 @@ def test_float32_inputs_and_errors_are_read_as_their_float64_copies(family):
         got = run(u32, g32, grad_u_into=gu32)
         np.testing.assert_array_equal(got.grad, want.grad)
         np.testing.assert_array_equal(gu32, want.grad_u.astype(np.float32))
+
+
+def test_float32_inputs_take_float32_drive_products_on_the_blas_route():
+    """A B of ≥ DRIVE_BLAS entries forms the drive and its gradients of float32 inputs as
+    float32 BLAS products (the HSSM's float32 precision). RHEL and BPTT share that drive, so
+    they still agree to RHEL_BPTT_RTOL; both stay within float32 round-off of the float64
+    copies' results (a product of 64 float32 terms: ~1e-7 relative, 1e-5 allowed)."""
+    from physim import bptt
+    from physim.families.hru import LinHRUSpec
+    from physim.kernels.leapfrog import DRIVE_BLAS, drive_operands
+    from physim.simulate import drive, simulate
+
+    dev = LinHRUSpec(kind="linhru", name="f32blas", n_modes=32, n_inputs=64, seed=3).build()
+    phys = dev.physical(None)
+    assert phys.B.size >= DRIVE_BLAS
+    rng = np.random.default_rng(4)
+    u32 = rng.normal(size=(300, 3, 64)).astype(np.float32)
+    u64 = u32.astype(np.float64)
+    assert drive_operands(phys.B, u32)[0].dtype == np.float32
+    assert drive_operands(phys.B, u64)[0].dtype == np.float64
+    s32, s64 = drive(u32, phys.B, 0, 300), drive(u64, phys.B, 0, 300)
+    assert not np.array_equal(s32, s64)  # the float32 products are in use ...
+    assert group_rel_err(s32, s64) <= 1e-5  # ... at float32 round-off
+    t32 = simulate(dev, None, u32, record=True)
+    t64 = simulate(dev, None, u64, record=True)
+    assert group_rel_err(t32.q, t64.q) <= 1e-5
+    g = rng.normal(size=t32.y.shape)
+    results = {}
+    for prec, u, t in (("32", u32, t32), ("64", u64, t64)):
+        gu = np.zeros(u.shape, u.dtype)
+        r = rhel_echo(dev, None, u, t, g, input_grad=True, grad_u_into=gu)
+        b = bptt.bptt_backward(dev, None, u, t, g, input_grad=True)
+        assert max(_group_errors(dev, r.grad, b.grad).values()) <= RHEL_BPTT_RTOL
+        assert group_rel_err(r.grad_u, b.grad_u) <= RHEL_BPTT_RTOL
+        results[prec] = r
+    assert max(_group_errors(dev, results["32"].grad, results["64"].grad).values()) <= 1e-5
+    assert group_rel_err(results["32"].grad_u, results["64"].grad_u) <= 1e-5
 
 
 def test_input_gradient_is_added_into_a_given_array():

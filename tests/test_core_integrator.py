@@ -238,23 +238,28 @@ def test_nonlinear_trajectory_against_solve_ivp(name):
 SPLITS = (0, 37, 300, 301, 517)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["linhru-scp1", "chain-16"])
-def test_drive_blocks_do_not_depend_on_the_chunking(name):
+def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
     """The drive is formed in whole blocks aligned to absolute steps (BLAS products for
     linhru-scp1's 256 × 64 B, numba sums for chain-16): a run cut into chunks that split the
     blocks gives bit for bit the states of one uncut run and of the drive from
     :func:`physim.simulate.drive`; the echo's states do too, and its gradient sums differ only
-    by round-off of their grouping."""
+    by round-off of their grouping. float32 inputs take float32 products on the BLAS route
+    (:func:`physim.kernels.leapfrog.drive_operands`) and the same guarantees."""
     from physim.kernels import leapfrog as lf
     from physim.simulate import drive, readout_matrix
 
     device = load_device(name)
     phys = device.physical(None)
     nb, K, n = 2, SPLITS[-1], device.n_dof
-    u = _random_inputs(device, K, nb, seed=5)
-    BT, B, R = np.ascontiguousarray(phys.B.T), np.ascontiguousarray(phys.B), readout_matrix(device)
+    u = _random_inputs(device, K, nb, seed=5).astype(dtype)
+    BT, B = lf.drive_operands(phys.B, u)
+    R = readout_matrix(device)
     no = np.empty((0, nb, n))
-    assert (B.size >= lf.DRIVE_BLAS) == (name == "linhru-scp1")
+    blas = name == "linhru-scp1"
+    assert (B.size >= lf.DRIVE_BLAS) == blas
+    assert BT.dtype == (dtype if blas else np.float64)
     args = (device.family, phys.prm, device.dt, device.n_work)
 
     def forward(bounds):
@@ -283,7 +288,7 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name):
         QE = np.ascontiguousarray(np.stack([whole[0]] * 2))
         PE = np.ascontiguousarray(np.stack([-whole[1]] * 2))
         GW, GB = np.zeros((nb, phys.w.shape[0])), np.zeros((ng,) + BT.shape)
-        GU = np.zeros((K, nb, device.n_inputs))
+        GU = np.zeros((K, nb, device.n_inputs), dtype)
         with lf.drive_threads(B):
             for k0, k1 in reversed(bounds):
                 lf.echo_inputs(
@@ -296,5 +301,8 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name):
     e_cut = echo(list(zip(SPLITS[:-1], SPLITS[1:], strict=True)))
     for a, b in zip(e_whole[:2], e_cut[:2], strict=True):
         assert np.array_equal(a, b)
+    # float32 products: a partial block's rows round in float32, ~1e-7 relative per product,
+    # over a few blocks and n terms well below 1e-5
+    rtol = TRAJ_RTOL if BT.dtype == np.float64 else 1e-5
     for a, b in zip(e_whole[2:], e_cut[2:], strict=True):
-        assert np.max(np.abs(a - b)) <= TRAJ_RTOL * np.max(np.abs(a))
+        assert np.max(np.abs(a - b)) <= rtol * np.max(np.abs(a))

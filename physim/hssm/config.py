@@ -74,8 +74,9 @@ class HSSMSpec(SpecModel):
         description="storage of the sequence-sized activations: 'float32' keeps the residual "
         "stream, the norm outputs, the core trajectories φ and their gradients in float32 and "
         "runs the periphery's matrix products in float32 (half the memory, faster); the "
-        "Hamiltonian cores still integrate and echo in float64 (from float32 inputs), and every "
-        "parameter gradient is summed in float64. 'float64': everything in float64",
+        "Hamiltonian cores still integrate and echo in float64 (a large input matrix B forms "
+        "the drive and its gradients as float32 products), and every parameter gradient is "
+        "summed in float64. 'float64': everything in float64",
     )
     norm: Literal["layer", "batch"] = Field(
         "layer",

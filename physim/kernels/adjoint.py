@@ -123,8 +123,9 @@ def adjoint_inputs(
         S = np.empty((bs, n), BT.dtype)
         ub = np.empty((bs, m), BT.dtype)
         D = np.empty((bs, n))
-        gu = np.empty((bs, m))
-        gbt = np.empty((m, n))
+        dd = np.empty((bs, n), BT.dtype)
+        gu = np.empty((bs, m), BT.dtype)
+        gbt = np.empty((m, n), BT.dtype)
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             lq = LQ[b]
             lp = LP[b]
@@ -154,5 +155,5 @@ def adjoint_inputs(
                         _error_into(R, G, k, b, e)
                         _axpy(lq, 1.0, e)
                 _drive_grad_block(
-                    D, U, ub, B, b, lo, s0, s1, True, GB[grp], gbt, want_gu, GU, k0, gu
+                    D, 1.0, dd, U, ub, B, b, lo, s0, s1, True, GB[grp], gbt, want_gu, GU, k0, gu
                 )

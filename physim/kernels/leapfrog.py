@@ -189,25 +189,35 @@ def _drive_block(U, b, lo, nk, BT, S, ub):
 
 
 @njit(cache=True)
-def _drive_grad_block(D, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
-    """Fold the drive gradients D[k − lo] = ∂L/∂s_k of steps s0 ≤ k < s1 of the block that
-    starts at step ``lo`` into GB += Σ_k u_k ⊗ D[k − lo] (GB is (∂L/∂B)ᵀ, shape (m, n)) and
-    GU[k − k0, b] += Bᵀ D[k − lo] (added: the drivers pass zeros, or an array the caller asked
-    to have the gradient added to; a float32 GU gets no subnormals).
+def _drive_grad_block(D, scale, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
+    """Fold the drive gradients ∂L/∂s_k = scale · D[k − lo] of steps s0 ≤ k < s1 of the block
+    that starts at step ``lo`` into GB += Σ_k u_k ⊗ ∂L/∂s_k (GB is (∂L/∂B)ᵀ, shape (m, n)) and
+    GU[k − k0, b] += Bᵀ ∂L/∂s_k (added: the drivers pass zeros, or an array the caller asked to
+    have the gradient added to; a float32 GU gets no subnormals). D is float64 and is scaled
+    in place.
 
     On the BLAS route (``DRIVE_BLAS``; ``ub`` then holds the block's inputs, see
-    :func:`_drive_block`) both are one product per block, the ∂L/∂B one through the scratch
-    ``gbt`` (m, n); small input matrices sum in index order. ∂L/∂B and ∂L/∂u are results, not
-    part of any trajectory, so the two routes need not agree bit for bit. ``gu`` is a
-    (BLAS_BLOCK, m) scratch array.
+    :func:`_drive_block`) both are one product per block in the operands' precision (see
+    :func:`drive_operands`): the scaled gradients go to ``dd`` (BLAS_BLOCK, n) in B's dtype
+    (float32 without subnormals), the ∂L/∂B product through the scratch ``gbt`` (m, n), both
+    in B's dtype, and is added to the float64 GB. Small input matrices sum in float64, in index
+    order. ∂L/∂B and ∂L/∂u are results, not part of any trajectory, so the two routes need not
+    agree bit for bit. ``gu`` is a (BLAS_BLOCK, m) scratch array in B's dtype.
     """
     n, m = B.shape
     a = s0 - lo
     c = s1 - lo
     blas = _blas_route(B)
+    for kk in range(a, c):
+        for i in range(n):
+            D[kk, i] *= scale
+    if blas:
+        for kk in range(a, c):
+            for i in range(n):
+                dd[kk, i] = flush_to(dd, D[kk, i])
     if want_gb:
         if blas:
-            np.dot(ub[a:c].T, D[a:c], gbt)
+            np.dot(ub[a:c].T, dd[a:c], gbt)
             for j in range(m):
                 for i in range(n):
                     GB[j, i] += gbt[j, i]
@@ -215,7 +225,7 @@ def _drive_grad_block(D, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU,
             _acc_rows(GB, U[s0:s1, b].T, D[a:c])
     if want_gu:
         if blas:
-            np.dot(D[a:c], B, gu[a:c])
+            np.dot(dd[a:c], B, gu[a:c])
         else:
             for kk in range(a, c):
                 for j in range(m):
@@ -224,6 +234,21 @@ def _drive_grad_block(D, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU,
         for kk in range(a, c):
             for j in range(m):
                 GU[lo + kk - k0, b, j] = flush_to(GU, GU[lo + kk - k0, b, j] + gu[kk, j])
+
+
+def drive_operands(B: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Bᵀ, B), C-contiguous, as the kernels take them for the inputs ``U``.
+
+    float32 when ``U`` is float32 and B takes the BLAS route (``DRIVE_BLAS``): the drive
+    s = B u and the drive gradients ∂L/∂B, ∂L/∂u are then single-precision BLAS products (half
+    the time of double precision on AVX2), each rounded once to float32 — the precision of
+    the float32 inputs and input gradients themselves. float64 otherwise, when the products
+    are exact to float64 round-off of the inputs as they are. The states are integrated in
+    float64 either way, and the forward run, the echo, the adjoint and
+    :func:`physim.simulate.drive` form the same drive from the same operands.
+    """
+    dt = np.float32 if U.dtype == np.float32 and _blas_route(B) else np.float64
+    return np.ascontiguousarray(B.T, dtype=dt), np.ascontiguousarray(B, dtype=dt)
 
 
 def drive_threads(B: np.ndarray):
@@ -501,8 +526,9 @@ def echo_inputs(
         S = np.empty((bs, n), BT.dtype)
         ub = np.empty((bs, m), BT.dtype)
         D = np.empty((bs, n))
-        gu = np.empty((bs, m))
-        gbt = np.empty((m, n))
+        dd = np.empty((bs, n), BT.dtype)
+        gu = np.empty((bs, m), BT.dtype)
+        gbt = np.empty((m, n), BT.dtype)
         for b in range(grp * nb // ng, (grp + 1) * nb // ng):
             gw = GW[b]
             for j in range((k1 - 1) // bs, k0 // bs - 1, -1):
@@ -532,11 +558,24 @@ def echo_inputs(
                         D[kk],
                     )
                 if want_ds:
-                    for kk in range(s0 - lo, s1 - lo):
-                        for i in range(n):
-                            D[kk, i] *= scale
                     _drive_grad_block(
-                        D, U, ub, B, b, lo, s0, s1, want_gb, GB[grp], gbt, want_gu, GU, k0, gu
+                        D,
+                        scale,
+                        dd,
+                        U,
+                        ub,
+                        B,
+                        b,
+                        lo,
+                        s0,
+                        s1,
+                        want_gb,
+                        GB[grp],
+                        gbt,
+                        want_gu,
+                        GU,
+                        k0,
+                        gu,
                     )
 
 
