@@ -42,6 +42,7 @@ import numpy as np
 # load it before any single_threaded_blas() so that threadpoolctl limits it too
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
+from numba.extending import overload
 
 from physim.kernels import dispatch as hk
 from physim.kernels.fastexp import flush_to
@@ -188,6 +189,27 @@ def _drive_block(U, b, lo, nk, BT, S, ub):
         _acc_rows(S[:nk], U[lo : lo + nk, b], BT)
 
 
+def _as_operand(D, dd, a, c):
+    """Rows a … c − 1 of the float64 drive gradients ``D`` as a BLAS operand in the dtype of
+    the scratch ``dd``: ``D`` itself when the dtypes agree (no copy), else ``dd`` with those
+    rows converted (float32 without subnormals). numba only."""
+    raise NotImplementedError("_as_operand is called from numba-compiled code only")
+
+
+@overload(_as_operand, inline="always")
+def _as_operand_impl(D, dd, a, c):
+    if D.dtype == dd.dtype:
+        return lambda D, dd, a, c: D
+
+    def convert(D, dd, a, c):
+        for kk in range(a, c):
+            for i in range(D.shape[1]):
+                dd[kk, i] = flush_to(dd, D[kk, i])
+        return dd
+
+    return convert
+
+
 @njit(cache=True)
 def _drive_grad_block(D, scale, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
     """Fold the drive gradients ∂L/∂s_k = scale · D[k − lo] of steps s0 ≤ k < s1 of the block
@@ -199,8 +221,9 @@ def _drive_grad_block(D, scale, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, w
     On the BLAS route (``DRIVE_BLAS``; ``ub`` then holds the block's inputs, see
     :func:`_drive_block`) both are one product per block in the operands' precision (see
     :func:`drive_operands`): the scaled gradients go to ``dd`` (BLAS_BLOCK, n) in B's dtype
-    (float32 without subnormals), the ∂L/∂B product through the scratch ``gbt`` (m, n), both
-    in B's dtype, and is added to the float64 GB. Small input matrices sum in float64, in index
+    (float32 without subnormals; float64 products read D itself, :func:`_as_operand`), the
+    ∂L/∂B product through the scratch ``gbt`` (m, n), both in B's dtype, and is added to the
+    float64 GB. Small input matrices sum in float64, in index
     order. ∂L/∂B and ∂L/∂u are results, not part of any trajectory, so the two routes need not
     agree bit for bit. ``gu`` is a (BLAS_BLOCK, m) scratch array in B's dtype.
     """
@@ -212,9 +235,7 @@ def _drive_grad_block(D, scale, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, w
         for i in range(n):
             D[kk, i] *= scale
     if blas:
-        for kk in range(a, c):
-            for i in range(n):
-                dd[kk, i] = flush_to(dd, D[kk, i])
+        dd = _as_operand(D, dd, a, c)
     if want_gb:
         if blas:
             np.dot(ub[a:c].T, dd[a:c], gbt)
