@@ -155,5 +155,5 @@ def adjoint_inputs(
                         _error_into(R, G, k, b, e)
                         _axpy(lq, 1.0, e)
                 _drive_grad_block(
-                    D, 1.0, dd, U, ub, B, b, lo, s0, s1, True, GB[grp], gbt, want_gu, GU, k0, gu
+                    D, dd, U, ub, B, b, lo, s0, s1, True, GB[grp], gbt, want_gu, GU, k0, gu
                 )

@@ -211,29 +211,25 @@ def _as_operand_impl(D, dd, a, c):
 
 
 @njit(cache=True)
-def _drive_grad_block(D, scale, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
-    """Fold the drive gradients ∂L/∂s_k = scale · D[k − lo] of steps s0 ≤ k < s1 of the block
-    that starts at step ``lo`` into GB += Σ_k u_k ⊗ ∂L/∂s_k (GB is (∂L/∂B)ᵀ, shape (m, n)) and
-    GU[k − k0, b] += Bᵀ ∂L/∂s_k (added: the drivers pass zeros, or an array the caller asked to
-    have the gradient added to; a float32 GU gets no subnormals). D is float64 and is scaled
-    in place.
+def _drive_grad_block(D, dd, U, ub, B, b, lo, s0, s1, want_gb, GB, gbt, want_gu, GU, k0, gu):
+    """Fold the drive gradients D[k − lo] = ∂L/∂s_k (float64) of steps s0 ≤ k < s1 of the
+    block that starts at step ``lo`` into GB += Σ_k u_k ⊗ D[k − lo] (GB is (∂L/∂B)ᵀ, shape
+    (m, n)) and GU[k − k0, b] += Bᵀ D[k − lo] (added: the drivers pass zeros, or an array the
+    caller asked to have the gradient added to; a float32 GU gets no subnormals).
 
     On the BLAS route (``DRIVE_BLAS``; ``ub`` then holds the block's inputs, see
     :func:`_drive_block`) both are one product per block in the operands' precision (see
-    :func:`drive_operands`): the scaled gradients go to ``dd`` (BLAS_BLOCK, n) in B's dtype
-    (float32 without subnormals; float64 products read D itself, :func:`_as_operand`), the
-    ∂L/∂B product through the scratch ``gbt`` (m, n), both in B's dtype, and is added to the
-    float64 GB. Small input matrices sum in float64, in index
-    order. ∂L/∂B and ∂L/∂u are results, not part of any trajectory, so the two routes need not
-    agree bit for bit. ``gu`` is a (BLAS_BLOCK, m) scratch array in B's dtype.
+    :func:`drive_operands`): float32 products read D converted into the scratch ``dd``
+    (BLAS_BLOCK, n) without subnormals, float64 products read D itself (:func:`_as_operand`);
+    the ∂L/∂B product goes through the scratch ``gbt`` (m, n) in B's dtype and is added to the
+    float64 GB. Small input matrices sum in float64, in index order. ∂L/∂B and ∂L/∂u are
+    results, not part of any trajectory, so the two routes need not agree bit for bit. ``gu``
+    is a (BLAS_BLOCK, m) scratch array in B's dtype.
     """
     n, m = B.shape
     a = s0 - lo
     c = s1 - lo
     blas = _blas_route(B)
-    for kk in range(a, c):
-        for i in range(n):
-            D[kk, i] *= scale
     if blas:
         dd = _as_operand(D, dd, a, c)
     if want_gb:
@@ -579,24 +575,11 @@ def echo_inputs(
                         D[kk],
                     )
                 if want_ds:
+                    for kk in range(s0 - lo, s1 - lo):
+                        for i in range(n):
+                            D[kk, i] *= scale
                     _drive_grad_block(
-                        D,
-                        scale,
-                        dd,
-                        U,
-                        ub,
-                        B,
-                        b,
-                        lo,
-                        s0,
-                        s1,
-                        want_gb,
-                        GB[grp],
-                        gbt,
-                        want_gu,
-                        GU,
-                        k0,
-                        gu,
+                        D, dd, U, ub, B, b, lo, s0, s1, want_gb, GB[grp], gbt, want_gu, GU, k0, gu
                     )
 
 
