@@ -1,7 +1,8 @@
 """The compiled form every device spec builds into.
 
 A :class:`Device` is immutable. It never owns an integrator: it carries the family id that selects
-its Hamiltonian kernels, the physical element values ``w`` those kernels read, the input matrix
+its Hamiltonian kernels in the integrators' dispatch (and the registered family kind itself, for
+the checks made at the Python boundary), the physical element values ``w`` those kernels read, the input matrix
 ``B`` that turns an input ``u`` into the drive ``s = B u``, a readout matrix, the initial state,
 and the map from the learnable vector ``theta`` (contiguous, named slices) onto ``w`` and ``B``.
 
@@ -131,6 +132,26 @@ class Device:
     w_labels: tuple[str, ...] = ()
     #: H is quadratic in (q, p): dynamics are linear and centred RHEL is exact at any ε
     quadratic: bool = False
+    #: the registered family kind that built it (a :class:`physim.families.Family` subclass:
+    #: its kernel module and hooks); ``family`` is that kind's id in the generated dispatch
+    family_kind: Any = None
+
+    def __post_init__(self) -> None:
+        # the Python boundary of the family dispatch: an id the kernels have no branch for
+        # never reaches them (the generated dispatch raises too, but from inside a kernel)
+        kind = self.family_kind
+        if kind is None or not hasattr(kind, "family_id"):
+            raise ValueError(
+                f"device {self.name!r} (family id {self.family!r}) has no registered family "
+                f"kind, got {kind!r}; build devices from a registered family's spec "
+                "(physim.families.FAMILIES), e.g. with family_kind.device_fields()"
+            )
+        expected = kind.family_id()  # raises for a family kind that was never registered
+        if self.family != expected:
+            raise ValueError(
+                f"device {self.name!r}: family id {self.family!r} has no kernels of family "
+                f"{kind.name!r}, whose id is {expected}; pass **{kind.__name__}.device_fields()"
+            )
 
     # ------------------------------------------------------------------ sizes and names
     @property

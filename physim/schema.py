@@ -4,7 +4,8 @@
 union) that validates it; ``physim schema KIND`` prints that model's JSON Schema. Every field
 carries its description, and every physical field's description ends in its SI unit (``"integrator
 step δ, s"``; ``(1)`` marks a dimensionless number), so the schema doubles as the reference of
-units. A new kind of spec (e.g. a study) becomes visible by adding one entry.
+units. A new kind of spec (e.g. a study) becomes visible by adding one entry; the device kinds
+are the registered families' (:data:`physim.families.FAMILIES`), listed with their ``summary``.
 """
 
 from __future__ import annotations
@@ -16,27 +17,13 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from physim.families import FAMILIES
+
 
 def _device():
     from physim.specs import DeviceSpec
 
     return DeviceSpec
-
-
-def _family(kind: str) -> Callable[[], Any]:
-    def get():
-        from physim.families.hru import LinHRUSpec, NonlinHRUSpec
-        from physim.families.lc import LCNetworkSpec
-        from physim.families.oscillator import OscillatorNetworkSpec
-
-        return {
-            "oscillator_network": OscillatorNetworkSpec,
-            "lc_network": LCNetworkSpec,
-            "linhru": LinHRUSpec,
-            "nonlinhru": NonlinHRUSpec,
-        }[kind]
-
-    return get
 
 
 def _protocol():
@@ -63,17 +50,15 @@ def _study():
     return StudySpec
 
 
-#: spec kind → (what it describes, a function returning its model); imports stay lazy so that
-#: ``physim schema`` does not load every family
+def _family_spec(kind) -> Callable[[], Any]:
+    return lambda: kind.spec
+
+
+#: spec kind → (what it describes, a function returning its model); the imports of the other
+#: spec modules stay lazy
 SCHEMAS: dict[str, tuple[str, Callable[[], Any]]] = {
     "device": ("any device TOML (discriminated on `kind`)", _device),
-    "oscillator_network": (
-        "device: masses, springs, couplings, Duffing terms",
-        _family("oscillator_network"),
-    ),
-    "lc_network": ("device: an LC netlist with Josephson elements", _family("lc_network")),
-    "linhru": ("device: one linear Hamiltonian recurrent unit layer", _family("linhru")),
-    "nonlinhru": ("device: one nonlinear (log-cosh) HRU layer", _family("nonlinhru")),
+    **{k.name: (k.summary or f"device: {k.name}", _family_spec(k)) for k in FAMILIES},
     "protocol": ("an experimental sequence (protocols/*.toml)", _protocol),
     "nonideal": ("instrument non-idealities (`--nonideal FILE`)", _nonideal),
     "train": ("an HSSM training config (`physim train --config FILE`)", _train),

@@ -1,20 +1,25 @@
-"""Device specs: the discriminated union, TOML loading and the shipped catalogue."""
+"""Device specs: the discriminated union, TOML loading and the shipped catalogue.
+
+``DeviceSpec`` is the union of the registered families' spec classes
+(:data:`physim.families.FAMILIES`), discriminated on ``kind``: a family registered by a
+package's entry point is a device kind like the built-ins.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from physim.device import Device
-from physim.families.hru import LinHRUSpec, NonlinHRUSpec
-from physim.families.lc import LCNetworkSpec
-from physim.families.oscillator import OscillatorNetworkSpec
+from physim.families import FAMILIES
 
+#: every registered family's spec, discriminated on ``kind``
 DeviceSpec = Annotated[
-    OscillatorNetworkSpec | LCNetworkSpec | LinHRUSpec | NonlinHRUSpec, Field(discriminator="kind")
+    Union[tuple(k.spec for k in FAMILIES)],  # noqa: UP007 (a union built from a tuple)
+    Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter = TypeAdapter(DeviceSpec)
 
@@ -44,7 +49,7 @@ def _format(err: ValidationError, source: str) -> str:
 
 
 def _kinds() -> list[str]:
-    return ["oscillator_network", "lc_network", "linhru", "nonlinhru"]
+    return list(FAMILIES.names())
 
 
 def parse_spec(data: dict, source: str = "(mapping)"):

@@ -2,9 +2,14 @@
 
 For H = ½ pᵀ T p + ½ qᵀ V q the drift–kick–drift leapfrog with step δ is stable iff
 δ ω_max < 2, where ω_max² is the largest eigenvalue of T V (T = ∂²H/∂p², V = ∂²H/∂q²). A
-device is linearised at q = 0, p = 0, s = 0 with the dispatch kernels' Hessian–vector products,
-so every family is covered by one formula; a LinHRU's per-mode steps Δt_i enter through T and V
-(ω_i = Δt_i √A_i in units of the global step δ).
+device is linearised at q = 0, p = 0, s = 0 with its family's Hessian–vector product kernels
+(``hvp_T``, ``hvp_V`` of ``device.family_kind.kernels``), so every family is covered by one
+formula; a LinHRU's per-mode steps Δt_i enter through T and V (ω_i = Δt_i √A_i in units of the
+global step δ).
+
+This module depends on :mod:`physim.device` only: the families call :func:`check_stability` when
+they build a device, and it reaches the kernels through the device, not through the
+integrators' dispatch (which sits above the families).
 """
 
 from __future__ import annotations
@@ -14,15 +19,12 @@ import warnings
 import numpy as np
 
 from physim.device import Device, Physical
-from physim.kernels import dispatch as hk
 
 #: the leapfrog's stability limit on δ ω_max (a property of the integrator, not a tolerance)
 STABILITY_LIMIT = 2.0
 #: above this fraction of the limit the step is stable but the phase error is large
 #: (tan of the numerical phase grows without bound at the limit): warn
 WARN_FRACTION = 0.9
-#: families whose Hessians are diagonal (one oscillator per mode): one product gives them
-_DIAGONAL_FAMILIES = (hk.LINHRU, hk.NONLINHRU)
 
 
 class UnstableStepError(ValueError):
@@ -33,6 +35,16 @@ class StabilityWarning(UserWarning):
     """The integrator step is within 10 % of the leapfrog's stability limit."""
 
 
+def _kernels(device: Device):
+    kind = device.family_kind
+    if kind is None:
+        raise ValueError(
+            f"device {device.name!r} (family id {device.family}) carries no family kind: build "
+            "devices from a registered family's spec (physim.families.FAMILIES)"
+        )
+    return kind.kernels
+
+
 def hessian(device: Device, phys: Physical, which: str) -> np.ndarray:
     """∂²T/∂p² (``which = "T"``) or ∂²V/∂q² (``"V"``) at q = p = s = 0, dense (n, n)."""
     n = device.n_dof
@@ -40,13 +52,14 @@ def hessian(device: Device, phys: Physical, which: str) -> np.ndarray:
     out = np.empty(n)
     zero = np.zeros(n)
     H = np.empty((n, n))
+    hk = _kernels(device)
     for j in range(n):
         e = np.zeros(n)
         e[j] = 1.0
         if which == "T":
-            hk.hvp_T(device.family, zero, phys.prm, e, work, out)
+            hk.hvp_T(zero, phys.prm, e, work, out)
         else:
-            hk.hvp_V(device.family, zero, zero, phys.prm, e, work, out)
+            hk.hvp_V(zero, zero, phys.prm, e, work, out)
         H[:, j] = out
     return 0.5 * (H + H.T)
 
@@ -57,16 +70,17 @@ def _diagonal(device: Device, phys: Physical, which: str) -> np.ndarray:
     out = np.empty(n)
     zero = np.zeros(n)
     ones = np.ones(n)
+    hk = _kernels(device)
     if which == "T":
-        hk.hvp_T(device.family, zero, phys.prm, ones, work, out)
+        hk.hvp_T(zero, phys.prm, ones, work, out)
     else:
-        hk.hvp_V(device.family, zero, zero, phys.prm, ones, work, out)
+        hk.hvp_V(zero, zero, phys.prm, ones, work, out)
     return out
 
 
 def mode_frequencies(device: Device, phys: Physical) -> np.ndarray:
     """ω² of the linearised device, one per mode, ascending (negative: an unstable mode)."""
-    if device.family in _DIAGONAL_FAMILIES:
+    if device.family_kind is not None and device.family_kind.diagonal_hessian:
         return np.sort(_diagonal(device, phys, "T") * _diagonal(device, phys, "V"))
     T = hessian(device, phys, "T")
     V = hessian(device, phys, "V")

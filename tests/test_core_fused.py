@@ -29,7 +29,7 @@ ACC_RTOL = 1e-13
 PAIR_RTOL = 1e-10
 #: weights of the two trajectories (not ±1, to catch a swapped or dropped weight)
 C0, C1 = 0.7, -0.3
-#: an unknown family id: dispatch composes the plain kernels (which treat it as NonlinHRU)
+#: a family id no registered family has: the generated dispatch raises for it
 UNKNOWN_FAMILY = 99
 
 
@@ -88,9 +88,25 @@ def test_fused_echo_kernels_equal_the_plain_kernels(name):
     _check_fused(device, device.family)
 
 
-def test_dispatch_composes_the_plain_kernels_for_a_family_without_fused_ones():
+def test_dispatch_refuses_a_family_id_without_kernels():
+    """No silent fallback to another family's physics. (That a family without fused kernels
+    gets the composition of its plain ones is checked, with the same assertions, on a family
+    registered from outside physim: ``tests/test_families_plugin.py``.)"""
     device = load_device("nonlinhru-16")
-    _check_fused(device, UNKNOWN_FAMILY)
+    prm, s, q0, q1, p0, p1 = _states(device)
+    n, nw = device.n_dof, prm[0].shape[0]
+    work = np.empty(device.n_work)
+    g0, g1, gw, ds = np.empty(n), np.empty(n), np.zeros(nw), np.zeros(n)
+    unknown = "no kernels for this device family id"
+    with pytest.raises(ValueError, match=unknown):
+        hk.echo_T2(UNKNOWN_FAMILY, p0, p1, prm, work, C0, C1, gw, g0, g1)
+    with pytest.raises(ValueError, match=unknown):
+        hk.echo_V2(UNKNOWN_FAMILY, q0, q1, s, prm, work, C0, C1, gw, g0, g1, True, ds)
+    with pytest.raises(ValueError, match=unknown):
+        hk.grad_V(UNKNOWN_FAMILY, q0, s, prm, work, g0)
+    with pytest.raises(ValueError, match=unknown):
+        hk.kinetic(UNKNOWN_FAMILY, p0, prm, work)
+    assert np.all(gw == 0) and np.all(ds == 0)  # nothing was accumulated before the refusal
 
 
 @pytest.mark.parametrize("name", ["duffing-chain-5", "lc-ladder-8", "nonlinhru-16"])

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from physim import memory
 from physim.device import Device, ParamGroup
 from physim.families import linhru_kernels, nonlinhru_kernels
+from physim.families.base import FAMILIES, Family
 from physim.spec_base import Seed, SpecModel
 from physim.stability import check_stability
 
@@ -41,7 +42,7 @@ def _no_aux(n: int):
 
 def _hru_device(
     spec,
-    family: int,
+    family: type[Family],
     w: np.ndarray,
     B: np.ndarray,
     groups: list[ParamGroup],
@@ -52,7 +53,7 @@ def _hru_device(
     P = B.shape[0]  # degrees of freedom (2 n_modes for a complex LinHRU)
     dev = Device(
         name=spec.name,
-        family=family,
+        **family.device_fields(),
         n_dof=P,
         n_inputs=spec.n_inputs,
         dt=float(spec.dt),
@@ -150,7 +151,7 @@ class LinHRUSpec(_HRUBase):
         theta0 = np.concatenate([v for _, v in chosen]) if chosen else np.zeros(0)
         return _hru_device(
             self,
-            linhru_kernels.FAMILY_ID,
+            LinHRU,
             w,
             B,
             [g for g, _ in chosen],
@@ -209,6 +210,26 @@ class NonlinHRUSpec(_HRUBase):
                     f"NonlinHRU W[{i}] = {Wv[i]!r} is zero; W divides H — keep W away from 0"
                 )
 
-        return _hru_device(
-            self, nonlinhru_kernels.FAMILY_ID, w, B, [g for g, _ in chosen], theta0, check, False
-        )
+        return _hru_device(self, NonlinHRU, w, B, [g for g, _ in chosen], theta0, check, False)
+
+
+@FAMILIES.register
+class LinHRU(Family):
+    """The linear HRU: one harmonic oscillator per mode, each with its own step Δt_i."""
+
+    name = "linhru"
+    spec = LinHRUSpec
+    kernels = linhru_kernels
+    summary = "device: one linear Hamiltonian recurrent unit layer"
+    diagonal_hessian = True
+
+
+@FAMILIES.register
+class NonlinHRU(Family):
+    """The nonlinear (log-cosh) HRU: modes coupled only through their own drive."""
+
+    name = "nonlinhru"
+    spec = NonlinHRUSpec
+    kernels = nonlinhru_kernels
+    summary = "device: one nonlinear (log-cosh) HRU layer"
+    diagonal_hessian = True

@@ -18,6 +18,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from physim.device import Device, ParamGroup
+from physim.families import network_kernels
+from physim.families.base import FAMILIES, Family
 from physim.families.network import Branch, NetworkParts, compile_network
 from physim.spec_base import Positive, SinusoidTaskSpec, SpecModel, vector_field
 
@@ -188,4 +190,15 @@ class LCNetworkSpec(SpecModel):
             units={"q": "Wb", "p": "C", "t": "s", "u": "1", "y": "Wb"},
             spec=self,
             kinetic_name="capacitance",
+            family=LCNetwork,
         )
+
+
+@FAMILIES.register
+class LCNetwork(Family):
+    """LC netlists: the network kernels in the circuit vocabulary (node fluxes, charges)."""
+
+    name = "lc_network"
+    spec = LCNetworkSpec
+    kernels = network_kernels
+    summary = "device: an LC netlist with Josephson elements"

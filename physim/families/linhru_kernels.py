@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from numba import njit
 
-FAMILY_ID = 1
-
 
 @njit(cache=True)
 def kinetic(p, prm, work):

@@ -12,7 +12,8 @@ import numpy as np
 
 from physim import memory
 from physim.device import Device, ParamGroup
-from physim.families.network_kernels import _HDR, FAMILY_ID
+from physim.families.base import Family
+from physim.families.network_kernels import _HDR
 from physim.stability import check_stability
 
 
@@ -69,6 +70,7 @@ def compile_network(
     units: dict[str, str],
     spec: object,
     kinetic_name: str,
+    family: type[Family],
 ) -> Device:
     """Build the Device; ``groups`` index into ``w`` = [caps, lins, quarts, coss] and ``B``."""
     # the kinetic matrix, its inverse, and the two Hessians of the stability check: n × n each
@@ -137,7 +139,7 @@ def compile_network(
     )
     dev = Device(
         name=name,
-        family=FAMILY_ID,
+        **family.device_fields(),
         n_dof=n,
         n_inputs=int(B.shape[1]),
         dt=float(dt),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-FAMILY_ID = 0
 _HDR = 6
 
 

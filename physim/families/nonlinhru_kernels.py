@@ -5,7 +5,7 @@
 
 Packing: ``w = [α, c (P), W (P), b (P)]``; ``ai``, ``af``, ``am`` unused.
 
-tanh and log cosh come from :mod:`physim.kernels.fastexp`'s straight-line exp, expm1 and log1p
+tanh and log cosh come from :mod:`physim.fastexp`'s straight-line exp, expm1 and log1p
 (within 4 ulp of libm's tanh on a dense grid; log cosh within 4e-16·max(1, |z|)), and every
 kernel here and in the dispatch uses numba's ``error_model="numpy"`` (no ZeroDivisionError
 branch per division), so that the per-mode loops vectorise: libm's tanh and log1p are calls
@@ -17,9 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from physim.kernels.fastexp import exp_clamped, expm1_clamped, log1p_unit
+from physim.fastexp import exp_clamped, expm1_clamped, log1p_unit
 
-FAMILY_ID = 2
 _LOG2 = np.log(2.0)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from physim.device import Device, ParamGroup
+from physim.families import network_kernels
+from physim.families.base import FAMILIES, Family
 from physim.families.network import Branch, NetworkParts, compile_network
 from physim.spec_base import (
     Positive,
@@ -170,7 +172,18 @@ class OscillatorNetworkSpec(SpecModel):
             units={"q": "m", "p": "kg*m/s", "t": "s", "u": "1", "y": "m"},
             spec=self,
             kinetic_name="mass",
+            family=OscillatorNetwork,
         )
+
+
+@FAMILIES.register
+class OscillatorNetwork(Family):
+    """Masses on springs: the network kernels in the mechanical vocabulary."""
+
+    name = "oscillator_network"
+    spec = OscillatorNetworkSpec
+    kernels = network_kernels
+    summary = "device: masses, springs, couplings, Duffing terms"
 
 
 def _readout_matrix(readout: list[int] | list[list[float]] | None, n: int) -> np.ndarray | None:
