@@ -1,6 +1,8 @@
 """Protocols as data: an experimental sequence of steps, validated as a whole before it runs.
 
-Steps are pydantic models discriminated by ``op``:
+Steps are pydantic models discriminated by ``op``, one per registered step kind
+(:data:`physim.protocol.steps.STEPS`, which also holds each step's sequence rules and engine
+behaviour); the built-ins:
 
 * ``prepare`` — start a physical run from the device's state, zero, a thermal state or a given
   state (one branch);
@@ -24,10 +26,21 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from physim.protocol.steps import (  # noqa: F401 (the built-in step specs, re-exported)
+    STEPS,
+    DriveStep,
+    FlipStep,
+    IntegrateSpec,
+    KickStep,
+    MeasureStep,
+    PrepareStep,
+    SequenceState,
+    SplitStep,
+)
 from physim.spec_base import EPS_MIN, Seed, SpecModel
 from physim.specs import SpecError, catalogue_dir
 
@@ -49,82 +62,13 @@ class TaskSpec(SpecModel):
     seed: Seed = Field(0, description="seed of the task's inputs and teacher")
 
 
-class PrepareStep(SpecModel):
-    op: Literal["prepare"]
-    state: Literal["device", "zero", "thermal", "given"] = Field(
-        "device", description="initial state of the run"
-    )
-    temperature: float | None = Field(
-        None, ge=0, description="thermal state temperature, K (default: the bath's)"
-    )
-    q: list[float] | None = Field(None, description="given positions, device position unit")
-    p: list[float] | None = Field(None, description="given momenta, device momentum unit")
-
-    @model_validator(mode="after")
-    def _given(self) -> PrepareStep:
-        if (self.state == "given") != (self.q is not None and self.p is not None):
-            raise ValueError("state = 'given' needs both q and p (and only then are they used)")
-        return self
-
-
-class IntegrateSpec(SpecModel):
-    """Integrating readout: one accumulator of ∂H½/∂θ per parameter, read once at the end.
-
-    ``gain`` sets the integrator's output gain so that it reads in gradient units:
-    ``centred`` −δ·s/(2β), ``one_sided`` −δ·s/β (s = ``sign`` × the branch's sign), ``unit`` 1.
-    ``combine = "differential"`` integrates Σ_branches sign·∂H½/∂θ in one accumulator.
-    """
-
-    name: str = Field(min_length=1, description="record name")
-    gain: Literal["centred", "one_sided", "unit"] = Field("centred", description="output gain")
-    sign: Literal[1, -1] = Field(1, description="extra sign of the gain")
-    combine: Literal["branches", "differential"] = Field(
-        "branches", description="one accumulator per branch, or one differential accumulator"
-    )
-
-
-class DriveStep(SpecModel):
-    op: Literal["drive"]
-    direction: Literal["forward", "reverse"] = Field("forward", description="time direction")
-    input: Literal["task", "zero", "impulse", "step"] = Field("task", description="drive signal")
-    amplitude: float = Field(1.0, description="impulse/step amplitude, input units")
-    channel: int = Field(0, ge=0, description="input channel of an impulse or step")
-    n_steps: int | None = Field(
-        None, ge=1, description="length of a non-task drive, steps (default: the task's)"
-    )
-    nudge: bool = Field(False, description="kick ±β·e_k after each echo step (reverse only)")
-    sign: Literal[1, -1] = Field(1, description="sign of the nudge (times the branch's sign)")
-    measure: str | None = Field(None, description="trajectory readout record name")
-    every: int = Field(1, ge=1, description="trajectory readout sampling, steps")
-    integrate: IntegrateSpec | None = Field(None, description="integrating readout")
-
-
-class FlipStep(SpecModel):
-    op: Literal["flip"]
-
-
-class SplitStep(SpecModel):
-    op: Literal["split"]
-    signs: list[Literal[1, -1]] = Field(
-        default_factory=lambda: [1, -1], min_length=2, description="nudge sign of each branch"
-    )
-
-
-class KickStep(SpecModel):
-    op: Literal["kick"]
-    sign: Literal[1, -1] = Field(1, description="sign of the kick (times the branch's sign)")
-
-
-class MeasureStep(SpecModel):
-    op: Literal["measure"]
-    name: str = Field(min_length=1, description="snapshot record name")
-
-
+#: one protocol step: the union of the registered step kinds' specs, discriminated on ``op``
 Step = Annotated[
-    PrepareStep | DriveStep | FlipStep | SplitStep | KickStep | MeasureStep,
+    Union[tuple(k.spec for k in STEPS)],  # noqa: UP007 (a union built from a tuple)
     Field(discriminator="op"),
 ]
-STEP_OPS = ("drive", "flip", "kick", "measure", "prepare", "split")
+#: the valid ops, sorted (for messages)
+STEP_OPS = tuple(sorted(STEPS.names()))
 
 
 class EstimatorSpec(SpecModel):
@@ -202,95 +146,10 @@ def validate_sequence(spec: ProtocolSpec) -> None:
             f"steps[0] is a {steps[0].op!r}; a protocol must start with op = 'prepare' "
             "(the instrument's state is undefined before it)"
         )
-    flipped = forward_done = measured_forward = split_done = False
-    kick_sign: int | None = None
-    accumulators: set[str] = set()
-    records: set[str] = set()
+    seq = SequenceState()
     for i, st in enumerate(steps):
-        where = f"steps[{i}] ({st.op})"
-        if st.op == "prepare":
-            flipped = forward_done = measured_forward = split_done = False
-            kick_sign = None
-        elif st.op == "flip":
-            flipped = not flipped
-        elif st.op == "split":
-            if split_done:
-                raise ValueError(f"{where}: the state is already split in this run")
-            split_done = True
-        elif st.op == "kick":
-            if not measured_forward:
-                raise ValueError(
-                    f"{where}: a kick needs the error signal, which comes from a measured "
-                    "forward drive of the task earlier in the same run (drive with measure = "
-                    "'...' and every = 1)"
-                )
-            if not flipped:
-                raise ValueError(
-                    f"{where}: kick without a preceding flip; the nudge belongs to the echo, "
-                    "which starts from the flipped final state — add {op = 'flip'} before it"
-                )
-            kick_sign = st.sign
-        elif st.op == "measure":
-            if st.name in records:
-                raise ValueError(f"{where}: record name {st.name!r} is used twice")
-            records.add(st.name)
-        elif st.op == "drive":
-            if st.input == "task" and st.n_steps is not None:
-                raise ValueError(f"{where}: n_steps is the task's for input = 'task'; remove it")
-            if st.direction == "reverse":
-                if not flipped:
-                    raise ValueError(
-                        f"{where}: echo (reverse drive) without a preceding flip; replaying the "
-                        "drive backwards only retraces the forward run after the momenta are "
-                        "reversed — add {op = 'flip'} before it"
-                    )
-                if not forward_done:
-                    raise ValueError(
-                        f"{where}: a reverse drive replays a forward drive of the task, but "
-                        "there is none earlier in this run"
-                    )
-                if st.input != "task":
-                    raise ValueError(
-                        f"{where}: a reverse drive replays the task; set input = 'task'"
-                    )
-            if st.nudge:
-                if st.direction != "reverse":
-                    raise ValueError(
-                        f"{where}: nudge = true is only meaningful in an echo "
-                        "(direction = 'reverse')"
-                    )
-                if not measured_forward:
-                    raise ValueError(
-                        f"{where}: nudging needs the error signal of a measured forward drive "
-                        "(measure = '...', every = 1) earlier in this run"
-                    )
-                if kick_sign is not None and kick_sign != st.sign:
-                    raise ValueError(
-                        f"{where}: the echo is nudged with sign {st.sign} but was kicked with "
-                        f"sign {kick_sign}; one echo has one nudge sign — make them equal"
-                    )
-            if st.integrate is not None:
-                if st.integrate.combine == "differential" and not split_done:
-                    raise ValueError(
-                        f"{where}: a differential integrator combines parallel branches; add "
-                        "{op = 'split'} before it or use combine = 'branches'"
-                    )
-                if st.integrate.name in accumulators | records:
-                    raise ValueError(f"{where}: record name {st.integrate.name!r} is used twice")
-                accumulators.add(st.integrate.name)
-            if st.measure is not None:
-                if st.measure in records | accumulators:
-                    raise ValueError(f"{where}: record name {st.measure!r} is used twice")
-                records.add(st.measure)
-            if st.direction == "forward" and st.input == "task":
-                if flipped:
-                    raise ValueError(
-                        f"{where}: a forward task drive after a flip runs the device backwards "
-                        "in time; prepare a new run first"
-                    )
-                forward_done = True
-                if st.measure is not None and st.every == 1:
-                    measured_forward = True
+        STEPS.get(st.op).check(st, seq, f"steps[{i}] ({st.op})")
+    accumulators = seq.accumulators
     if spec.eps == "auto" and spec.estimator.kind != "sum":
         raise ValueError(
             'eps = "auto" calibrates ε from measured gradients, but this protocol has no '

@@ -1,0 +1,133 @@
+"""The extension registries: lookup, errors, what is derived from them, and the import graph."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import create_model
+
+from physim.families import FAMILIES, KERNELS, Family
+from physim.families import network_kernels as _net
+from physim.protocol.specs import STEP_OPS, ProtocolError, parse_protocol
+from physim.protocol.steps import STEPS, Step
+from physim.registry import Registry, RegistryError, UnknownKindError
+from physim.schema import SCHEMAS
+from physim.spec_base import SpecModel
+from physim.specs import SpecError, load_device, parse_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_graph import cycles, package_graph  # noqa: E402
+
+
+class _Kind:
+    name = "a"
+
+
+def test_registry_lists_gets_and_names_the_known_kinds_for_an_unknown_one():
+    reg: Registry = Registry("widget", "physim.tests.no-such-group")
+    assert reg.register(_Kind) is _Kind
+    assert reg.register(_Kind) is _Kind  # registering the same class again is a no-op
+    assert reg.names() == ("a",) and reg.get("a") is _Kind and "a" in reg and len(reg) == 1
+    with pytest.raises(UnknownKindError, match=r"unknown widget 'b'; known: a \(a package adds"):
+        reg.get("b")
+
+
+def test_registry_refuses_a_nameless_or_duplicate_kind():
+    reg: Registry = Registry("widget", "physim.tests.no-such-group")
+    reg.register(_Kind)
+    other = type("Other", (), {"name": "a"})
+    with pytest.raises(RegistryError, match="widget 'a' is registered twice"):
+        reg.register(other)
+    with pytest.raises(RegistryError, match="needs a class attribute `name`"):
+        reg.register(type("Nameless", (), {}))
+
+
+def test_registry_reports_a_broken_entry_point(monkeypatch):
+    class EP:
+        name, value, group = "broken", "nowhere:Thing", "physim.tests"
+
+        def load(self):
+            raise ImportError("No module named 'nowhere'")
+
+    monkeypatch.setattr("physim.registry.entry_points", lambda group: [EP()])
+    reg: Registry = Registry("widget", "physim.tests")
+    with pytest.raises(RegistryError, match=r"entry point 'broken' = 'nowhere:Thing'.*failed"):
+        reg.names()
+
+
+def test_derived_lists_follow_the_family_registry():
+    names = FAMILIES.names()
+    assert names == ("oscillator_network", "lc_network", "linhru", "nonlinhru")
+    assert [k for k in SCHEMAS if k in names] == list(names)
+    with pytest.raises(SpecError, match="valid kinds: " + ", ".join(sorted(names))):
+        parse_spec({"kind": "nope", "name": "x"})
+    assert FAMILIES.get("linhru").family_id() == 1
+    with pytest.raises(UnknownKindError, match="unknown device family 'lihnru'; known: osc"):
+        FAMILIES.get("lihnru")
+
+
+def _family(kernels, kind: str = "fake", spec_kind: str | None = None):
+    spec = create_model("FakeSpec", __base__=SpecModel, kind=(Literal[spec_kind or kind], ...))
+    return type("Fake", (Family,), {"name": kind, "spec": spec, "kernels": kernels})
+
+
+def test_a_family_without_kernels_is_refused_at_registration():
+    empty = types.ModuleType("fake_kernels")
+    empty.kinetic = _net.kinetic  # one of twelve
+    with pytest.raises(RegistryError, match="lacks the numba kernels potential, grad_T, "):
+        FAMILIES.register(_family(empty))
+    with pytest.raises(RegistryError, match=r"spec's field kind must be Literal\['fake'\]"):
+        FAMILIES.register(_family(_net, spec_kind="other"))
+    assert set(KERNELS) <= set(dir(_net))
+    assert "fake" not in FAMILIES  # nothing was registered
+
+
+def test_a_device_with_a_family_id_without_kernels_is_refused():
+    dev = load_device("two-mass")
+    with pytest.raises(ValueError, match="family id 99 has no kernels of family 'oscillator_netw"):
+        dataclasses.replace(dev, family=99)
+    with pytest.raises(ValueError, match="has no registered family kind"):
+        dataclasses.replace(dev, family_kind=None)
+    with pytest.raises(UnknownKindError, match="unknown device family 'fake'"):
+        dataclasses.replace(dev, family_kind=_family(_net))
+    with pytest.raises(RegistryError, match="is not the one registered as 'oscillator_network'"):
+        dataclasses.replace(dev, family_kind=_family(_net, "oscillator_network"))
+
+
+def test_step_ops_and_the_protocol_union_follow_the_step_registry():
+    assert STEP_OPS == tuple(sorted(STEPS.names()))
+    assert set(STEPS.names()) == {"prepare", "drive", "flip", "split", "kick", "measure"}
+    with pytest.raises(ProtocolError, match="valid ops: " + ", ".join(STEP_OPS)):
+        parse_protocol({"name": "t", "steps": [{"op": "prepare"}, {"op": "teleport"}]})
+
+
+def test_a_step_without_behaviour_is_refused():
+    class WaitStep(SpecModel):
+        op: Literal["wait"]
+
+    lazy = type("Wait", (Step,), {"name": "wait", "spec": WaitStep})
+    with pytest.raises(RegistryError, match="define execute"):
+        STEPS.validate(lazy)
+    assert "wait" not in STEPS
+
+
+def test_families_kernels_and_stability_import_downward_only():
+    """Issue 22 item 5: no cycle through the families, the kernels or the stability check
+    (other packages' cycles are their own issues)."""
+    graph = package_graph()
+    mine = {
+        "physim.families",
+        "physim.kernels",
+        "physim.stability",
+        "physim.device",
+        "physim.registry",
+        "physim.fastexp",
+    }
+    assert not [c for c in cycles(graph) if mine & set(c)]
+    assert "physim.kernels" not in graph["physim.families"]
+    assert graph["physim.stability"] <= {"physim.device"}
