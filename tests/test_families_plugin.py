@@ -1,10 +1,12 @@
-"""A device family from outside physim: installed as a package, found by its entry point.
+"""A device family and a protocol step from outside physim: installed, found by entry points.
 
-``tests/plugins/duffing_family`` is a real distribution (pyproject, ``physim.families`` entry
-point, no fused echo kernels). It is pip-installed into a temporary directory and used from a
-fresh interpreter with that directory on its path — the dispatch is generated at import, so a
-family joins it only in a process that has it installed from the start. There it must be
-listed, validated, built, dispatched to (id 3) and give RHEL gradients equal to the BPTT twin's.
+``tests/plugins/duffing_family`` is a real distribution (pyproject; ``physim.families`` and
+``physim.steps`` entry points; a family without fused echo kernels and a ``probe`` step). It
+is pip-installed into a temporary directory and used from a fresh interpreter with that
+directory on its path — the dispatch is generated at import, so a family joins it only in a
+process that has it installed from the start. There the family must be listed, validated,
+built, dispatched to (id 3) and give RHEL gradients equal to the BPTT twin's; the step must be
+a valid op, checked in sequence and run by the protocol engine.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
-def test_installed_family_is_discovered_dispatched_and_matches_bptt(plugin_env):
+@pytest.fixture(scope="module")
+def plugin_run(plugin_env) -> dict:
+    """What tests/plugins/check_duffing.py measured in a process with the plugin installed."""
     proc = subprocess.run(
         [sys.executable, str(HERE / "plugins" / "check_duffing.py")],
         env=plugin_env,
@@ -68,7 +72,11 @@ def test_installed_family_is_discovered_dispatched_and_matches_bptt(plugin_env):
         timeout=TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_installed_family_is_discovered_dispatched_and_matches_bptt(plugin_run):
+    out = plugin_run
     # registered after the built-ins, listed by `physim schema`, its own family id
     assert out["families"] == ["oscillator_network", "lc_network", "linhru", "nonlinhru", "duffing"]
     assert "duffing" in out["schema_kinds"] and out["schema_title"] == "DuffingSpec"
@@ -86,9 +94,19 @@ def test_installed_family_is_discovered_dispatched_and_matches_bptt(plugin_env):
     assert f["V_acc_dev"] <= ACC_RTOL * f["V_acc_scale"]
 
 
+def test_installed_step_is_a_valid_op_checked_and_run_by_the_engine(plugin_run):
+    probe = plugin_run["probe"]
+    assert probe["ops"] == ["drive", "flip", "kick", "measure", "prepare", "probe", "split"]
+    assert probe["kind"] == "snapshot" and probe["meta"]["probe"] is True
+    # read after the 50-step forward drive: the readout of its final state
+    assert probe["last_index"] == 50 and probe["equals_final_sample"]
+    assert "steps[3] (probe): record name 'p' is used twice" in probe["duplicate_refused"]
+
+
 def test_builtin_process_does_not_see_the_plugin():
     """The plugin is installed only in the subprocess's path: this process's registry is the
     built-ins (nothing leaked into the shared environment)."""
     from physim.families import FAMILIES
+    from physim.protocol.steps import STEPS
 
-    assert "duffing" not in FAMILIES
+    assert "duffing" not in FAMILIES and "probe" not in STEPS

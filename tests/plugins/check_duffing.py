@@ -75,6 +75,31 @@ def _fused(device) -> dict:
     return out
 
 
+def _probe(device) -> dict:
+    """The plugin's ``probe`` step: a valid op, checked in sequence, run by the engine."""
+    from physim.instrument.hardware import Instrument
+    from physim.protocol.engine import run_protocol
+    from physim.protocol.specs import STEP_OPS, ProtocolError, parse_protocol
+
+    steps = [{"op": "prepare"}, {"op": "drive", "measure": "f"}, {"op": "probe", "name": "p"}]
+    proto = parse_protocol({"name": "probe", "task": {"n_steps": 50}, "steps": steps})
+    res = run_protocol(Instrument(device), proto)
+    f, p = (next(r for r in res.records if r.name == n) for n in ("f", "p"))
+    try:
+        parse_protocol({"name": "probe", "steps": [*steps, {"op": "probe", "name": "p"}]})
+        refused = None
+    except ProtocolError as err:
+        refused = str(err)
+    return {
+        "ops": list(STEP_OPS),
+        "kind": p.kind,
+        "meta": p.meta,
+        "last_index": int(f.index[-1]),
+        "equals_final_sample": bool(np.array_equal(p.value, f.value[-1])),
+        "duplicate_refused": refused,
+    }
+
+
 def main() -> None:
     device = physim.parse_spec(SPEC).build()
     rng = np.random.default_rng(0)
@@ -106,6 +131,7 @@ def main() -> None:
                 "grad_norm": float(np.linalg.norm(b.grad)),
                 "unknown_id_error": unknown,
                 "fused": _fused(device),
+                "probe": _probe(device),
             }
         )
     )
