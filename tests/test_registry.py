@@ -131,3 +131,28 @@ def test_families_kernels_and_stability_import_downward_only():
     assert not [c for c in cycles(graph) if mine & set(c)]
     assert "physim.kernels" not in graph["physim.families"]
     assert graph["physim.stability"] <= {"physim.device"}
+
+
+def test_generated_dispatch_is_content_addressed_and_never_rewritten_unchanged(tmp_path):
+    from physim.kernels import dispatch as hk
+    from physim.kernels import dispatch_gen, leapfrog
+
+    mods = FAMILIES.kernel_modules()
+    src = dispatch_gen.generate_source(mods)
+    path = dispatch_gen.write_dispatch(src, hk.FAMILY_KEY, tmp_path)
+    stamp = path.stat().st_mtime_ns
+    # numba (< 0.61) keys its cache on the file's timestamp: an unchanged text is not rewritten
+    assert dispatch_gen.write_dispatch(src, hk.FAMILY_KEY, tmp_path) == path
+    assert path.stat().st_mtime_ns == stamp
+    # one branch per kernel module in each of the 14 dispatchers; the last branch raises
+    assert src.count("elif fam == 2:") == 14 and src.count("elif fam == 3:") == 0
+    assert src.count("    else:\n        raise ValueError(") == 14
+    # the key follows the kernel sources: an edited kernel module is another family set
+    fake = types.ModuleType("fake_kernels")
+    fake.__file__ = str(tmp_path / "fake_kernels.py")
+    (tmp_path / "fake_kernels.py").write_text("A = 1\n")
+    key = dispatch_gen.family_set_key([*mods, fake])
+    (tmp_path / "fake_kernels.py").write_text("A = 2\n")
+    assert dispatch_gen.family_set_key([*mods, fake]) != key != hk.FAMILY_KEY
+    # and the integrators' numba cache is kept per family set
+    assert f"families-{hk.FAMILY_KEY}" in leapfrog.forward_chunk._cache.cache_path
