@@ -33,11 +33,12 @@ import importlib.util
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from numba.core import caching
+from numba.core import caching, config
 
 from physim.families.base import FUSED_KERNELS, KERNELS
 
@@ -255,6 +256,13 @@ def install_cache_namespace(key: str) -> None:
             "physim.kernels is imported"
         )
     FamilySetLocator.key = key
+    if getattr(config, "CACHE_LOCATOR_CLASSES", None):
+        warnings.warn(
+            "NUMBA_CACHE_LOCATOR_CLASSES replaces numba's cache locators, and with them physim's "
+            "cache per family set: after installing a device family or editing family kernels, "
+            "clear numba's cache (find physim -name '*.nb[ic]' -delete)",
+            stacklevel=2,
+        )
     classes = list(_CacheImpl._locator_classes)
     if FamilySetLocator not in classes:
         FamilySetLocator.inner_classes = tuple(classes)
