@@ -15,8 +15,14 @@ derived from it. It reads like xarray's I/O backends::
         ...
 
     FAMILIES.get("linhru")      # the kind class
-    FAMILIES.get("lihnru")      # UnknownKindError: unknown device family 'lihnru'; known: ...
-    FAMILIES.names()            # ('oscillator_network', ..., 'linhru', ...), registration order
+    FAMILIES.get("lihnru")      # UnknownKindError: unknown device family kind 'lihnru'; known
+                                #   kinds: lc_network, linhru, ...
+    FAMILIES.names()            # ('lc_network', 'linhru', 'nonlinhru', 'oscillator_network')
+
+``register`` also takes an explicit name (``register("gain", entry)``, or ``@register("gain")``)
+for entries that do not carry one. :meth:`Registry.names` is sorted; :meth:`Registry.ordered`
+keeps registration order (the built-ins in their fixed order, then the entry-point kinds), for
+what must not move when a plugin is installed (device family ids).
 
 **Third-party kinds** come from Python entry points: a package declares, in its
 ``pyproject.toml``::
@@ -25,23 +31,26 @@ derived from it. It reads like xarray's I/O backends::
     duffing = "my_package.duffing:Duffing"
 
 and, once installed, its kind is registered the first time the registry is read (``get``,
-``names``, ``kinds``, iteration, ``in``): :func:`importlib.metadata.entry_points` is scanned
-once, lazily, per registry. An entry point may name the kind class (registered then) or a module
-whose import registers its kinds through the decorator. A plugin that fails to load stops with
-an error naming the entry point and its distribution — never a silent omission.
+``names``, ``kinds``, ``in``, iteration): :func:`importlib.metadata.entry_points` is scanned
+once, lazily, per registry. An entry point may name a module (its import registers its kinds
+through the decorator) or an object: a kind class is registered under its ``name``, anything
+else under the entry point's name. A plugin that fails to load is reported with a warning
+naming it, and asking for a kind it would have provided is an error that names it again — a
+broken plugin never breaks physim itself, and is never silently missing.
 
 Kinds shipped with physim register themselves when their module is imported; each axis's
-package imports its built-in kind modules, so the built-ins always come first, in a fixed order,
-then the entry-point kinds sorted by entry-point name.
+package imports its built-in kind modules.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import warnings
 from collections.abc import Iterator
-from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from types import ModuleType
+from typing import Any, Generic, TypeVar
 
-K = TypeVar("K", bound=type)
+K = TypeVar("K")
 
 
 class UnknownKindError(KeyError):
@@ -71,20 +80,35 @@ class Registry(Generic[K]):
         self.name = name
         self.entry_point_group = entry_point_group
         self._kinds: dict[str, K] = {}
-        self._discovered = False
-        self._discovering = False
+        self._loaded = False
+        self._loading = False
+        #: entry points that failed to load: name → message (named again by unknown-kind errors)
+        self.failed: dict[str, str] = {}
+
+    @property
+    def group(self) -> str:
+        """The entry-point group (alias of :attr:`entry_point_group`)."""
+        return self.entry_point_group
 
     def __repr__(self) -> str:
-        return f"Registry({self.name!r}, {self.entry_point_group!r})"
+        return f"Registry({self.name!r}, {self.entry_point_group!r}, kinds={list(self._kinds)})"
 
     # ------------------------------------------------------------------ writing
-    def register(self, kind_cls: K) -> K:
-        """Register ``kind_cls`` under ``kind_cls.name``; returns it (usable as a decorator).
+    def register(self, kind: Any, entry: Any = None) -> Any:
+        """Register a kind; returns it, so that it works as a class decorator.
 
-        Raises :class:`RegistryError` when the class has no string ``name`` or another class
-        already holds that name, and whatever :meth:`validate` raises for a malformed kind.
+        ``register(kind_cls)`` registers under ``kind_cls.name``; ``register(name, entry)``
+        under ``name``; ``register(name)`` returns a decorator doing so. Raises
+        :class:`RegistryError` when there is no string name or another entry already holds it,
+        and whatever :meth:`validate` raises for a malformed kind.
         """
-        name = getattr(kind_cls, "name", None)
+        if isinstance(kind, str):
+            if entry is None:
+                return lambda obj: self._add(kind, obj)
+            return self._add(kind, entry)
+        return self._add(getattr(kind, "name", None), kind)
+
+    def _add(self, name: Any, kind_cls: Any) -> Any:
         if not isinstance(name, str) or not name:
             raise RegistryError(
                 f"a {self.name} kind needs a class attribute `name` (a non-empty string), "
@@ -95,73 +119,94 @@ class Registry(Generic[K]):
             return kind_cls
         if held is not None:
             raise RegistryError(
-                f"{self.name} {name!r} is registered twice: by {_where(held)} and by "
+                f"{self.name} kind {name!r} is registered twice: by {_where(held)} and by "
                 f"{_where(kind_cls)}; rename one of them"
             )
         self.validate(kind_cls)
         self._kinds[name] = kind_cls
         return kind_cls
 
-    def validate(self, kind_cls: K) -> None:
+    def validate(self, kind_cls: Any) -> None:
         """Check a kind before it is registered (override per axis); raise RegistryError."""
 
     # ------------------------------------------------------------------ reading
     def get(self, name: str) -> K:
         """The kind registered as ``name``; :class:`UnknownKindError` names the known ones."""
-        self._discover()
+        self.load()
         try:
             return self._kinds[name]
         except (KeyError, TypeError):
-            raise UnknownKindError(
-                f"unknown {self.name} {name!r}; known: {', '.join(self._kinds) or 'none'} (a "
-                f"package adds one through the {self.entry_point_group!r} entry-point group)"
-            ) from None
+            msg = f"unknown {self.name} kind {name!r}; known kinds: {', '.join(self.names())}"
+            if self.failed:
+                msg += f" (plugins that failed to load: {', '.join(sorted(self.failed))})"
+            msg += f"; a package adds one through the {self.entry_point_group!r} entry points"
+            raise UnknownKindError(msg) from None
 
     def names(self) -> tuple[str, ...]:
-        """Registered names: the built-ins in their fixed order, then the entry-point kinds."""
-        self._discover()
-        return tuple(self._kinds)
+        """Registered names, sorted."""
+        self.load()
+        return tuple(sorted(self._kinds))
 
     def kinds(self) -> tuple[K, ...]:
-        """Registered kind classes, in the order of :meth:`names`."""
-        self._discover()
+        """Registered kinds, in the order of :meth:`names`."""
+        self.load()
+        return tuple(self._kinds[n] for n in sorted(self._kinds))
+
+    def items(self) -> list[tuple[str, K]]:
+        """(name, kind) pairs, in the order of :meth:`names`."""
+        self.load()
+        return sorted(self._kinds.items(), key=lambda item: item[0])
+
+    def ordered(self) -> tuple[K, ...]:
+        """Registered kinds in registration order: the built-ins as their package imports them,
+        then the entry-point kinds (by entry-point name) — stable when a plugin is added."""
+        self.load()
         return tuple(self._kinds.values())
 
-    def __iter__(self) -> Iterator[K]:
-        return iter(self.kinds())
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
     def __contains__(self, name: object) -> bool:
-        self._discover()
+        self.load()
         return name in self._kinds
 
     def __len__(self) -> int:
-        self._discover()
+        self.load()
         return len(self._kinds)
 
     # ------------------------------------------------------------------ entry points
-    def _discover(self) -> None:
+    def load(self) -> None:
         """Load the entry points of :attr:`entry_point_group` once (re-entrant: a plugin that
         reads the registry while it loads sees the kinds registered so far)."""
-        if self._discovered or self._discovering:
+        if self._loaded or self._loading:
             return
-        self._discovering = True
+        self._loading = True
         try:
-            for ep in sorted(entry_points(group=self.entry_point_group), key=lambda e: e.name):
+            eps = importlib.metadata.entry_points(group=self.entry_point_group)
+            for ep in sorted(eps, key=lambda e: e.name):
                 try:
                     obj = ep.load()
-                except Exception as err:
-                    dist = getattr(getattr(ep, "dist", None), "name", "?")
-                    raise RegistryError(
-                        f"the {self.name} entry point {ep.name!r} = {ep.value!r} (distribution "
-                        f"{dist!r}, group {self.entry_point_group!r}) failed to load: "
-                        f"{type(err).__name__}: {err}; fix or uninstall that package"
-                    ) from err
-                if isinstance(obj, type):
+                except Exception as err:  # a broken plugin must not break physim itself
+                    self.failed[ep.name] = f"{ep.value}: {type(err).__name__}: {err}"
+                    warnings.warn(
+                        f"physim plugin {ep.name!r} ({self.entry_point_group}) failed to load: "
+                        f"{type(err).__name__}: {err}; its {self.name} kinds are unavailable — "
+                        "fix or uninstall that package",
+                        stacklevel=2,
+                    )
+                    continue
+                if isinstance(obj, ModuleType):
+                    continue  # importing it registered its kinds
+                name = getattr(obj, "name", None)
+                if isinstance(name, str) and name:
                     self.register(obj)
-            self._discovered = True
+                elif ep.name not in self._kinds:
+                    self.register(ep.name, obj)
+            self._loaded = True
         finally:
-            self._discovering = False
+            self._loading = False
 
 
-def _where(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+def _where(obj: object) -> str:
+    mod = getattr(obj, "__module__", None) or type(obj).__module__
+    return f"{mod}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"

@@ -58,7 +58,7 @@ def _family_spec(kind) -> Callable[[], Any]:
 #: spec modules stay lazy
 SCHEMAS: dict[str, tuple[str, Callable[[], Any]]] = {
     "device": ("any device TOML (discriminated on `kind`)", _device),
-    **{k.name: (k.summary or f"device: {k.name}", _family_spec(k)) for k in FAMILIES},
+    **{k.name: (k.summary or f"device: {k.name}", _family_spec(k)) for k in FAMILIES.ordered()},
     "protocol": ("an experimental sequence (protocols/*.toml)", _protocol),
     "nonideal": ("instrument non-idealities (`--nonideal FILE`)", _nonideal),
     "train": ("an HSSM training config (`physim train --config FILE`)", _train),

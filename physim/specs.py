@@ -18,7 +18,7 @@ from physim.families import FAMILIES
 
 #: every registered family's spec, discriminated on ``kind``
 DeviceSpec = Annotated[
-    Union[tuple(k.spec for k in FAMILIES)],  # noqa: UP007 (a union built from a tuple)
+    Union[tuple(k.spec for k in FAMILIES.ordered())],  # noqa: UP007 (a union built from a tuple)
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter = TypeAdapter(DeviceSpec)

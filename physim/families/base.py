@@ -117,7 +117,7 @@ class FamilyRegistry(Registry[type[Family]]):
 
     def kernel_modules(self) -> tuple[ModuleType, ...]:
         """The distinct kernel modules of the registered families, in family-id order."""
-        return tuple({id(k.kernels): k.kernels for k in self.kinds()}.values())
+        return tuple({id(k.kernels): k.kernels for k in self.ordered()}.values())
 
     def family_id(self, kernels: ModuleType) -> int:
         """The family id of kernel module ``kernels``; raises if no family registered it."""

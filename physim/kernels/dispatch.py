@@ -40,7 +40,7 @@ from physim.kernels import dispatch_gen as _gen
 def _labels() -> list[str]:
     """Per kernel module, the registered kinds that use it (``"oscillator_network, lc_network"``)."""
     mods = FAMILIES.kernel_modules()
-    return [", ".join(k.name for k in FAMILIES if k.kernels is m) for m in mods]
+    return [", ".join(k.name for k in FAMILIES.ordered() if k.kernels is m) for m in mods]
 
 
 _generated = _gen.load_dispatch(FAMILIES.kernel_modules(), _labels())

@@ -64,7 +64,7 @@ class TaskSpec(SpecModel):
 
 #: one protocol step: the union of the registered step kinds' specs, discriminated on ``op``
 Step = Annotated[
-    Union[tuple(k.spec for k in STEPS)],  # noqa: UP007 (a union built from a tuple)
+    Union[tuple(k.spec for k in STEPS.ordered())],  # noqa: UP007 (a union built from a tuple)
     Field(discriminator="op"),
 ]
 #: the valid ops, sorted (for messages)

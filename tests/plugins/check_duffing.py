@@ -120,7 +120,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "families": list(FAMILIES.names()),
+                "families": [k.name for k in FAMILIES.ordered()],
                 "family_id": device.family,
                 "family_names": {str(k): v for k, v in hk.FAMILY_NAMES.items()},
                 "schema_kinds": list(SCHEMAS),

@@ -1,4 +1,5 @@
-"""The extension registries: lookup, errors, what is derived from them, and the import graph."""
+"""The registries (generic, device families, protocol steps): lookup, errors, what is derived
+from them, the generated dispatch, and the import graph."""
 
 from __future__ import annotations
 
@@ -33,41 +34,56 @@ def test_registry_lists_gets_and_names_the_known_kinds_for_an_unknown_one():
     assert reg.register(_Kind) is _Kind
     assert reg.register(_Kind) is _Kind  # registering the same class again is a no-op
     assert reg.names() == ("a",) and reg.get("a") is _Kind and "a" in reg and len(reg) == 1
-    with pytest.raises(UnknownKindError, match=r"unknown widget 'b'; known: a \(a package adds"):
-        reg.get("b")
+    reg.register("c", int)  # an entry without a name of its own: named at registration
+
+    @reg.register("b")
+    class B:
+        pass
+
+    assert reg.names() == ("a", "b", "c") and list(reg) == ["a", "b", "c"]
+    assert reg.items() == [("a", _Kind), ("b", B), ("c", int)]
+    assert reg.ordered() == (_Kind, int, B)  # registration order
+    with pytest.raises(UnknownKindError, match=r"unknown widget kind 'd'; known kinds: a, b, c; a"):
+        reg.get("d")
 
 
 def test_registry_refuses_a_nameless_or_duplicate_kind():
     reg: Registry = Registry("widget", "physim.tests.no-such-group")
     reg.register(_Kind)
     other = type("Other", (), {"name": "a"})
-    with pytest.raises(RegistryError, match="widget 'a' is registered twice"):
+    with pytest.raises(RegistryError, match="widget kind 'a' is registered twice"):
         reg.register(other)
     with pytest.raises(RegistryError, match="needs a class attribute `name`"):
         reg.register(type("Nameless", (), {}))
 
 
-def test_registry_reports_a_broken_entry_point(monkeypatch):
-    class EP:
-        name, value, group = "broken", "nowhere:Thing", "physim.tests"
+def test_registry_reports_a_broken_entry_point_and_names_it_again(monkeypatch):
+    import importlib.metadata as md
 
-        def load(self):
-            raise ImportError("No module named 'nowhere'")
-
-    monkeypatch.setattr("physim.registry.entry_points", lambda group: [EP()])
+    eps = [
+        md.EntryPoint(name="broken", value="physim_no_such_module_xyz", group="physim.tests"),
+        md.EntryPoint(name="kind", value="test_kind_registries:_Kind", group="physim.tests"),
+    ]
+    monkeypatch.setattr(md, "entry_points", lambda group: [e for e in eps if e.group == group])
     reg: Registry = Registry("widget", "physim.tests")
-    with pytest.raises(RegistryError, match=r"entry point 'broken' = 'nowhere:Thing'.*failed"):
-        reg.names()
+    with pytest.warns(UserWarning, match=r"plugin 'broken' \(physim.tests\) failed to load"):
+        assert reg.names() == ("a",)  # a kind class registers under its own name
+    with pytest.raises(UnknownKindError, match="plugins that failed to load: broken"):
+        reg.get("broken")
 
 
 def test_derived_lists_follow_the_family_registry():
     names = FAMILIES.names()
-    assert names == ("oscillator_network", "lc_network", "linhru", "nonlinhru")
-    assert [k for k in SCHEMAS if k in names] == list(names)
+    assert names == ("lc_network", "linhru", "nonlinhru", "oscillator_network")
+    ordered = [k.name for k in FAMILIES.ordered()]  # the built-ins' order fixes their ids
+    assert ordered == ["oscillator_network", "lc_network", "linhru", "nonlinhru"]
+    assert [k for k in SCHEMAS if k in names] == ordered
     with pytest.raises(SpecError, match="valid kinds: " + ", ".join(sorted(names))):
         parse_spec({"kind": "nope", "name": "x"})
     assert FAMILIES.get("linhru").family_id() == 1
-    with pytest.raises(UnknownKindError, match="unknown device family 'lihnru'; known: osc"):
+    with pytest.raises(
+        UnknownKindError, match="unknown device family kind 'lihnru'; known kinds: lc_netw"
+    ):
         FAMILIES.get("lihnru")
 
 
@@ -93,7 +109,7 @@ def test_a_device_with_a_family_id_without_kernels_is_refused():
         dataclasses.replace(dev, family=99)
     with pytest.raises(ValueError, match="has no registered family kind"):
         dataclasses.replace(dev, family_kind=None)
-    with pytest.raises(UnknownKindError, match="unknown device family 'fake'"):
+    with pytest.raises(UnknownKindError, match="unknown device family kind 'fake'"):
         dataclasses.replace(dev, family_kind=_family(_net))
     with pytest.raises(RegistryError, match="is not the one registered as 'oscillator_network'"):
         dataclasses.replace(dev, family_kind=_family(_net, "oscillator_network"))
