@@ -25,9 +25,13 @@ A third-party package adds a family through the ``physim.families`` entry-point 
     [project.entry-points."physim.families"]
     duffing = "duffing_family:Duffing"
 
-where ``Duffing`` is a :class:`Family` subclass (see :mod:`physim.registry`). The kernel module
-should import from ``physim.families``, ``physim.device``, ``physim.spec_base`` and
-``physim.stability`` only: it is loaded while ``physim.kernels.dispatch`` is being generated.
+where ``Duffing`` is a :class:`Family` subclass (see :mod:`physim.registry`);
+``tests/plugins/duffing_family`` is a complete, installable example (uncoupled Duffing
+oscillators, no fused kernels). The family's modules should import from ``physim.families``,
+``physim.device``, ``physim.spec_base`` and ``physim.stability`` only: they are loaded while
+``physim.kernels.dispatch`` is being generated. A family joins the dispatch of processes that
+start with it installed; registering one by hand after ``physim.kernels`` was imported gives a
+family id the dispatch has no branch for, which raises.
 """
 
 from __future__ import annotations
