@@ -172,3 +172,16 @@ def test_generated_dispatch_is_content_addressed_and_never_rewritten_unchanged(t
     assert dispatch_gen.family_set_key([*mods, fake]) != key != hk.FAMILY_KEY
     # and the integrators' numba cache is kept per family set
     assert f"families-{hk.FAMILY_KEY}" in leapfrog.forward_chunk._cache.cache_path
+
+
+def test_a_family_registered_after_the_dispatch_was_generated_is_refused(monkeypatch):
+    import physim.kernels.dispatch  # noqa: F401 (the dispatch exists)
+    from physim.families import linhru_kernels
+
+    late = types.ModuleType("late_kernels")
+    for k in KERNELS:
+        setattr(late, k, getattr(linhru_kernels, k))
+    monkeypatch.setattr(FAMILIES, "_kinds", dict(FAMILIES._kinds))  # restored afterwards
+    kind = FAMILIES.register(_family(late, "late"))
+    with pytest.raises(RegistryError, match="registered after physim's numba dispatch"):
+        kind.family_id()

@@ -101,6 +101,14 @@ def _is_jitted(obj: object) -> bool:
 class FamilyRegistry(Registry[type[Family]]):
     """:class:`~physim.registry.Registry` of device families, plus the family ids."""
 
+    #: the kernel modules the numba dispatch was generated for (None before it was)
+    dispatched: tuple[ModuleType, ...] | None = None
+
+    def mark_dispatched(self, modules: tuple[ModuleType, ...]) -> None:
+        """Record the kernel modules the generated dispatch has branches for (called by
+        :mod:`physim.kernels.dispatch`): a family with other kernels is refused from then on."""
+        self.dispatched = tuple(modules)
+
     def validate(self, kind_cls: type[Family]) -> None:
         where = f"device family {kind_cls.__module__}.{kind_cls.__qualname__}"
         if not (isinstance(kind_cls, type) and issubclass(kind_cls, Family)):
@@ -127,6 +135,13 @@ class FamilyRegistry(Registry[type[Family]]):
         """The family id of kernel module ``kernels``; raises if no family registered it."""
         for i, mod in enumerate(self.kernel_modules()):
             if mod is kernels:
+                if self.dispatched is not None and not any(m is mod for m in self.dispatched):
+                    raise RegistryError(
+                        f"kernel module {mod.__name__!r} was registered after physim's numba "
+                        "dispatch was generated, which has no branch for it; register its "
+                        "family through the 'physim.families' entry points (or import it "
+                        "before physim.kernels)"
+                    )
                 return i
         raise RegistryError(
             f"kernel module {getattr(kernels, '__name__', kernels)!r} belongs to no registered "

@@ -44,6 +44,7 @@ def _labels() -> list[str]:
 
 
 _generated = _gen.load_dispatch(FAMILIES.kernel_modules(), _labels())
+FAMILIES.mark_dispatched(FAMILIES.kernel_modules())  # a family registered later is refused
 # before the integrator modules (which import this one first) define their kernels
 _gen.install_cache_namespace(_generated.FAMILY_KEY)
 
