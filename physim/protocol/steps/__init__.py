@@ -20,6 +20,10 @@ package — ``prepare``, ``drive``, ``flip``, ``split``, ``kick`` and ``measure`
 
     [project.entry-points."physim.steps"]
     wait = "my_package.steps:Wait"
+
+(``tests/plugins/duffing_family`` adds a ``probe`` step this way.) A step's ``execute`` reads
+and writes only the :class:`RunState` and the instrument's operations; the engine never
+branches on ``op``.
 """
 
 from __future__ import annotations
