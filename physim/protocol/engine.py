@@ -156,7 +156,7 @@ def run_protocol(
             instrument.kick(e_K, st.sign * signs * beta)
         elif st.op == "measure":
             y = readout(dev, instrument.Q)
-            rd = instrument.adc_readout.read(st.name, y)
+            rd = instrument.read("readout", st.name, y)
             new.append(
                 Record(
                     st.name,
@@ -211,7 +211,7 @@ def run_protocol(
             # a physical run is one trajectory driven end to end: lockstep branches each count
             n_runs += instrument.n_branches
             if st.measure:
-                rd = instrument.adc_readout.read(st.measure, out.samples)
+                rd = instrument.read("readout", st.measure, out.samples)
                 new.append(
                     Record(
                         st.measure,
@@ -262,7 +262,7 @@ def run_protocol(
                     acc_B = acc_B * g[:, None, None]
                     gains = g
                 value = np.concatenate([acc_w, acc_B.reshape(acc_w.shape[0], -1)], axis=1)
-                rd = instrument.adc_accumulator.read(integ.name, value)
+                rd = instrument.read("accumulator", integ.name, value)
                 new.append(
                     Record(
                         integ.name,
