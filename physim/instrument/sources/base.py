@@ -170,6 +170,13 @@ class Source:
     def read(self, target: str, name: str, reading: Reading) -> Reading:
         return reading
 
+    # ------------------------------------------------------------------ export (not a hook)
+    def spice_values(self) -> dict[str, Any]:
+        """Fields of :class:`physim.spice.netlist.BuiltValues` this source sets in a SPICE
+        export of the instance (asked of every source, acting or not; default: none). Element
+        values and gains need none: they are read from the instrument's built physics."""
+        return {}
+
 
 def acts_at(cls: type[Source], hook: str) -> bool:
     """Whether ``cls`` overrides ``hook``."""

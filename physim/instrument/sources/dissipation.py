@@ -112,7 +112,11 @@ class Dissipation(Source):
         if spec.temperature != 0.0:
             return False
         if spec.quality_factor is not None:
-            vals = spec.quality_factor if isinstance(spec.quality_factor, list) else [spec.quality_factor]
+            vals = (
+                spec.quality_factor
+                if isinstance(spec.quality_factor, list)
+                else [spec.quality_factor]
+            )
             return all(math.isinf(v) for v in vals)
         vals = spec.damping_rate if isinstance(spec.damping_rate, list) else [spec.damping_rate]
         return all(v == 0.0 for v in vals)
@@ -125,6 +129,14 @@ class Dissipation(Source):
         from physim.instrument.bath import build_bath
 
         self.bath = build_bath(self.instrument.device, phys, self.spec)
+
+    def spice_values(self) -> dict:
+        # the loss as the conductance matrix D of resistors, with its thermal noise
+        from physim.instrument.bath import friction_matrix
+
+        inst = self.instrument
+        D = friction_matrix(inst.device, inst.phys, self.spec)
+        return {"D": D, "kT": inst.kT, "noise_seed": self.spec.seed}
 
     @property
     def lossy(self) -> bool:
