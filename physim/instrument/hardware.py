@@ -3,8 +3,11 @@
 An :class:`Instrument` offers what a lab setup offers — program parameters, prepare a state,
 drive, flip momenta, kick, and read back trajectories or integrated ∂H/∂θ through converters —
 and nothing else. It owns the mutable state of the experiment (the device's q, p for each
-parallel branch) and one seeded generator per noise source. The protocol engine
-(:mod:`physim.protocol.engine`) is its only driver.
+parallel branch) and one source object per non-ideality (:mod:`physim.instrument.sources`),
+each with its own seeded generator, acting at the hooks of the experiment: build the chip
+(mismatch), program θ (parameter DAC), prepare (drift advance), each drive (drive DAC, bath),
+flip (flip error), kick, readout and accumulator readout (ADCs). A source at its zero value is
+not called. The protocol engine (:mod:`physim.protocol.engine`) is its only driver.
 
 Integrator selection (never by device type): the plain leapfrog kernels when there is no
 loss, the Langevin splitting of :mod:`physim.kernels.langevin` when there is, and the

@@ -1,8 +1,11 @@
 """Non-ideality sources: one module per kind, registered in :data:`SOURCES` (see
-:mod:`.base`). Importing this package registers physim's own kinds; installed plugins
-(``physim.sources`` entry points) are loaded the first time the registry is read."""
+:mod:`.base`). Importing this package imports every module in it, which registers physim's own
+kinds (adding a kind is adding a module here); installed plugins (``physim.sources`` entry
+points) are loaded the first time the registry is read."""
 
-from physim.instrument.sources import adc, dac, dissipation, drift, flip_error, mismatch, numerics
+import importlib
+import pkgutil
+
 from physim.instrument.sources.base import (
     HOOKS,
     SOURCES,
@@ -18,6 +21,10 @@ from physim.instrument.sources.base import (
     source_label,
 )
 
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name != "base":
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
 __all__ = [
     "HOOKS",
     "SOURCES",
@@ -28,14 +35,7 @@ __all__ = [
     "Source",
     "SpecModel",
     "acts_at",
-    "adc",
-    "dac",
-    "dissipation",
-    "drift",
-    "flip_error",
-    "mismatch",
     "noise_streams",
-    "numerics",
     "register_source",
     "source_label",
 ]

@@ -1,8 +1,11 @@
 """Study measures: one module per kind, registered in :data:`MEASURES` (see :mod:`.base`).
-Importing this package registers physim's own kinds; installed plugins (``physim.measures``
-entry points) are loaded the first time the registry is read."""
+Importing this package imports every module in it, which registers physim's own kinds (adding
+a kind is adding a module here); installed plugins (``physim.measures`` entry points) are
+loaded the first time the registry is read."""
 
-from physim.study.measures import gradient, offline_vs_insitu, train
+import importlib
+import pkgutil
+
 from physim.study.measures.base import (
     MEASURES,
     Measure,
@@ -12,14 +15,15 @@ from physim.study.measures.base import (
     register_measure,
 )
 
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name != "base":
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
 __all__ = [
     "MEASURES",
     "Measure",
     "MetricTable",
     "Point",
-    "gradient",
     "metric_info",
-    "offline_vs_insitu",
     "register_measure",
-    "train",
 ]
