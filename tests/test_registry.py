@@ -42,6 +42,30 @@ def test_registry_register_get_names_and_unknown_kind():
         reg.register("a", float)
 
 
+def test_registry_loads_entry_points_once_and_survives_a_broken_plugin(monkeypatch):
+    import importlib.metadata as md
+    import json
+
+    eps = [
+        md.EntryPoint(name="decoder", value="json:JSONDecoder", group="physim.tests"),
+        md.EntryPoint(name="broken", value="physim_no_such_module_xyz", group="physim.tests"),
+    ]
+    calls = []
+
+    def entry_points(group):
+        calls.append(group)
+        return [ep for ep in eps if ep.group == group]
+
+    monkeypatch.setattr(md, "entry_points", entry_points)
+    reg: Registry = Registry("widget", "physim.tests")
+    with pytest.warns(UserWarning, match=r"plugin 'broken' \(physim.tests\) failed to load"):
+        assert reg.names() == ("decoder",)
+    assert reg.get("decoder") is json.JSONDecoder and calls == ["physim.tests"]
+    with pytest.raises(UnknownKindError, match=r"plugins that failed to load: broken"):
+        reg.get("broken")
+    assert calls == ["physim.tests"]  # discovered once
+
+
 def test_every_source_list_is_derived_from_the_registry():
     kinds = SOURCES.names()
     assert SOURCE_KINDS == kinds
