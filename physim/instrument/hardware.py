@@ -75,17 +75,6 @@ class Instrument:
         self.seed = int(seed)
         self.prep_rng = np.random.default_rng(self.seed)
         self.n_runs = 0
-        # build the chip: one object per source, in the order of the spec (the mismatch draw
-        # happens here, once)
-        self.sources: list[Source] = [SOURCES.get(s.kind)(s, self) for s in self.spec.sources]
-        #: the sources that act: every source not at its zero value, by hook order
-        self.active: list[Source] = sorted(
-            (src for src in self.sources if not type(src).is_zero(src.spec)),
-            key=lambda src: type(src).order,
-        )
-        self._at = {
-            hook: [src for src in self.active if acts_at(type(src), hook)] for hook in HOOKS
-        }
         num = self.spec.get("numerics")
         self.mode = num.mode if num is not None else "float64"
         self.fraction_bits = num.fraction_bits if num is not None else 40
@@ -99,6 +88,17 @@ class Instrument:
         self.phys: Physical | None = None
         self.Q = np.zeros((1, 1, device.n_dof))
         self.P = np.zeros((1, 1, device.n_dof))
+        # build the chip: one object per source, in the order of the spec (the mismatch draw
+        # happens here, once; every attribute above is set, so a source may read them)
+        self.sources: list[Source] = [SOURCES.get(s.kind)(s, self) for s in self.spec.sources]
+        #: the sources that act: every source not at its zero value, by hook order
+        self.active: list[Source] = sorted(
+            (src for src in self.sources if not type(src).is_zero(src.spec)),
+            key=lambda src: type(src).order,
+        )
+        self._at = {
+            hook: [src for src in self.active if acts_at(type(src), hook)] for hook in HOOKS
+        }
         # an absent converter is ideal (its saturation counters stay at zero)
         self._ideal = {
             ("adc", "readout"): ADC(None),
