@@ -94,6 +94,20 @@ def test_unknown_source_kind_names_the_known_ones():
     assert level_of(parse_nonideal({"sources": [{"kind": "numerics"}]}).sources[0]) is None
 
 
+def test_a_rule_between_sources_is_checked_by_the_kind_that_imposes_it():
+    from physim.instrument.specs import NonidealError
+
+    with pytest.raises(NonidealError, match=r"fixed_point' is a bit-reversible model.*remove"):
+        parse_nonideal(
+            {
+                "sources": [
+                    {"kind": "numerics", "mode": "fixed_point"},
+                    {"kind": "dissipation", "quality_factor": 10.0},
+                ]
+            }
+        )
+
+
 def test_zero_valued_sources_are_not_called():
     zero = parse_nonideal(
         {

@@ -86,13 +86,9 @@ class NonidealSpec(SpecModel):
                 what = f"{s.kind} (target {key[1]})" if key[1] else s.kind
                 raise ValueError(f"sources[{i}]: a second {what} source; merge them into one entry")
             seen.add(key)
-        kinds = {s.kind for s in self.sources}
-        num = self.get("numerics")
-        if num is not None and num.mode == "fixed_point" and "dissipation" in kinds:
-            raise ValueError(
-                "numerics.mode = 'fixed_point' is a bit-reversible model of the ideal "
-                "integrator; remove the dissipation source or use float64/float32"
-            )
+        # rules between sources belong to the source kind that imposes them
+        for s in self.sources:
+            SOURCES.get(s.kind).check(s, self)
         return self
 
     def get(self, kind: str, target: str | None = None):

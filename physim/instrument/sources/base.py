@@ -124,6 +124,12 @@ class Source:
         return False
 
     @classmethod
+    def check(cls, spec: Any, nonideal: Any) -> None:
+        """Raise ``ValueError`` when ``spec`` cannot be combined with the other sources of
+        ``nonideal`` (a :class:`~physim.instrument.specs.NonidealSpec`); default: no rule."""
+        return None
+
+    @classmethod
     def level_of(cls, spec: Any) -> Level | None:
         """The knob the budget searches for ``spec`` (default: ``levels`` of its target)."""
         return cls.levels.get(getattr(spec, "target", "") or "")

@@ -35,3 +35,11 @@ class Numerics(Source):
     @classmethod
     def is_zero(cls, spec: NumericsSpec) -> bool:
         return spec.mode == "float64"
+
+    @classmethod
+    def check(cls, spec: NumericsSpec, nonideal) -> None:
+        if spec.mode == "fixed_point" and nonideal.get("dissipation") is not None:
+            raise ValueError(
+                "numerics.mode = 'fixed_point' is a bit-reversible model of the ideal "
+                "integrator; remove the dissipation source or use float64/float32"
+            )
