@@ -23,11 +23,12 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 import numpy as np
 
 from physim.device import Device
+from physim.instrument.sources import SOURCES, Level, source_label
+from physim.instrument.sources.dissipation import TEMPERATURE  # noqa: F401 (re-exported)
 from physim.instrument.specs import NonidealSpec, reseed
 from physim.protocol.specs import ProtocolSpec
 from physim.study.engine import run_tasks
@@ -39,52 +40,17 @@ LEVEL_RESOLUTION = 1.05
 EXPAND_FACTOR = 10.0
 
 
-@dataclass(frozen=True)
-class Level:
-    """The knob of one source that the tolerance search turns.
-
-    ``worse`` is +1 when a larger value is a worse chip (σ, drift) and −1 when a smaller one is
-    (Q, bits). ``lo``/``hi`` bound the search; ``integer`` levels are searched on integers.
-    """
-
-    field: str
-    unit: str
-    worse: int
-    lo: float
-    hi: float
-    integer: bool = False
-
-
+#: "kind" or "kind/target" → the searchable knob, from each source class's declared levels
 LEVELS: dict[str, Level] = {
-    "dissipation": Level("quality_factor", "Q (1)", -1, 1.0, 1e8),
-    "mismatch": Level("relative_dtod", "relative std (1)", +1, 1e-6, 0.2),
-    "drift": Level("relative_std", "relative std per run (1)", +1, 1e-9, 0.1),
-    "adc/readout": Level("bits", "bits", -1, 2, 40, integer=True),
-    "adc/accumulator": Level("bits", "bits", -1, 2, 40, integer=True),
-    "dac/parameters": Level("bits", "bits", -1, 2, 40, integer=True),
-    "dac/drive": Level("bits", "bits", -1, 2, 40, integer=True),
+    (f"{kind}/{t}" if t else kind): lv
+    for kind, cls in SOURCES.items()
+    for t, lv in cls.levels.items()
 }
-#: the second knob of a dissipation source: its bath temperature (thermal noise)
-TEMPERATURE = Level("temperature", "K", +1, 1e-4, 1e12)
-_FLIP_FIELDS = (("timing_error", "s"), ("timing_std", "s"), ("gain_error", "1"), ("gain_std", "1"))
-
-
-def source_label(source) -> str:
-    target = getattr(source, "target", None)
-    return f"{source.kind}/{target}" if target else source.kind
 
 
 def level_of(source) -> Level | None:
-    """The searchable knob of a source (``None`` for the numerics mode)."""
-    label = source_label(source)
-    if label in LEVELS:
-        return LEVELS[label]
-    if source.kind == "flip_error":
-        for name, unit in _FLIP_FIELDS:
-            if getattr(source, name) != 0.0:
-                return Level(name, unit, +1, 1e-15 if unit == "s" else 1e-9, 1.0)
-        return Level("gain_std", "1", +1, 1e-9, 1.0)
-    return None
+    """The searchable knob of a source (``None`` when it has none, e.g. the numerics mode)."""
+    return SOURCES.get(source.kind).level_of(source)
 
 
 def _value(source, lv: Level) -> float:
@@ -233,7 +199,7 @@ def tolerance(
             "unit": "",
             "spread": None,
             "limiting": False,
-            "note": "no level to search (numerics mode)",
+            "note": f"no level to search ({src.kind} has none)",
         }
     start = min(max(_value(src, lv), lv.lo), lv.hi)
     if start <= 0:
@@ -348,8 +314,9 @@ def tolerances(
     for i, src in enumerate(nonideal.sources):
         kw = dict(target=target, replicates=replicates, seed=seed, run=run)
         out.append(tolerance(device, protocol, nonideal, i, **kw))
-        if src.kind == "dissipation" and src.temperature > 0:
-            out.append(tolerance(device, protocol, nonideal, i, level=TEMPERATURE, **kw))
+        # further knobs of the source (a dissipation source's bath temperature at T > 0)
+        for extra in SOURCES.get(src.kind).extra_levels(src):
+            out.append(tolerance(device, protocol, nonideal, i, level=extra, **kw))
     return out
 
 

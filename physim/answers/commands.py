@@ -13,6 +13,17 @@ from contextlib import nullcontext
 def _cmd_nonideals(args: argparse.Namespace) -> int:
     from physim.instrument.specs import load_nonideal, nonideal_catalogue
 
+    if args.kinds:
+        from physim.instrument.sources import SOURCES
+
+        # every registered source kind, physim's own and installed plugins', name first
+        for kind, cls in SOURCES.items():
+            targets = ",".join(t for t in cls.targets if t)
+            doc = " ".join((cls.spec_class.__doc__ or "").split()).split(". ")[0]
+            where = cls.__module__.split(".")[0]
+            print(f"{kind:<14} {targets or '-':<22} {where:<12} {doc}")
+        return 0
+
     for name, path in nonideal_catalogue().items():
         spec = load_nonideal(path)
         kinds = ", ".join(
@@ -27,6 +38,12 @@ def register(subparsers) -> None:
     """Add ``nonideals`` and ``budget`` to ``physim``'s sub-parsers."""
     p = subparsers.add_parser(
         "nonideals", help="list the technology presets of non-idealities (name first)"
+    )
+    p.add_argument(
+        "--kinds",
+        action="store_true",
+        help="list the source kinds instead (physim's own and installed plugins'), with their "
+        "targets and package",
     )
     p.set_defaults(func=_cmd_nonideals)
     register_budget(subparsers)

@@ -25,14 +25,9 @@ from physim.protocol.specs import ProtocolSpec, protocol_from_json
 from physim.protocol.task import Task, build_task
 from physim.protocol.train import RelativeAdam, train_in_situ
 from physim.specs import spec_from_json
+from physim.study.measures.offline_vs_insitu import OFFLINE_METRICS
 
-OFFLINE_METRICS = {
-    "loss_initial": ("readout unit²", "loss of the chip at the initial θ0"),
-    "loss_offline": ("readout unit²", "loss of the chip programmed with the twin-trained θ"),
-    "loss_insitu": ("readout unit²", "loss of the chip after in-situ RHEL training"),
-    "loss_twin": ("readout unit²", "final loss of the nominal twin (what offline expects)"),
-    "offline_over_insitu": ("1", "loss_offline / loss_insitu (> 1: in situ wins)"),
-}
+__all__ = ["OFFLINE_METRICS", "offline_vs_insitu", "summarise", "train_twin"]
 
 
 def train_twin(device: Device, task: Task, *, n_epochs: int, lr: float) -> tuple[np.ndarray, float]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.device import Device, Physical
-from physim.instrument.specs import DissipationSpec
+from physim.instrument.sources.dissipation import DissipationSpec
 from physim.stability import hessian
 
 

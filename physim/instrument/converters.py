@@ -11,10 +11,13 @@ with headroom (then frozen, as an instrument's gain setting would be).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from physim.instrument.specs import ADCSpec, DACSpec
+if TYPE_CHECKING:
+    from physim.instrument.sources.adc import ADCSpec
+    from physim.instrument.sources.dac import DACSpec
 
 
 def max_code(bits: int) -> int:

@@ -3,8 +3,11 @@
 An :class:`Instrument` offers what a lab setup offers — program parameters, prepare a state,
 drive, flip momenta, kick, and read back trajectories or integrated ∂H/∂θ through converters —
 and nothing else. It owns the mutable state of the experiment (the device's q, p for each
-parallel branch) and one seeded generator per noise source. The protocol engine
-(:mod:`physim.protocol.engine`) is its only driver.
+parallel branch) and one source object per non-ideality (:mod:`physim.instrument.sources`),
+each with its own seeded generator, acting at the hooks of the experiment: build the chip
+(mismatch), program θ (parameter DAC), prepare (drift advance), each drive (drive DAC, bath),
+flip (flip error), kick, readout and accumulator readout (ADCs). A source at its zero value is
+not called. The protocol engine (:mod:`physim.protocol.engine`) is its only driver.
 
 Integrator selection (never by device type): the plain leapfrog kernels when there is no
 loss, the Langevin splitting of :mod:`physim.kernels.langevin` when there is, and the
@@ -21,8 +24,9 @@ import numpy as np
 from physim.device import Device, Physical
 from physim.errors import NumericalFault, all_finite
 from physim.gradients import error_signal
-from physim.instrument.bath import Bath, build_bath, thermal_state
-from physim.instrument.converters import ADC, DAC
+from physim.instrument.bath import Bath, thermal_state
+from physim.instrument.converters import ADC, DAC, Reading
+from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels import fixedpoint, langevin, leapfrog
 from physim.simulate import chunk_bounds, drive, readout
@@ -50,6 +54,11 @@ class DriveOutput:
 class Instrument:
     """A device under test with its non-idealities (see module docstring).
 
+    The instrument is a composition of source objects (:mod:`physim.instrument.sources`), one
+    per source of ``nonideal``; each acts at the hooks of the experiment its class overrides
+    (build the chip, program θ, prepare, drive, flip, kick, readout, accumulator readout).
+    A source at its zero value is not called at all.
+
     Parameters
     ----------
     device
@@ -63,43 +72,116 @@ class Instrument:
     def __init__(self, device: Device, nonideal: NonidealSpec | None = None, *, seed: int = 0):
         self.device = device
         self.spec = nonideal or NonidealSpec()
-        spec = self.spec
         self.seed = int(seed)
         self.prep_rng = np.random.default_rng(self.seed)
-        mis = spec.get("mismatch")
-        self.w_factor = np.ones_like(device.w_base)
-        self.B_factor = np.ones_like(device.B_base)
-        if mis is not None:
-            rng = np.random.default_rng(mis.seed)
-            self.w_factor = 1.0 + mis.relative_dtod * rng.standard_normal(device.w_base.shape)
-            self.B_factor = 1.0 + mis.input_dtod * rng.standard_normal(device.B_base.shape)
-        self.drift_spec = spec.get("drift")
-        self.drift_rng = np.random.default_rng(self.drift_spec.seed) if self.drift_spec else None
-        self.drift = np.zeros_like(device.w_base)
-        self._drift_poles: np.ndarray | None = None
-        self.flip_spec = spec.get("flip_error")
-        self.flip_rng = np.random.default_rng(self.flip_spec.seed) if self.flip_spec else None
-        self.diss = spec.get("dissipation")
-        self.bath_rng = np.random.default_rng(self.diss.seed) if self.diss else None
-        self.adc_readout = ADC(spec.get("adc", "readout"))
-        self.adc_accumulator = ADC(spec.get("adc", "accumulator"))
-        self.dac_parameters = DAC(spec.get("dac", "parameters"))
-        self.dac_drive = DAC(spec.get("dac", "drive"))
-        num = spec.get("numerics")
+        self.n_runs = 0
+        num = self.spec.get("numerics")
         self.mode = num.mode if num is not None else "float64"
         self.fraction_bits = num.fraction_bits if num is not None else 40
         self.lq = self.lp = None  # fixed-point grid steps, set by calibrate()
         self.kT = (self.diss.boltzmann if self.diss else BOLTZMANN) * (
             self.diss.temperature if self.diss else 0.0
         )
-        self.n_runs = 0
         # the controller's ε calibrations (eps = "auto"), per protocol JSON
         self.eps_calibrations: dict = {}
         self.theta: np.ndarray | None = None
         self.phys: Physical | None = None
-        self.bath: Bath | None = None
         self.Q = np.zeros((1, 1, device.n_dof))
         self.P = np.zeros((1, 1, device.n_dof))
+        # build the chip: one object per source, in the order of the spec (the mismatch draw
+        # happens here, once; every attribute above is set, so a source may read them)
+        self.sources: list[Source] = [SOURCES.get(s.kind)(s, self) for s in self.spec.sources]
+        #: the sources that act: every source not at its zero value, by hook order
+        self.active: list[Source] = sorted(
+            (src for src in self.sources if not type(src).is_zero(src.spec)),
+            key=lambda src: type(src).order,
+        )
+        self._at = {
+            hook: [src for src in self.active if acts_at(type(src), hook)] for hook in HOOKS
+        }
+        # an absent converter is ideal (its saturation counters stay at zero)
+        self._ideal = {
+            ("adc", "readout"): ADC(None),
+            ("adc", "accumulator"): ADC(None),
+            ("dac", "parameters"): DAC(None),
+            ("dac", "drive"): DAC(None),
+        }
+
+    # ------------------------------------------------------------------ sources
+    def source(self, kind: str, target: str | None = None) -> Source | None:
+        """The source object of ``kind`` (and ``target``), acting or not, or ``None``."""
+        for src in self.sources:
+            if src.spec.kind == kind and (
+                target is None or getattr(src.spec, "target", None) == target
+            ):
+                return src
+        return None
+
+    def _acting(self, kind: str, target: str | None = None) -> Source | None:
+        src = self.source(kind, target)
+        return src if src is not None and src in self.active else None
+
+    def _converter(self, kind: str, target: str):
+        src = self.source(kind, target)
+        return src.converter if src is not None else self._ideal[(kind, target)]
+
+    # what the kernel-calling methods and the tools read, delegated to the source objects
+    @property
+    def diss(self):
+        """The dissipation spec (acting or not: its k_B and T serve thermal preparation)."""
+        return self.spec.get("dissipation")
+
+    @property
+    def bath(self) -> Bath | None:
+        src = self._acting("dissipation")
+        return src.bath if src is not None else None
+
+    @property
+    def bath_rng(self) -> np.random.Generator | None:
+        src = self.source("dissipation")
+        return src.rng if src is not None else None
+
+    @property
+    def drift_spec(self):
+        return self.spec.get("drift")
+
+    @property
+    def drift(self) -> np.ndarray:
+        """The current relative drift of every element value."""
+        src = self.source("drift")
+        return src.drift if src is not None else np.zeros_like(self.device.w_base)
+
+    @property
+    def flip_spec(self):
+        return self.spec.get("flip_error")
+
+    @property
+    def w_factor(self) -> np.ndarray:
+        """The fabrication mismatch of the element values (multiplicative)."""
+        src = self.source("mismatch")
+        return src.w_factor if src is not None else np.ones_like(self.device.w_base)
+
+    @property
+    def B_factor(self) -> np.ndarray:
+        """The fabrication mismatch of the input matrix (multiplicative)."""
+        src = self.source("mismatch")
+        return src.B_factor if src is not None else np.ones_like(self.device.B_base)
+
+    @property
+    def adc_readout(self) -> ADC:
+        return self._converter("adc", "readout")
+
+    @property
+    def adc_accumulator(self) -> ADC:
+        return self._converter("adc", "accumulator")
+
+    @property
+    def dac_parameters(self) -> DAC:
+        return self._converter("dac", "parameters")
+
+    @property
+    def dac_drive(self) -> DAC:
+        return self._converter("dac", "drive")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -119,27 +201,34 @@ class Instrument:
         """Write ``theta`` through the parameter DAC; returns the value actually written."""
         theta = self.device.check_theta(theta)
         groups = list(self.device.slices().values())
-        written = self.dac_parameters.write(theta, groups)
+        written = theta
+        for src in self._at["program"]:
+            written = src.program(written, groups)
         self.theta = np.ascontiguousarray(written, dtype=np.float64)
         self._update_physics()
         return self.theta
 
     def _built_physics(self, theta: np.ndarray) -> Physical:
-        """Element values of this chip at ``theta``: mismatch and the current drift applied."""
+        """Element values of this chip at ``theta``: every ``physics`` hook applied (the
+        fabrication mismatch, then the current drift)."""
         dev = self.device
         nominal = dev.physical(theta)
-        if not (np.any(self.w_factor != 1.0) or np.any(self.drift != 0.0)):
+        w = B = None
+        for src in self._at["physics"]:
+            w_new, B_new = src.physics(nominal.w if w is None else w, nominal.B if B is None else B)
+            w = w_new if w_new is not None else w
+            B = B_new if B_new is not None else B
+        if w is None:
             prm = nominal.prm
         else:
-            w = nominal.w * self.w_factor * (1.0 + self.drift)
             dev.check_fn(w)
             prm = (w, *dev.aux_fn(w))
-        B = nominal.B if not np.any(self.B_factor != 1.0) else nominal.B * self.B_factor
-        return Physical(prm=prm, B=np.ascontiguousarray(B))
+        return Physical(prm=prm, B=np.ascontiguousarray(nominal.B if B is None else B))
 
     def _update_physics(self) -> None:
         self.phys = self._built_physics(self.theta)
-        self.bath = build_bath(self.device, self.phys, self.diss) if self.diss is not None else None
+        for src in self._at["built"]:
+            src.built(self.phys)
 
     def as_built(self, theta: np.ndarray | None = None) -> Device:
         """The twin of this chip as built: a lossless, ideal-converter device whose element
@@ -163,25 +252,9 @@ class Instrument:
         )
 
     def _advance_drift(self) -> None:
-        spec = self.drift_spec
-        if spec is None or spec.relative_std == 0.0:
-            return
-        shape = self.device.w_base.shape
-        if spec.model == "random_walk":
-            self.drift = self.drift + spec.relative_std * self.drift_rng.standard_normal(shape)
-            return
-        # 1/f: OU components with log-spaced correlation times and equal variance per decade
-        taus = np.logspace(0.0, np.log10(spec.longest_runs), spec.n_poles)
-        a = np.exp(-1.0 / taus)
-        sigma = spec.relative_std / np.sqrt(spec.n_poles)
-        if self._drift_poles is None:
-            self._drift_poles = sigma * self.drift_rng.standard_normal((spec.n_poles, *shape))
-        else:
-            xi = self.drift_rng.standard_normal((spec.n_poles, *shape))
-            self._drift_poles = (
-                a[:, None] * self._drift_poles + sigma * np.sqrt(1.0 - a[:, None] ** 2) * xi
-            )
-        self.drift = self._drift_poles.sum(axis=0)
+        src = self._acting("drift")
+        if src is not None:
+            src.advance()
 
     # ------------------------------------------------------------------ state operations
     def prepare(
@@ -196,8 +269,8 @@ class Instrument:
         """Start a new physical run from a prepared state (one branch)."""
         if self.theta is None:
             self.program(self.device.theta0)
-        if self.n_runs > 0 and self.drift_spec is not None:
-            self._advance_drift()
+        changed = [src.prepare() for src in self._at["prepare"]]
+        if any(changed):
             self._update_physics()
         self.n_runs += 1
         n = self.device.n_dof
@@ -233,23 +306,31 @@ class Instrument:
 
     def flip(self) -> None:
         """Reverse the momenta, with the flip's gain and timing errors if any."""
-        spec = self.flip_spec
-        if spec is None:
+        hooks = self._at["flip"]
+        if not hooks:
             self.P = -self.P
             return
-        tau = spec.timing_error + (spec.timing_std * self.flip_rng.standard_normal())
-        gain = spec.gain_error + (spec.gain_std * self.flip_rng.standard_normal())
-        if tau != 0.0:
-            # the flip comes τ late: one free leapfrog step of length τ (undriven)
-            for t in range(self.n_branches):
-                S = np.zeros((1, *self.Q.shape[1:]), dtype=self.dtype)
-                self._forward_kernel(self.Q[t], self.P[t], S, tau, _EMPTY3, _EMPTY3)
-        self.P = np.ascontiguousarray(-(1.0 + gain) * self.P, dtype=self.dtype)
+        gain = 1.0
+        for src in hooks:
+            gain = gain * src.flip()
+        self.P = np.ascontiguousarray(-gain * self.P, dtype=self.dtype)
 
     def kick(self, e: np.ndarray, amplitudes: np.ndarray) -> None:
         """p_t ← p_t + amplitudes[t] · e for every branch t (``e`` has shape (batch, n_dof))."""
         for t in range(self.n_branches):
-            self.P[t] += (amplitudes[t] * e).astype(self.dtype)
+            dp = amplitudes[t] * e
+            for src in self._at["kick"]:
+                dp = src.kick(dp)
+            self.P[t] += dp.astype(self.dtype)
+
+    def read(self, target: str, name: str, x: np.ndarray) -> Reading:
+        """A measurement ``x`` of record ``name`` as the controller receives it, through the
+        sources acting on ``target`` ("readout" or "accumulator"), analog ones first, then the
+        converter. With none the reading is ``x`` itself (as float64, not copied)."""
+        reading = Reading(np.asarray(x, dtype=np.float64), None, None, 0)
+        for src in self._at["read"]:
+            reading = src.read(target, name, reading)
+        return reading
 
     def momentum_rms(self) -> float:
         P = self.P[0].astype(np.float64)
@@ -491,8 +572,10 @@ class Instrument:
 
     # ------------------------------------------------------------------ drive
     def write_drive(self, u: np.ndarray) -> np.ndarray:
-        """The input as the drive DAC writes it."""
-        return np.ascontiguousarray(self.dac_drive.write(u))
+        """The input as the drive DAC (every ``drive`` hook) writes it."""
+        for src in self._at["drive"]:
+            u = src.drive(u)
+        return np.ascontiguousarray(u)
 
     def run(
         self,

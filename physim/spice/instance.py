@@ -2,7 +2,7 @@
 
 Everything here goes through physim's instrument (:class:`physim.instrument.hardware.Instrument`):
 the mismatch of an instance is the instrument's own fabrication draw, its loss the bath's
-conductance matrix, and the reference trajectory the instrument's integrator probed at every
+conductance matrix (each source's ``spice_values``), and the reference trajectory the instrument's integrator probed at every
 node.
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.families.lc import CapacitorSpec, InductorSpec, LCNetworkSpec
-from physim.instrument.bath import friction_matrix
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec
 from physim.protocol.specs import TaskSpec
@@ -93,12 +92,11 @@ def built_values(spec: LCNetworkSpec, inst: Instrument, label: str) -> BuiltValu
     for s in spec.sources:
         b0 = nominal[index[s.node], s.input]
         gains.append(s.gain * float(phys.B[index[s.node], s.input] / b0) if b0 else s.gain)
-    D = None
-    kT, seed = 0.0, 0
-    if inst.diss is not None:
-        D = friction_matrix(dev, phys, inst.diss)
-        kT, seed = inst.kT, inst.diss.seed
-    return BuiltValues(values, tuple(gains), D=D, kT=kT, noise_seed=seed, label=label)
+    # what the sources realise in the netlist beyond element values (the loss resistors)
+    extra: dict = {"D": None, "kT": 0.0, "noise_seed": 0}
+    for src in inst.sources:
+        extra.update(src.spice_values())
+    return BuiltValues(values, tuple(gains), label=label, **extra)
 
 
 @dataclass(frozen=True)

@@ -372,8 +372,14 @@ def _dissipation(built: BuiltValues, nodes: list[str], dt: float) -> list[str]:
 
 
 def unsupported_sources(nonideal: NonidealSpec) -> list[str]:
-    """Non-ideality kinds the netlist cannot express (they only exist in the instrument)."""
-    return sorted(
-        {s.kind for s in nonideal.sources if s.kind not in ("mismatch", "dissipation", "dac")}
-        | ({"dac (drive)"} if nonideal.get("dac", "drive") is not None else set())
-    )
+    """Non-ideality kinds the netlist cannot express (they only exist in the instrument): every
+    source whose class does not declare its kind (or target) in ``spice``."""
+    from physim.instrument.sources import SOURCES
+
+    out = set()
+    for s in nonideal.sources:
+        target = getattr(s, "target", "") or ""
+        if target not in SOURCES.get(s.kind).spice:
+            # a kind that the netlist expresses for another target names the target
+            out.add(f"{s.kind} ({target})" if SOURCES.get(s.kind).spice else s.kind)
+    return sorted(out)

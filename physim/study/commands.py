@@ -189,7 +189,9 @@ def register(subparsers) -> None:
 
     p = ss.add_parser("plot", help="plot a finished study (band, heatmap or facets)")
     p.add_argument("dir")
-    p.add_argument("--metric", help="variable to plot (default: cosine or loss_ratio)")
+    p.add_argument(
+        "--metric", help="variable to plot (default: the measure's own, e.g. cosine, loss_ratio)"
+    )
     p.add_argument("--threshold", type=float, help="contour level of a heatmap")
     p.add_argument("--out", help="PNG path (default DIR/METRIC.png)")
     p.set_defaults(func=_cmd_plot)

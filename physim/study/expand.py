@@ -21,35 +21,17 @@ import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from physim import __version__
-from physim.instrument.specs import (
-    ADCSpec,
-    DACSpec,
-    DissipationSpec,
-    DriftSpec,
-    FlipErrorSpec,
-    MismatchSpec,
-    NonidealSpec,
-    NumericsSpec,
-    load_nonideal,
-    parse_nonideal,
-    reseed,
-)
+from physim.instrument.sources import SOURCES
+from physim.instrument.specs import NonidealSpec, load_nonideal, parse_nonideal, reseed
 from physim.protocol.specs import load_protocol, parse_protocol
 from physim.specs import SpecError, load_spec, parse_spec
+from physim.study.measures import metric_info
 from physim.study.spec import MeasureSpec, StudyError, StudySpec
-from physim.study.task import metric_info
 
 ROOTS = ("device", "protocol", "nonideal", "measure")
-SOURCE_MODELS: dict[str, type[BaseModel]] = {
-    "adc": ADCSpec,
-    "dac": DACSpec,
-    "dissipation": DissipationSpec,
-    "drift": DriftSpec,
-    "flip_error": FlipErrorSpec,
-    "mismatch": MismatchSpec,
-    "numerics": NumericsSpec,
-}
-TARGETS = ("readout", "accumulator", "parameters", "drive")
+#: source kind → its spec model, and every converter target, from the source registry
+SOURCE_MODELS: dict[str, type[BaseModel]] = {k: cls.spec_class for k, cls in SOURCES.items()}
+TARGETS = tuple(dict.fromkeys(t for _, cls in SOURCES.items() for t in cls.targets if t))
 _MEASURE: TypeAdapter = TypeAdapter(MeasureSpec)
 # SeedSequence spawn key of the random/LHS sampling stream, apart from every replicate's keys
 _SAMPLING_KEY = 2**32 - 1

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from physim.study.measures import MEASURES
 from physim.study.store import RESULTS_NC
 
-# default contour levels: the gradient is "good" above cosine 0.99; training "works" when its
-# final loss is within 2x the ideal instrument's
-DEFAULT_THRESHOLD = {"cosine": 0.99, "loss_ratio": 2.0}
+
+def plot_defaults(measure: str) -> tuple[str, dict[str, float]]:
+    """(default metric, metric → threshold) of a measure kind, from the measure registry."""
+    kind = MEASURES.get(measure)
+    return kind.plot_metric, dict(kind.thresholds)
 
 
 # a cosine near 1 is read as its distance from 1 on a log scale (0.99 vs 0.9999 matters);
@@ -116,11 +119,12 @@ def plot_study(
             f"{path} does not exist yet; finish the study with physim sweep run"
         )
     ds = xr.open_dataset(path, engine="h5netcdf").load()
-    metric = metric or ("loss_ratio" if ds.attrs.get("measure") == "train" else "cosine")
+    default, thresholds = plot_defaults(ds.attrs.get("measure", "gradient"))
+    metric = metric or default
     if metric not in ds.data_vars:
         raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
     if threshold is None:
-        threshold = DEFAULT_THRESHOLD.get(metric)
+        threshold = thresholds.get(metric)
     raw = ds[metric]
     da, logy = _transform(raw)
     if logy and threshold is not None:

@@ -21,12 +21,34 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from physim.spec_base import SpecModel
 from physim.specs import SpecError, catalogue_dir
+from physim.study.measures import MEASURES
+from physim.study.measures.gradient import GradientMeasure
+from physim.study.measures.offline_vs_insitu import OfflineVsInsituMeasure
+from physim.study.measures.train import TrainMeasure
+
+__all__ = [
+    "MEASURE_KINDS",
+    "AxisSpec",
+    "BaseSpec",
+    "ExecutorSpec",
+    "GradientMeasure",
+    "MeasureSpec",
+    "OfflineVsInsituMeasure",
+    "StudyError",
+    "StudySpec",
+    "TrainMeasure",
+    "load_study",
+    "parse_study",
+    "read_study_toml",
+    "study_catalogue",
+    "study_from_json",
+]
 
 DEFAULT_MAX_POINTS = 100_000
 
@@ -53,42 +75,12 @@ class BaseSpec(SpecModel):
     )
 
 
-class GradientMeasure(SpecModel):
-    """One protocol execution: measured gradient vs the ideal twin, and the protocol's cost."""
-
-    kind: Literal["gradient"]
-
-
-class TrainMeasure(SpecModel):
-    """In-situ training through the instrument, compared with ideal in-situ training."""
-
-    kind: Literal["train"]
-    epochs: int = Field(20, ge=1, description="training epochs (protocol executions)")
-    lr: float = Field(1e-2, gt=0, description="relative Adam learning rate (1)")
-    threshold: float = Field(
-        0.1,
-        gt=0,
-        description="epochs_to_threshold counts epochs until loss <= threshold × initial (1)",
-    )
-    diverge_factor: float = Field(
-        10.0, gt=1, description="diverged when the final loss exceeds this × initial (1)"
-    )
-
-
-class OfflineVsInsituMeasure(SpecModel):
-    """Offline (nominal twin trained by BPTT, θ programmed through the DAC) vs in-situ (RHEL on
-    the chip) training of each chip, scored by the loss measured on the chip
-    (:mod:`physim.answers.offline`)."""
-
-    kind: Literal["offline_vs_insitu"]
-    epochs: int = Field(60, ge=1, description="gradient steps of each route (1)")
-    lr: float = Field(2e-2, gt=0, description="relative Adam learning rate of both routes (1)")
-
-
+#: the ``[measure]`` table: a discriminated union of every registered measure's spec
+MEASURE_KINDS: tuple[str, ...] = MEASURES.names()
 MeasureSpec = Annotated[
-    GradientMeasure | TrainMeasure | OfflineVsInsituMeasure, Field(discriminator="kind")
+    Union[tuple(MEASURES.get(k).spec_class for k in MEASURE_KINDS)],  # noqa: UP007
+    Field(discriminator="kind"),
 ]
-MEASURE_KINDS = ("gradient", "train", "offline_vs_insitu")
 
 
 class AxisSpec(SpecModel):

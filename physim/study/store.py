@@ -20,8 +20,8 @@ import numpy as np
 
 from physim import __version__
 from physim.study.expand import Plan
+from physim.study.measures import metric_info
 from physim.study.spec import StudyError, StudySpec, study_from_json
-from physim.study.task import metric_info
 
 STUDY_JSON, JOURNAL, RESULTS_NC, RESULTS_CSV = (
     "study.json",

@@ -206,7 +206,7 @@ class Drive(Step):
         run.n_runs += inst.n_branches
         new: list[Record] = []
         if st.measure:
-            rd = inst.adc_readout.read(st.measure, out.samples)
+            rd = inst.read("readout", st.measure, out.samples)
             new.append(
                 Record(
                     st.measure,
@@ -257,7 +257,7 @@ class Drive(Step):
                 acc_B = acc_B * g[:, None, None]
                 gains = g
             value = np.concatenate([acc_w, acc_B.reshape(acc_w.shape[0], -1)], axis=1)
-            rd = inst.adc_accumulator.read(integ.name, value)
+            rd = inst.read("accumulator", integ.name, value)
             new.append(
                 Record(
                     integ.name,

@@ -34,7 +34,7 @@ class Measure(Step):
     def execute(cls, st, index, run):
         inst, dev = run.instrument, run.device
         y = readout(dev, inst.Q)
-        rd = inst.adc_readout.read(st.name, y)
+        rd = inst.read("readout", st.name, y)
         return [
             Record(
                 st.name,

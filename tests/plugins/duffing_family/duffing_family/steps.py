@@ -31,7 +31,7 @@ class Probe(Step):
     @classmethod
     def execute(cls, st, index, run):
         inst, dev = run.instrument, run.device
-        rd = inst.adc_readout.read(st.name, readout(dev, inst.Q))
+        rd = inst.read("readout", st.name, readout(dev, inst.Q))
         meta = {"signs": run.signs.tolist(), "probe": True}
         return [
             Record(

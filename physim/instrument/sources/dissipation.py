@@ -1,0 +1,143 @@
+"""Dissipation and thermal noise: a linear loss (finite Q) with its Langevin bath at T.
+
+Hooks: ``built`` (the O-step matrices of :mod:`physim.instrument.bath` for the chip's element
+values); the drive chunks run the Langevin splitting with this source's own noise stream
+(:meth:`~physim.instrument.hardware.Instrument.run`), and a thermal ``prepare`` draws from the
+Gibbs state at its temperature. Zero value: no loss and T = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import ConfigDict, Field, model_validator
+
+from physim.instrument.sources.base import (
+    InfFloat,
+    Level,
+    NonNeg,
+    Seed,
+    Source,
+    SpecModel,
+    register_source,
+)
+
+BOLTZMANN = 1.380649e-23  # J/K
+#: smallest quality factor: Q = 0.5 is critical damping, and below 1e-3 a mode loses its
+#: energy within 1/6000 of a period — a resistor, not a resonator (and exp(−ωh/Q) underflows)
+Q_MIN = 1e-3
+
+
+class DissipationSpec(SpecModel):
+    """Linear loss with thermal (Johnson–Nyquist / Langevin) noise at temperature T.
+
+    Friction acts on velocities: dp = −D M⁻¹ p dt + √(2 k_B T) D^½ dW, with M the kinetic mass
+    matrix (T = ½ pᵀM⁻¹p; capacitances for LC networks). Give either ``quality_factor`` (per
+    normal mode of the device linearised at q = 0, modes sorted by ascending frequency; energy
+    decays as exp(−ω t / Q)) or ``damping_rate`` γ per degree of freedom (D = diag(γ_i M_ii);
+    for an LC node this is a shunt conductance G = γ C to ground).
+    """
+
+    # Q = inf is a valid (lossless) mode; JSON must carry it as Infinity to round-trip
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", allow_inf_nan=False
+    )
+
+    kind: Literal["dissipation"]
+    quality_factor: InfFloat | list[InfFloat] | None = Field(
+        None,
+        description=f"quality factor Q = ω/γ per mode (1), Q >= {Q_MIN:g}; inf = a lossless mode; "
+        "a scalar applies to every mode",
+    )
+    damping_rate: float | list[float] | None = Field(
+        None, description="damping rate γ per degree of freedom, 1/s (1/step for HRUs)"
+    )
+    temperature: NonNeg = Field(0.0, description="bath temperature T, K")
+    boltzmann: float = Field(
+        BOLTZMANN,
+        gt=0,
+        description="k_B, J/K; set 1 for dimensionless devices so that T is an energy",
+    )
+    compensation: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="loss compensation during the echo (1): a gain stage makes the echo's net "
+        "damping (1 − c)·D; c = 1 makes the echo lossless, c = 2 runs it anti-damped",
+    )
+    seed: Seed = Field(0, description="seed of the thermal-noise stream")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DissipationSpec:
+        if (self.quality_factor is None) == (self.damping_rate is None):
+            raise ValueError(
+                "give exactly one of quality_factor (per mode) or damping_rate (per dof), "
+                f"got quality_factor={self.quality_factor!r}, damping_rate={self.damping_rate!r}"
+            )
+        vals = self.quality_factor if self.quality_factor is not None else self.damping_rate
+        vals = vals if isinstance(vals, list) else [vals]
+        name = "quality_factor" if self.quality_factor is not None else "damping_rate"
+        for v in vals:
+            if name == "quality_factor" and not v >= Q_MIN:
+                raise ValueError(
+                    f"{name} must be >= {Q_MIN:g} (a mode damped within a fraction of its period "
+                    f"is no oscillator; use 'inf' for a lossless mode), got {v}"
+                )
+            if name == "damping_rate" and not v >= 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        return self
+
+
+#: the second knob of a dissipation source: its bath temperature (thermal noise)
+TEMPERATURE = Level("temperature", "K", +1, 1e-4, 1e12)
+
+
+@register_source
+class Dissipation(Source):
+    kind = "dissipation"
+    spec_class = DissipationSpec
+    streams = {"": 2}
+    levels = {"": Level("quality_factor", "Q (1)", -1, 1.0, 1e8)}
+    spice = frozenset({""})  # resistors realising the loss conductance matrix, with their noise
+
+    def __init__(self, spec: DissipationSpec, instrument):
+        super().__init__(spec, instrument)
+        self.rng = np.random.default_rng(spec.seed)
+        self.bath = None
+
+    @classmethod
+    def is_zero(cls, spec: DissipationSpec) -> bool:
+        if spec.temperature != 0.0:
+            return False
+        if spec.quality_factor is not None:
+            vals = (
+                spec.quality_factor
+                if isinstance(spec.quality_factor, list)
+                else [spec.quality_factor]
+            )
+            return all(math.isinf(v) for v in vals)
+        vals = spec.damping_rate if isinstance(spec.damping_rate, list) else [spec.damping_rate]
+        return all(v == 0.0 for v in vals)
+
+    @classmethod
+    def extra_levels(cls, spec: DissipationSpec) -> list[Level]:
+        return [TEMPERATURE] if spec.temperature > 0 else []
+
+    def built(self, phys) -> None:
+        from physim.instrument.bath import build_bath
+
+        self.bath = build_bath(self.instrument.device, phys, self.spec)
+
+    def spice_values(self) -> dict:
+        # the loss as the conductance matrix D of resistors, with its thermal noise
+        from physim.instrument.bath import friction_matrix
+
+        inst = self.instrument
+        D = friction_matrix(inst.device, inst.phys, self.spec)
+        return {"D": D, "kT": inst.kT, "noise_seed": self.spec.seed}
+
+    @property
+    def lossy(self) -> bool:
+        return self.bath is not None and not self.bath.lossless

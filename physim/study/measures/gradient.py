@@ -1,0 +1,91 @@
+"""``gradient``: one protocol execution — the measured gradient vs the ideal twin (and vs the
+twin of the chip as built), and the protocol's cost."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from physim.spec_base import SpecModel
+from physim.study.measures.base import Measure, MetricTable, Point, register_measure
+
+GRADIENT_METRICS = {
+    "cosine": ("1", "cosine of the measured vs the ideal-twin gradient"),
+    "norm_ratio": ("1", "norm of the measured over the ideal-twin gradient"),
+    "rel_error": ("1", "relative error of the measured gradient, |g - g_ideal| / |g_ideal|"),
+    "cosine_as_built": ("1", "cosine of the measured vs the as-built-twin gradient"),
+    "norm_ratio_as_built": ("1", "norm of the measured over the as-built-twin gradient"),
+    "rel_error_as_built": (
+        "1",
+        "relative error vs the twin of the chip as built (mismatch, drift applied)",
+    ),
+    "loss": ("readout unit²", "loss measured by the protocol"),
+    "n_runs": ("1", "physical runs of one protocol execution"),
+    "n_steps": ("1", "integrator steps driven in one execution"),
+    "drive_energy": ("input unit² s", "drive energy Σ |u|² δ of one execution"),
+    "n_saturated": ("1", "saturated converter samples"),
+}
+GROUP_METRICS = ("cosine", "norm_ratio", "rel_error")
+
+
+class GradientMeasure(SpecModel):
+    """One protocol execution: measured gradient vs the ideal twin, and the protocol's cost."""
+
+    kind: Literal["gradient"]
+
+
+def gradient_metrics(device, protocol, nonideal, seed, log) -> dict[str, float]:
+    """The ``gradient`` metrics of one protocol execution on one chip."""
+    from physim.protocol.session import run_session
+
+    res = run_session(device, protocol, nonideal, seed=seed, log=log)
+    last = res.results[-1]
+    out: dict[str, float] = {}
+    if res.fidelity is not None:
+        f = res.fidelity
+        out.update(cosine=f.cosine, norm_ratio=f.norm_ratio, rel_error=f.rel_error)
+    if res.fidelity_as_built is not None:
+        f = res.fidelity_as_built
+        out.update(
+            cosine_as_built=f.cosine,
+            norm_ratio_as_built=f.norm_ratio,
+            rel_error_as_built=f.rel_error,
+        )
+    out["loss"] = float(last.loss) if last.loss is not None else math.nan
+    out.update({k: float(v) for k, v in last.cost.as_dict().items()})
+    out["n_saturated"] = float(sum(last.n_saturated.values()))
+    if res.fidelity is not None:
+        for g, d in res.fidelity.groups.items():
+            for m in GROUP_METRICS:
+                out[f"{m}_{g}"] = float(d[m])
+    if res.fidelity_as_built is not None:
+        for g, d in res.fidelity_as_built.groups.items():
+            for m in GROUP_METRICS:
+                out[f"{m}_as_built_{g}"] = float(d[m])
+    return out
+
+
+@register_measure
+class Gradient(Measure):
+    kind = "gradient"
+    spec_class = GradientMeasure
+    plot_metric = "cosine"
+    # the gradient is "good" above cosine 0.99
+    thresholds = {"cosine": 0.99}
+    finite = ("cosine", "rel_error")
+
+    @classmethod
+    def metrics(cls, groups: tuple[str, ...]) -> MetricTable:
+        out = dict(GRADIENT_METRICS)
+        for g in groups:
+            for m in GROUP_METRICS:
+                u, ln = GRADIENT_METRICS[m]
+                out[f"{m}_{g}"] = (u, f"{ln}, group {g}")
+            for m in GROUP_METRICS:
+                u, ln = GRADIENT_METRICS[f"{m}_as_built"]
+                out[f"{m}_as_built_{g}"] = (u, f"{ln}, group {g}")
+        return out
+
+    @classmethod
+    def run(cls, point: Point) -> dict[str, float]:
+        return gradient_metrics(point.device, point.protocol, point.nonideal, point.seed, point.log)

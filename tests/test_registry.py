@@ -1,0 +1,165 @@
+"""The source and measure registries: everything that lists kinds is derived from them, an
+unknown kind is an error naming the known ones, and `physim sweep plot` draws every measure."""
+
+from __future__ import annotations
+
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+from pydantic import BaseModel
+
+from physim.answers.budget import LEVELS, level_of
+from physim.cli import main
+from physim.instrument.hardware import Instrument
+from physim.instrument.sources import SOURCES, Source, acts_at
+from physim.instrument.specs import NOISE_STREAMS, SOURCE_KINDS, NonidealSpec, parse_nonideal
+from physim.registry import Registry, UnknownKindError
+from physim.specs import load_device
+from physim.study import parse_study, run_study
+from physim.study.expand import SOURCE_MODELS, TARGETS
+from physim.study.measures import MEASURES, metric_info
+from physim.study.plot import plot_defaults, plot_study
+from physim.study.spec import MEASURE_KINDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_registry_register_get_names_and_unknown_kind():
+    reg: Registry = Registry("widget", "physim.tests.no-such-group")
+    reg.register("b", int)
+
+    @reg.register("a")
+    class A:
+        pass
+
+    assert reg.names() == ("a", "b") and reg.get("a") is A and "b" in reg
+    with pytest.raises(UnknownKindError, match=r"unknown widget kind 'c'; known kinds: a, b"):
+        reg.get("c")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("a", float)
+
+
+def test_registry_loads_entry_points_once_and_survives_a_broken_plugin(monkeypatch):
+    import importlib.metadata as md
+    import json
+
+    eps = [
+        md.EntryPoint(name="decoder", value="json:JSONDecoder", group="physim.tests"),
+        md.EntryPoint(name="broken", value="physim_no_such_module_xyz", group="physim.tests"),
+    ]
+    calls = []
+
+    def entry_points(group):
+        calls.append(group)
+        return [ep for ep in eps if ep.group == group]
+
+    monkeypatch.setattr(md, "entry_points", entry_points)
+    reg: Registry = Registry("widget", "physim.tests")
+    with pytest.warns(UserWarning, match=r"plugin 'broken' \(physim.tests\) failed to load"):
+        assert reg.names() == ("decoder",)
+    assert reg.get("decoder") is json.JSONDecoder and calls == ["physim.tests"]
+    with pytest.raises(UnknownKindError, match=r"plugins that failed to load: broken"):
+        reg.get("broken")
+    assert calls == ["physim.tests"]  # discovered once
+
+
+def test_every_source_list_is_derived_from_the_registry():
+    kinds = SOURCES.names()
+    assert SOURCE_KINDS == kinds
+    assert set(SOURCE_MODELS) == set(kinds)
+    assert {"readout", "accumulator", "parameters", "drive"} <= set(TARGETS)
+    # the built-in stream numbers are fixed: a replicate's chip must not change
+    assert NOISE_STREAMS == {
+        ("prepare", ""): 0,
+        ("mismatch", ""): 1,
+        ("dissipation", ""): 2,
+        ("drift", ""): 3,
+        ("flip_error", ""): 4,
+        ("adc", "readout"): 5,
+        ("adc", "accumulator"): 6,
+    }
+    assert LEVELS["dac/drive"].field == "bits" and LEVELS["dissipation"].worse == -1
+    for kind in kinds:
+        cls = SOURCES.get(kind)
+        assert issubclass(cls, Source) and issubclass(cls.spec_class, BaseModel)
+        assert cls.spec_class.model_fields["kind"].annotation.__args__ == (kind,)
+
+
+def test_unknown_source_kind_names_the_known_ones():
+    with pytest.raises(UnknownKindError, match=r"unknown non-ideality source kind 'x'.*drift"):
+        SOURCES.get("x")
+    assert level_of(parse_nonideal({"sources": [{"kind": "numerics"}]}).sources[0]) is None
+
+
+def test_a_rule_between_sources_is_checked_by_the_kind_that_imposes_it():
+    from physim.instrument.specs import NonidealError
+
+    with pytest.raises(NonidealError, match=r"fixed_point' is a bit-reversible model.*remove"):
+        parse_nonideal(
+            {
+                "sources": [
+                    {"kind": "numerics", "mode": "fixed_point"},
+                    {"kind": "dissipation", "quality_factor": 10.0},
+                ]
+            }
+        )
+
+
+def test_zero_valued_sources_are_not_called():
+    zero = parse_nonideal(
+        {
+            "sources": [
+                {"kind": "mismatch"},
+                {"kind": "drift", "seed": 3},
+                {"kind": "flip_error"},
+                {"kind": "dissipation", "quality_factor": float("inf")},
+                {"kind": "numerics", "mode": "float64"},
+            ]
+        }
+    )
+    inst = Instrument(load_device("chain-16"), zero)
+    assert len(inst.sources) == 5 and inst.active == []
+    some = parse_nonideal(
+        {"sources": [{"kind": "mismatch", "relative_dtod": 0.01}, {"kind": "flip_error"}]}
+    )
+    inst = Instrument(load_device("chain-16"), some)
+    assert [s.spec.kind for s in inst.active] == ["mismatch"]
+    assert acts_at(type(inst.active[0]), "physics") and not acts_at(type(inst.active[0]), "flip")
+    assert Instrument(load_device("chain-16"), NonidealSpec()).active == []
+
+
+def test_every_measure_list_is_derived_from_the_registry():
+    assert MEASURE_KINDS == MEASURES.names()
+    assert {"gradient", "train", "offline_vs_insitu"} <= set(MEASURE_KINDS)
+    for kind in MEASURE_KINDS:
+        metric, thresholds = plot_defaults(kind)
+        assert metric in metric_info(kind, ("g",)), kind
+        assert set(thresholds) <= set(metric_info(kind, ("g",)))
+    with pytest.raises(UnknownKindError, match=r"unknown study measure kind 'x'.*gradient"):
+        MEASURES.get("x")
+
+
+def test_sweep_plot_draws_an_offline_vs_insitu_study(tmp_path):
+    # the shipped study, shrunk: two σ, one chip, two gradient steps, a short task
+    data = tomllib.loads((ROOT / "studies" / "offline-vs-insitu-chain-16.toml").read_text())
+    data["replicates"] = 1
+    data["measure"]["epochs"] = 2
+    data["axes"][0]["values"] = [0.0, 0.03]
+    data["base"]["set"] = {**data["base"]["set"], "task.n_steps": 40}
+    out = tmp_path / "routes"
+    with ThreadPoolExecutor(1) as ex:
+        ds = run_study(parse_study(data), executor=ex, out=out)
+    assert int(ds.failed.sum()) == 0
+    png = plot_study(out)
+    assert png.name == "offline_over_insitu.png" and mpimg.imread(png).shape[1] > 300
+    assert main(["sweep", "plot", str(out), "--out", str(tmp_path / "cli.png")]) == 0
+    assert (tmp_path / "cli.png").exists()
+
+
+def test_nonideals_kinds_lists_every_source_kind(capsys):
+    assert main(["nonideals", "--kinds"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(SOURCES.names())
