@@ -8,7 +8,6 @@ is the same in any worker, any process and any order.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from physim.instrument.specs import NonidealSpec, nonideal_from_json
 from physim.protocol.session import run_session
 from physim.protocol.specs import protocol_from_json
 from physim.specs import spec_from_json
+from physim.study.point import PointTask
 from physim.threads import single_threaded_blas
 
 # what each metric means: name → (units, long name); per-group metrics add "_<group>"
@@ -57,7 +57,7 @@ def metric_info(kind: str, groups: tuple[str, ...]) -> dict[str, tuple[str, str]
     if kind == "train":
         return dict(TRAIN_METRICS)
     if kind == "offline_vs_insitu":
-        from physim.answers.offline import OFFLINE_METRICS
+        from physim.study.offline import OFFLINE_METRICS
 
         return dict(OFFLINE_METRICS)
     out = dict(GRADIENT_METRICS)
@@ -129,14 +129,15 @@ def _train(device, protocol, nonideal, seed, m, device_json, protocol_json, log)
     }
 
 
-def run_point(task: dict[str, Any]) -> dict[str, Any]:
+def run_point(task: PointTask) -> dict[str, Any]:
     """Run one point. Never raises: a failure is returned as ``error`` (with its message).
 
     Parameters
     ----------
     task
-        ``Plan.task(i)``: device/protocol/nonideal/measure spec JSON, instrument ``seed``,
-        point ``index`` and optionally ``log``, the path of the point's own H5MD log.
+        ``Plan.task(i)`` (or :func:`physim.answers.budget.point_task`): device, protocol,
+        non-ideality and measure spec JSON, the instrument ``seed``, the point ``index`` and
+        optionally ``log``, the path of the point's own H5MD log.
 
     Returns
     -------
@@ -150,11 +151,11 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     try:
         numba.set_num_threads(1)
         with single_threaded_blas():
-            device = spec_from_json(task["device"]).build()
-            protocol = protocol_from_json(task["protocol"])
-            nonideal = nonideal_from_json(task["nonideal"])
-            m = json.loads(task["measure"])
-            log = task.get("log")
+            device = spec_from_json(task.device).build()
+            protocol = protocol_from_json(task.protocol)
+            nonideal = nonideal_from_json(task.nonideal)
+            m = task.measure_spec()
+            log = task.log
             if log is not None:
                 # a log left by a killed or failed attempt of this very point is replaced
                 Path(log).parent.mkdir(parents=True, exist_ok=True)
@@ -164,20 +165,20 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
                     device,
                     protocol,
                     nonideal,
-                    task["seed"],
+                    task.seed,
                     m,
-                    task["device"],
-                    task["protocol"],
+                    task.device,
+                    task.protocol,
                     log,
                 )
             elif m["kind"] == "offline_vs_insitu":
-                from physim.answers.offline import offline_vs_insitu
+                from physim.study.offline import offline_vs_insitu
 
                 metrics = offline_vs_insitu(
-                    device, protocol, nonideal, seed=task["seed"], epochs=m["epochs"], lr=m["lr"]
+                    device, protocol, nonideal, seed=task.seed, epochs=m["epochs"], lr=m["lr"]
                 )
             else:
-                metrics = _gradient(device, protocol, nonideal, task["seed"], log)
+                metrics = _gradient(device, protocol, nonideal, task.seed, log)
         bad = [
             k
             for k in ("cosine", "rel_error", "loss_final")
@@ -190,7 +191,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     finally:
         numba.set_num_threads(prev)
     return {
-        "index": task["index"],
+        "index": task.index,
         "metrics": metrics,
         "error": error,
         "seconds": time.perf_counter() - t0,
