@@ -246,3 +246,25 @@ PRESETS: Mapping[str, TrainSpec] = TRAINING.specs()
 def load_train_spec(name_or_path: str | Path) -> TrainSpec:
     """A training spec from a preset name (``scp1-linhru-cpu``) or a JSON/TOML file."""
     return TRAINING.load(name_or_path)
+
+
+#: the fields of the adding problem's long-range recipe (TrainSpec fields; ``model`` holds
+#: HSSMSpec fields), as the ``adding-linhru-*`` presets set them. A lossless core integrates
+#: whatever drives it: a constant offset (values in U[0, 1], or a layer norm's per-channel
+#: offsets) grows its slow modes without bound and noise-like input like √L, swamping the skip
+#: path D⊙u through which the marker·value gate is learned. Zero-mean values, a batch norm
+#: (zero-mean channels), B at 0.1 of its usual scale and per-mode steps Δt down to
+#: sigmoid(−6) ≈ 2.5e-3 (slow modes for long delays) let the task be learned (see the README).
+_LONG_RANGE_FIELDS = ("time_channel", "n_samples", "patience", "data_options")
+_LONG_RANGE_MODEL = ("norm", "input_scale", "dt_raw_range", "dropout")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LONG_RANGE_ADDING":  # read from the catalogue on first use
+        spec = PRESETS["adding-linhru-cpu"]
+        dump = spec.model_dump(mode="json")
+        return {
+            **{k: dump[k] for k in _LONG_RANGE_FIELDS},
+            "model": {k: dump["model"][k] for k in _LONG_RANGE_MODEL},
+        }
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
