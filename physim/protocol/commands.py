@@ -52,11 +52,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     nonideal = load_nonideal(args.nonideal)
     seed = args.seed
     if args.noise_seed is not None:
-        import numpy as np
+        from physim.seeding import replicate_chip
 
-        from physim.instrument.specs import reseed
-
-        nonideal, seed = reseed(nonideal, np.random.SeedSequence(args.noise_seed))
+        nonideal, seed = replicate_chip(nonideal, 0, args.noise_seed)
     res = run_session(
         device,
         protocol,
@@ -141,7 +139,9 @@ def register(subparsers) -> None:
         "--noise-seed",
         type=int,
         help="re-draw every noise source (mismatch, thermal, converters, drift, flip error) and "
-        "the thermal preparation from SeedSequence(N), replacing the seeds of the spec and --seed",
+        "the thermal preparation as replicate 0 of seed N (physim.seeding.replicate_chip: the "
+        "chip of replicate 0 in a study or budget of seed N), replacing the seeds of the spec "
+        "and --seed",
     )
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
