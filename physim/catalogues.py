@@ -12,7 +12,8 @@ it up in one order:
    ``FileNotFoundError`` (a missing file).
 
 A file is TOML (or JSON, for the kinds whose :class:`Catalogue` accepts ``.json``), validated by
-the kind's own ``parse`` function, which reports through :func:`physim.spec_base.format_validation_error`.
+the kind's own ``parse`` function, which reports through
+:func:`physim.spec_base.format_validation_error`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Every number comes from one evaluation path: a *point* (device, protocol and non-ideality spec
 JSON, replicate seeds) run by the study engine's pure task :func:`physim.study.task.run_point`,
 either in this process or through any ``concurrent.futures.Executor`` (the study engine's local
-pool or dask). A replicate is a chip: its seeds come from :func:`physim.seeding.replicate_chip`, exactly as in
-a study and in ``export-spice --replicate``, so replicate r is the same chip at every point.
+pool or dask). A replicate is a chip: its seeds come from :func:`physim.seeding.replicate_chip`,
+exactly as in a study and in ``export-spice --replicate``, so replicate r is the same chip at
+every point.
 
 The error of a measured gradient is taken against the *as-built* twin (the chip as made,
 mismatch and drift applied), so that mismatch, which does not bias in-situ RHEL, shows as the
