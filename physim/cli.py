@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from physim import __version__, jsonio
+from physim import jsonio
+from physim._version import __version__
 from physim.answers.commands import register as register_answers
 from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
@@ -15,6 +16,7 @@ from physim.schema import register as register_schema
 from physim.spice.commands import register as register_spice
 from physim.study.commands import register as register_study
 from physim.threads import single_threaded_blas
+from physim.tools.commands import register as register_tools
 
 #: commands that run numba kernels (and so may compile them first)
 KERNEL_COMMANDS = frozenset(
@@ -30,11 +32,10 @@ DESCRIPTION = (
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from physim.specs import catalogue, load_spec
+    from physim.catalogues import listing
+    from physim.specs import DEVICES
 
-    for name, path in catalogue().items():
-        spec = load_spec(path)
-        print(f"{name:<18} {spec.kind:<19} {spec.description}")
+    print(listing(DEVICES, lambda s: (s.kind, s.description), (18, 19)))
     return 0
 
 
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     register_protocol(sub)
+    register_tools(sub)
     register_hssm(sub)
     register_schema(sub)
     register_spice(sub)

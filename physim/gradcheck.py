@@ -14,10 +14,25 @@ import numpy as np
 from physim import feedback, memory
 from physim.bptt import bptt_gradient, loss_value
 from physim.device import Device
+from physim.gradients import align
 from physim.losses import MSELoss
 from physim.rangecheck import check_drive_range
-from physim.rhel import rhel_gradient
+from physim.rhel import EPS_NONLINEAR, EPS_QUADRATIC, default_eps, rhel_gradient
 from physim.simulate import simulate
+
+# align, default_eps and the EPS_* nudges live in the library (physim.gradients, physim.rhel),
+# which never imports this diagnostic; they are re-exported here for gradcheck's users
+__all__ = [
+    "EPS_NONLINEAR",
+    "EPS_QUADRATIC",
+    "GradcheckReport",
+    "GroupCheck",
+    "align",
+    "default_eps",
+    "format_report",
+    "gradcheck",
+    "random_problem",
+]
 
 #: RHEL equals BPTT up to the O(ε²) centred bias and round-off (REFERENCE §1)
 TOL_RHEL_VS_BPTT = 1e-6
@@ -32,17 +47,8 @@ FD_LEVELS = 4
 #: the FD error estimate (difference of successive extrapolations) is of the order of the
 #: actual error; a gradient within this many estimates of FD still agrees with it
 FD_ERR_FACTOR = 3.0
-#: default relative nudges: quadratic H is exact at any ε, so a large nudge keeps the echo
-#: difference far above round-off; otherwise the O(ε²) bias needs a small one
-EPS_QUADRATIC = 1e-2
 #: below this readout-to-state ratio a failure is most likely round-off, and the report says so
 SIGNAL_HINT = 1e-4
-EPS_NONLINEAR = 1e-6
-
-
-def default_eps(device: Device) -> float:
-    """The relative nudge gradcheck uses when none is given (see EPS_QUADRATIC)."""
-    return EPS_QUADRATIC if device.quadratic else EPS_NONLINEAR
 
 
 @dataclass(frozen=True)
@@ -144,23 +150,6 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
     scale = float(np.max(np.abs(b))) if b.size else 0.0
     diff = float(np.max(np.abs(a - b))) if a.size else 0.0
     return diff / scale if scale > 0 else diff
-
-
-def align(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Cosine similarity and norm ratio ‖a‖/‖b‖ of two gradients (estimate ``a``, reference ``b``).
-
-    Two zero vectors count as perfectly aligned (1, 1); a zero estimate of a non-zero
-    reference as unaligned (0, 0); a non-zero estimate of a zero reference as (0, inf).
-    """
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if nb == 0.0:
-        return (1.0, 1.0) if na == 0.0 else (0.0, float("inf"))
-    if na == 0.0:
-        return 0.0, 0.0
-    # |cos| <= 1 exactly; rounding of the dot product and norms can exceed it in the last bit
-    # (normalised first: the product of two tiny norms underflows)
-    cos = float(np.dot(np.ravel(a) / na, np.ravel(b) / nb))
-    return float(np.clip(cos, -1.0, 1.0)), na / nb
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -89,3 +89,20 @@ def drive_gradient_to_inputs(
         g_B += gs.reshape(nk * nb, n).T @ u_chunk.reshape(nk * nb, -1)
     if grad_u is not None:
         grad_u[k0 : k0 + nk] = gs @ B
+
+
+def align(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Cosine similarity and norm ratio ‖a‖/‖b‖ of two gradients (estimate ``a``, reference ``b``).
+
+    Two zero vectors count as perfectly aligned (1, 1); a zero estimate of a non-zero
+    reference as unaligned (0, 0); a non-zero estimate of a zero reference as (0, inf).
+    """
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if nb == 0.0:
+        return (1.0, 1.0) if na == 0.0 else (0.0, float("inf"))
+    if na == 0.0:
+        return 0.0, 0.0
+    # |cos| <= 1 exactly; rounding of the dot product and norms can exceed it in the last bit
+    # (normalised first: the product of two tiny norms underflows)
+    cos = float(np.dot(np.ravel(a) / na, np.ravel(b) / nb))
+    return float(np.clip(cos, -1.0, 1.0)), na / nb

@@ -47,7 +47,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-import physim
+from physim._version import __version__
 from physim.logsafe import LogError, WriterLock, check_readable, check_writable
 
 H5MD_VERSION = np.array([1, 1], dtype=np.int32)
@@ -279,11 +279,11 @@ class LogWriter:
         h.attrs["version"] = H5MD_VERSION
         c = h.create_group("creator")
         c.attrs["name"] = "physim"
-        c.attrs["version"] = physim.__version__
+        c.attrs["version"] = __version__
         h.create_group("author").attrs["name"] = author
         self.f.create_group(OBS)
         prov = self.f.create_group(PROV)
-        prov.create_dataset("physim_version", data=physim.__version__)
+        prov.create_dataset("physim_version", data=__version__)
         for key, text in (provenance or {}).items():
             prov.create_dataset(_safe(key), data=text)
         self.f.flush()
@@ -295,6 +295,11 @@ class LogWriter:
             os.replace(target, self.path)  # the open handle keeps writing into the same inode
 
     # ------------------------------------------------------------------ records
+    def write_theta_requested(self, run: str, theta: np.ndarray) -> None:
+        """Store the θ protocol execution ``run`` requested (what ``physim replay`` re-runs)."""
+        g = self.f.require_group(f"{OBS}/{_safe(run)}")
+        g.attrs["theta_requested"] = json.dumps(np.asarray(theta).tolist())
+
     def write_record(self, run: str, record, dt: float) -> None:
         """Store one measurement record of protocol execution ``run``."""
         g = self.f.require_group(f"{OBS}/{_safe(run)}").create_group(
@@ -541,6 +546,14 @@ def records(f: h5py.File, run: str) -> dict[str, h5py.Group]:
     }
 
 
+def theta_requested(f: h5py.File, run: str) -> np.ndarray | None:
+    """The θ execution ``run`` requested (``None`` when the log does not say)."""
+    g = f[f"{OBS}/{run}"]
+    if "theta_requested" not in g.attrs:
+        return None
+    return np.asarray(json.loads(g.attrs["theta_requested"]))
+
+
 def gradient(f: h5py.File, run: str) -> h5py.Group | None:
     key = f"{OBS}/{run}/gradient"
     return f[key] if key in f else None
@@ -623,13 +636,6 @@ def _kept_series(path: Path, upto: int) -> dict | None:
 
 def status(f: h5py.File) -> str:
     return "complete" if int(f.attrs.get("complete", 0)) else "INCOMPLETE"
-
-
-def summary(path: str | Path) -> str:
-    """A human-readable summary of a log (see :func:`physim.loginspect.summary`)."""
-    from physim.loginspect import summary as _summary
-
-    return _summary(path)
 
 
 def read_training(path: str | Path) -> dict[str, dict[str, np.ndarray]]:

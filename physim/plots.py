@@ -1,6 +1,6 @@
 """Figures a reader understands without the code; matplotlib is optional (``physim[plots]``).
 
-Shared conventions (also used by :mod:`physim.protocol.logplot` and :mod:`physim.hssm.plots`):
+Shared conventions (also used by :mod:`physim.tools.logplot` and :mod:`physim.hssm.plots`):
 a title naming device, protocol, non-ideality and algorithm; units on every axis; parameters
 named (and grouped) on the x axis; linear or log axes chosen from the data; a gradient whose
 cosine to the ideal twin is below :data:`COSINE_FLAG` flagged in the figure and the terminal.

@@ -35,6 +35,16 @@ from physim.simulate import (
 )
 from physim.spec_base import EPS_MIN
 
+#: default relative nudges: quadratic H is exact at any ε, so a large nudge keeps the echo
+#: difference far above round-off; otherwise the O(ε²) bias needs a small one
+EPS_QUADRATIC = 1e-2
+EPS_NONLINEAR = 1e-6
+
+
+def default_eps(device: Device) -> float:
+    """The relative nudge to use when none is given (see EPS_QUADRATIC)."""
+    return EPS_QUADRATIC if device.quadratic else EPS_NONLINEAR
+
 
 def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 import numpy as np
@@ -111,16 +112,70 @@ def vector_field(value: list[float] | None, n: int, what: str) -> np.ndarray:
     return arr
 
 
+class SpecError(ValueError):
+    """A spec file or mapping failed validation; the message names the field, value and fix."""
+
+
+def _got(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    text = repr(value)
+    if isinstance(value, list) and len(text) > 60:
+        return f"a list of {len(value)}"
+    return text
+
+
+def _problem(
+    e: dict, tags: Mapping[str, Sequence[str]], skip: int, messages: Mapping[str, str]
+) -> str:
+    loc = ".".join(str(x) for x in e["loc"][skip:]) or "(top level)"
+    if e["type"] in messages:
+        return f"{loc}: {messages[e['type']]} (got {_got(e.get('input'))})"
+    msg = e["msg"].removeprefix("Value error, ")
+    ctx = e.get("ctx") or {}
+    disc = str(ctx.get("discriminator", "")).strip("'")
+    if e["type"] == "union_tag_invalid":
+        valid = sorted(t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(","))
+        msg += f"; valid {disc}s: {', '.join(valid)}"
+    elif e["type"] == "union_tag_not_found":
+        msg = (
+            f"missing '{disc}'; add {disc} = one of {', '.join(sorted(tags[disc]))}"
+            if disc in tags
+            else f"missing '{disc}'; every entry here needs a {disc} field"
+        )
+    elif e["type"] == "extra_forbidden":
+        msg += "; remove it or check the spelling of the field name"
+    return f"{loc}: {msg} (got {_got(e.get('input'))})"
+
+
+def format_validation_error(
+    err: ValidationError,
+    what: str,
+    source: str = "",
+    *,
+    tags: Mapping[str, Sequence[str]] | None = None,
+    skip: int = 0,
+    messages: Mapping[str, str] | None = None,
+) -> str:
+    """The one message of a pydantic error, for every spec loader and the CLI.
+
+    ``invalid <what> <source>:`` then one line per problem, ``  field.path: what must hold
+    (got value)``: an unknown tag lists the valid ones, a missing tag says which to add (the
+    valid values of discriminator ``d`` from ``tags[d]``), an unknown field asks to check its
+    spelling. ``skip`` drops leading location parts (e.g. a union member's tag);
+    ``messages`` replaces pydantic's message of an error type (e.g. ``extra_forbidden``).
+    """
+    head = f"invalid {what} {source}".rstrip() + ":"
+    return "\n".join(
+        [head, *("  " + _problem(e, tags or {}, skip, messages or {}) for e in err.errors())]
+    )
+
+
 def validation_message(err: ValidationError, source: str = "") -> str:
-    """A pydantic error as one line: ``field: what must hold (got value)`` per problem."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_s = "a table" if isinstance(got, dict) else repr(got)
-        parts.append(f"{loc}: {e['msg']} (got {got_s})")
-    head = f"invalid {source}: " if source else f"invalid {err.title}: "
-    return head + "; ".join(parts)
+    """A pydantic error as one line (the CLI's form of :func:`format_validation_error`)."""
+    text = format_validation_error(err, source or err.title)
+    head, *lines = text.splitlines()
+    return head + " " + "; ".join(line.strip() for line in lines)
 
 
 def with_updates(spec: SpecModel, **changes) -> SpecModel:

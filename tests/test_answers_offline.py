@@ -47,8 +47,8 @@ def test_shipped_study_runs_a_point_with_the_offline_vs_insitu_measure():
     plan = expand(load_study("offline-vs-insitu-chain-16"))
     assert plan.spec.measure.kind == "offline_vs_insitu"
     task = plan.task(plan.n_points - 1)  # largest sigma, last replicate
-    m = json.loads(task["measure"])
-    task["measure"] = json.dumps({**m, "epochs": 3})
+    m = json.loads(task.measure)
+    task = task.with_(measure=json.dumps({**m, "epochs": 3}))
     r = run_point(task)
     assert r["error"] is None
     assert set(r["metrics"]) == {

@@ -19,8 +19,11 @@ import physim
 from physim import logs
 from physim.instrument.specs import parse_nonideal
 from physim.protocol.commands import register
-from physim.protocol.session import replay, run_session
+from physim.protocol.session import run_session
 from physim.protocol.specs import load_protocol
+from physim.tools.commands import register as register_tools
+from physim.tools.loginspect import summary
+from physim.tools.replay import replay
 
 NONIDEAL = parse_nonideal(
     {
@@ -130,12 +133,14 @@ def test_sigkill_mid_protocol_leaves_completed_steps_readable(tmp_path):
         recs = logs.records(f, "exec-0000")
         assert set(recs) == {"forward+", "dH/dtheta+"}
         assert logs.read_value(recs["forward+"]).shape == (200, 1, 1, 2)
-    assert "INCOMPLETE" in logs.summary(path)
+    assert "INCOMPLETE" in summary(path)
 
 
 def _cli(*argv):
     ap = argparse.ArgumentParser(prog="physim")
-    register(ap.add_subparsers(dest="command", required=True))
+    sub = ap.add_subparsers(dest="command", required=True)
+    register(sub)
+    register_tools(sub)
     args = ap.parse_args(list(argv))
     return args.func(args)
 

@@ -15,8 +15,9 @@ import physim
 from physim import logs
 from physim.cli import main
 from physim.instrument.specs import parse_nonideal
-from physim.protocol.session import replay, run_session
+from physim.protocol.session import run_session
 from physim.protocol.specs import load_protocol
+from physim.tools.replay import replay
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")

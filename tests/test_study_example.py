@@ -1,8 +1,11 @@
 """The studies behind examples/02_noise_budget.py reproduce that example's numbers.
 
-``tests/reference/example02_numbers.json`` holds the cosines the example printed before it
-became a wrapper around catalogue studies (its own loops over Instrument seeds, run once and
-stored at full precision, quick and full size).
+``tests/reference/example02_numbers.json`` holds the cosines of the three studies, run once and
+stored at full precision, quick and full size. The Q panel (no random source) is still the
+numbers the example printed before it became a wrapper around catalogue studies; the ADC and
+temperature panels were re-stored when the studies moved to the one replicate-chip seeding
+(``physim.seeding``: each noise source its own stream, where the former ``seeding = "index"``
+gave every source the seed ``seed + replicate``).
 """
 
 import importlib.util

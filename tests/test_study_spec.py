@@ -47,7 +47,7 @@ def test_grid_expansion_order_and_count():
     assert plan.axes[1].log_scale
     assert plan.axes[0].units == "1" and plan.axes[1].units == "1"
     t = plan.task(3)
-    assert '"eps":0.001' in t["protocol"] and '"n_steps":40' in t["protocol"]
+    assert '"eps":0.001' in t.protocol and '"n_steps":40' in t.protocol
 
 
 def test_units_come_from_the_field_description():
@@ -152,8 +152,8 @@ def test_changed_study_in_the_same_folder_names_restart(tmp_path):
 
 def _chip(plan, i):
     t = plan.task(i)
-    dev = spec_from_json(t["device"]).build()
-    return Instrument(dev, nonideal_from_json(t["nonideal"]), seed=t["seed"])
+    dev = spec_from_json(t.device).build()
+    return Instrument(dev, nonideal_from_json(t.nonideal), seed=t.seed)
 
 
 def test_same_replicate_is_the_same_chip_and_replicates_differ():
@@ -163,7 +163,7 @@ def test_same_replicate_is_the_same_chip_and_replicates_differ():
     # the same chip: the fabrication draw xi is equal, so the spread doubles exactly with sigma
     np.testing.assert_allclose(b0.w_factor - 1, 2 * (a0.w_factor - 1), rtol=1e-12)
     assert not np.allclose(a0.w_factor, a1.w_factor)
-    assert plan.task(0)["seed"] == plan.task(2)["seed"] != plan.task(1)["seed"]
+    assert plan.task(0).seed == plan.task(2).seed != plan.task(1).seed
 
 
 def test_reseed_gives_every_source_its_own_stream():

@@ -3,9 +3,9 @@
 Every number comes from one evaluation path: a *point* (device, protocol and non-ideality spec
 JSON, replicate seeds) run by the study engine's pure task :func:`physim.study.task.run_point`,
 either in this process or through any ``concurrent.futures.Executor`` (the study engine's local
-pool or dask). A replicate is a chip: its seeds come from ``SeedSequence(seed, spawn_key=(r,))``
-through :func:`physim.instrument.specs.reseed`, exactly as in a study, so replicate r is the
-same chip at every point.
+pool or dask). A replicate is a chip: its seeds come from :func:`physim.seeding.replicate_chip`,
+exactly as in a study and in ``export-spice --replicate``, so replicate r is the same chip at
+every point.
 
 The error of a measured gradient is taken against the *as-built* twin (the chip as made,
 mismatch and drift applied), so that mismatch, which does not bias in-situ RHEL, shows as the
@@ -29,9 +29,11 @@ import numpy as np
 from physim.device import Device
 from physim.instrument.sources import SOURCES, Level, source_label
 from physim.instrument.sources.dissipation import TEMPERATURE  # noqa: F401 (re-exported)
-from physim.instrument.specs import NonidealSpec, reseed
+from physim.instrument.specs import NonidealSpec
 from physim.protocol.specs import ProtocolSpec
+from physim.seeding import replicate_chip
 from physim.study.engine import run_tasks
+from physim.study.point import PointTask
 from physim.study.task import run_point
 
 #: bracketing stops when the bracket is narrower than this factor (continuous levels)
@@ -59,13 +61,13 @@ def _value(source, lv: Level) -> float:
 
 
 # ---------------------------------------------------------------------------- one evaluation path
-Runner = Callable[[list[dict]], list[dict]]
+Runner = Callable[[list[PointTask]], list[dict]]
 
 
 def make_runner(executor: Executor | None = None) -> Runner:
     """Run a batch of point tasks through ``executor`` (or here, in order) and return results."""
 
-    def run(tasks: list[dict]) -> list[dict]:
+    def run(tasks: list[PointTask]) -> list[dict]:
         if executor is None:
             return [run_point(t) for t in tasks]
         # the study engine's submission loop; results arrive in any order, keyed by index
@@ -74,7 +76,7 @@ def make_runner(executor: Executor | None = None) -> Runner:
         def keep(r: dict) -> None:
             out[r["index"]] = r
 
-        run_tasks(executor, [{**t, "index": i} for i, t in enumerate(tasks)], keep)
+        run_tasks(executor, [t.with_(index=i) for i, t in enumerate(tasks)], keep)
         return out
 
     return run
@@ -82,17 +84,17 @@ def make_runner(executor: Executor | None = None) -> Runner:
 
 def point_task(
     device: Device, protocol: ProtocolSpec, nonideal: NonidealSpec, replicate: int, seed: int = 0
-) -> dict:
-    """The study task of one point (the same fields as ``physim.study.expand.Plan.task``)."""
-    non, inst_seed = reseed(nonideal, np.random.SeedSequence(seed, spawn_key=(replicate,)))
-    return {
-        "index": replicate,
-        "device": device.spec.model_dump_json(),
-        "protocol": protocol.model_dump_json(),
-        "nonideal": non.model_dump_json(),
-        "measure": json.dumps({"kind": "gradient"}),
-        "seed": inst_seed,
-    }
+) -> PointTask:
+    """The study task of one point (the record ``physim.study.expand.Plan.task`` builds)."""
+    non, inst_seed = replicate_chip(nonideal, replicate, seed)
+    return PointTask(
+        index=replicate,
+        device=device.spec.model_dump_json(),
+        protocol=protocol.model_dump_json(),
+        nonideal=non.model_dump_json(),
+        measure=json.dumps({"kind": "gradient"}),
+        seed=inst_seed,
+    )
 
 
 def _metric(r: dict, name: str) -> float:

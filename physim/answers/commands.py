@@ -10,9 +10,14 @@ import argparse
 from contextlib import nullcontext
 
 
-def _cmd_nonideals(args: argparse.Namespace) -> int:
-    from physim.instrument.specs import load_nonideal, nonideal_catalogue
+def _sources_and_summary(spec) -> tuple[str, str]:
+    kinds = ", ".join(
+        s.kind + (f"/{s.target}" if getattr(s, "target", None) else "") for s in spec.sources
+    )
+    return f"[{kinds}] ", " ".join(spec.description.split()).split(". ")[0]
 
+
+def _cmd_nonideals(args: argparse.Namespace) -> int:
     if args.kinds:
         from physim.instrument.sources import SOURCES
 
@@ -24,13 +29,10 @@ def _cmd_nonideals(args: argparse.Namespace) -> int:
             print(f"{kind:<14} {targets or '-':<22} {where:<12} {doc}")
         return 0
 
-    for name, path in nonideal_catalogue().items():
-        spec = load_nonideal(path)
-        kinds = ", ".join(
-            s.kind + (f"/{s.target}" if getattr(s, "target", None) else "") for s in spec.sources
-        )
-        first = " ".join(spec.description.split()).split(". ")[0]
-        print(f"{name:<22} [{kinds}]  {first}")
+    from physim.catalogues import listing
+    from physim.instrument.specs import NONIDEALS
+
+    print(listing(NONIDEALS, _sources_and_summary, (22, 0)))
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, TypeAdapter, ValidationError, model_validator
 
-from physim.spec_base import Seed, SpecModel
+from physim.spec_base import Seed, SpecModel, format_validation_error
 
 
 class DataError(ValueError):
@@ -136,13 +136,13 @@ def parse_data_spec(data: dict, source: str = ""):
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as err:
-        lines = [f"invalid options for dataset {name!r}{where}:"]
         model = type(_ADAPTER.validate_python({"name": name}))
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"][1:]) or "(top level)"
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                allowed = ", ".join(f for f in model.model_fields if f != "name")
-                msg = f"not an option of {name!r} (its options: {allowed})"
-            lines.append(f"  {loc}: {msg} (got {e.get('input')!r})")
-        raise DataError("\n".join(lines)) from None
+        allowed = ", ".join(f for f in model.model_fields if f != "name")
+        raise DataError(
+            format_validation_error(
+                err,
+                f"options for dataset {name!r}{where}",
+                skip=1,  # the union member's tag (the dataset name)
+                messages={"extra_forbidden": f"not an option of {name!r} (its options: {allowed})"},
+            )
+        ) from None

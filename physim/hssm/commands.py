@@ -10,6 +10,7 @@ from physim import jsonio
 from physim.hssm.config import (
     DATASETS,
     PRESETS,
+    TRAINING,
     ConfigError,
     HSSMSpec,
     TrainSpec,
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a deep Hamiltonian SSM by RHEL or BPTT (metrics JSON, HDF5 log, plots)",
         description="Train an HSSM. Without --config the CPU-sized preset for the dataset and "
-        f"model is used when one exists (presets: {', '.join(PRESETS)}); --model/--data/--algo/"
+        f"model is used when one exists (presets: {', '.join(TRAINING.entries())}); "
+        "--model/--data/--algo/"
         "--seed override the configuration.",
     )
     p.add_argument("--model", choices=MODELS, help="HRU family of the cores")
@@ -55,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser(
+        "configs", help="list the training presets (`physim train --config NAME`), name first"
+    )
+    p.set_defaults(func=_cmd_configs)
+
+    p = subparsers.add_parser(
         "compare-gradients",
         help="RHEL vs BPTT gradient alignment per block and parameter (paper Fig. 4)",
     )
@@ -78,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
     p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from physim.catalogues import listing
+
+    print(listing(TRAINING, lambda s: (f"{s.data}/{s.model.model}", s.description), (22, 16)))
+    return 0
 
 
 def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from physim import jsonio, memory
-from physim.gradcheck import align
+from physim.gradients import align
 from physim.hssm.config import HSSMSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 

@@ -1,6 +1,7 @@
 """Configurations of HSSM models and training runs (pydantic, ``extra="forbid"``, frozen).
 
-:data:`PRESETS` holds the paper's configurations (REFERENCE §2 table) and CPU-sized variants.
+:data:`PRESETS` holds the training catalogue (``training/*.toml``: the paper's configurations of
+the REFERENCE §2 table and CPU-sized variants).
 A configuration file is JSON or TOML holding a :class:`TrainSpec` (any field may be omitted
 to keep its default); ``load_train_spec`` reports every invalid field with the value received
 and what must hold.
@@ -8,14 +9,14 @@ and what must hold.
 
 from __future__ import annotations
 
-import json
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from physim.spec_base import EPS_MIN, Seed, SpecModel
+from physim.catalogues import Catalogue
+from physim.spec_base import EPS_MIN, Seed, SpecModel, format_validation_error
 
 DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
 DatasetName = Literal["scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny"]
@@ -138,6 +139,8 @@ class HSSMSpec(SpecModel):
 class TrainSpec(SpecModel):
     """A training run: data, model, algorithm and optimiser settings."""
 
+    name: str = Field("", description="catalogue name of a preset (empty for a user's file)")
+    description: str = Field("", description="what the configuration is for, and its sources")
     data: DatasetName = Field("tiny", description="dataset name (physim.data)")
     algo: Literal["rhel", "bptt"] = Field("rhel", description="gradient algorithm of the cores")
     model: HSSMSpec = Field(default_factory=HSSMSpec)
@@ -161,7 +164,10 @@ class TrainSpec(SpecModel):
     n_steps: int = Field(1000, ge=1, description="maximum number of optimiser steps")
     eval_every: int = Field(100, ge=1, description="evaluate on validation every this many steps")
     patience: int | None = Field(
-        10, ge=1, description="early stop after this many evaluations without improvement"
+        10,
+        ge=1,
+        description="early stop after this many evaluations without improvement (0 or null: "
+        "never; TOML has no null)",
     )
     checkpoint_every: int = Field(100, ge=1, description="write a checkpoint every this many steps")
     init_from: str | None = Field(
@@ -182,6 +188,11 @@ class TrainSpec(SpecModel):
                 f"configuration itself; set {taken[0]} at the top level instead"
             )
         return v
+
+    @field_validator("patience", mode="before")
+    @classmethod
+    def _patience(cls, v):
+        return None if type(v) is int and v == 0 else v
 
     @field_validator("lr")
     @classmethod
@@ -205,82 +216,8 @@ class TrainSpec(SpecModel):
         return v
 
 
-def _paper(data: DatasetName, model: str, **kw) -> TrainSpec:
-    return TrainSpec(data=data, model=HSSMSpec(model=model, **kw.pop("arch", {})), **kw)
-
-
-#: the adding problem's long-range recipe (TrainSpec fields; ``model`` holds HSSMSpec fields).
-#: A lossless core integrates whatever drives it: a constant offset (values in U[0, 1], or a
-#: layer norm's per-channel offsets) grows its slow modes without bound and noise-like input
-#: like √L, swamping the skip path D⊙u through which the marker·value gate is learned.
-#: Zero-mean values, a batch norm (zero-mean channels), B at 0.1 of its usual scale and
-#: per-mode steps Δt down to sigmoid(−6) ≈ 2.5e-3 (slow modes for long delays) let the task be
-#: learned (measured: see the README).
-LONG_RANGE_ADDING: dict[str, Any] = {
-    "time_channel": False,
-    "n_samples": 4000,
-    "patience": None,
-    "data_options": {"values": [-1.0, 1.0]},
-    "model": {"norm": "batch", "input_scale": 0.1, "dt_raw_range": [-6.0, 2.0], "dropout": 0.0},
-}
-
-_LONG_RANGE = {k: v for k, v in LONG_RANGE_ADDING.items() if k != "model"}
-_LONG_RANGE.update(
-    batch_size=32,
-    arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32, **LONG_RANGE_ADDING["model"]},
-)
-
-#: Paper configurations (REFERENCE §2) and CPU-sized ones documented next to them.
-PRESETS: dict[str, TrainSpec] = {
-    "scp1-linhru-paper": _paper("scp1", "linhru", lr=1e-4, batch_size=32, n_steps=100_000),
-    "scp1-nonlinhru-paper": _paper(
-        "scp1", "nonlinhru", lr=1e-4, batch_size=32, n_steps=100_000, arch={"hidden": 128}
-    ),
-    "scp2-linhru-paper": _paper("scp2", "linhru", lr=1e-5, batch_size=32, n_steps=100_000),
-    "scp2-nonlinhru-paper": _paper("scp2", "nonlinhru", lr=1e-5, batch_size=32, n_steps=100_000),
-    "ppg-linhru-paper": _paper(
-        "ppg", "linhru", lr=1e-4, batch_size=4, n_steps=100_000, arch={"ssm_dim": 16}
-    ),
-    # CPU-sized: 2 blocks, H = 16, P = 32 — minutes per run on 2 cores
-    "scp1-linhru-cpu": _paper(
-        "scp1",
-        "linhru",
-        lr=1e-3,
-        batch_size=16,
-        n_steps=2000,
-        eval_every=50,
-        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
-    ),
-    "scp1-nonlinhru-cpu": _paper(
-        "scp1",
-        "nonlinhru",
-        lr=1e-3,
-        batch_size=16,
-        n_steps=2000,
-        eval_every=50,
-        arch={"n_blocks": 2, "hidden": 16, "ssm_dim": 32},
-    ),
-    # the adding problem's long-range recipe (see examples/04_hssm_results.py): a warm-up
-    # stage at L = 1000, then L = 4000 started from it (physim train --init-from DIR)
-    "adding-linhru-warmup": _paper(
-        "adding", "linhru", lr=1e-3, n_steps=6000, eval_every=300, length=1000, **_LONG_RANGE
-    ),
-    "adding-linhru-cpu": _paper(
-        "adding", "linhru", lr=3e-4, n_steps=1500, eval_every=75, length=4000, **_LONG_RANGE
-    ),
-}
-
-
 def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid training configuration {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        got = e.get("input")
-        lines.append(
-            f"  {loc}: {msg} (got {got!r})" if not isinstance(got, dict) else f"  {loc}: {msg}"
-        )
-    return "\n".join(lines)
+    return format_validation_error(err, "training configuration", source)
 
 
 def parse_train_spec(data: dict, source: str = "(mapping)") -> TrainSpec:
@@ -291,18 +228,43 @@ def parse_train_spec(data: dict, source: str = "(mapping)") -> TrainSpec:
         raise ConfigError(_format(err, source)) from None
 
 
+#: the training presets (``training/``: the paper's configurations of REFERENCE §2 and
+#: CPU-sized ones); see :mod:`physim.catalogues` for the lookup order. A user's file may be
+#: TOML or JSON.
+TRAINING = Catalogue(
+    "training",
+    "training configuration",
+    "physim configs",
+    parse_train_spec,
+    ConfigError,
+    (".toml", ".json"),
+)
+#: preset name → TrainSpec, read from the catalogue on first use
+PRESETS: Mapping[str, TrainSpec] = TRAINING.specs()
+
+
 def load_train_spec(name_or_path: str | Path) -> TrainSpec:
-    """A training spec from a preset name or a JSON/TOML file."""
-    if str(name_or_path) in PRESETS:
-        return PRESETS[str(name_or_path)]
-    path = Path(name_or_path)
-    if not path.exists():
-        raise ConfigError(
-            f"no configuration {str(name_or_path)!r}: not a preset ({', '.join(PRESETS)}) nor a file"
-        )
-    text = path.read_text()
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot parse configuration: {err}") from None
-    return parse_train_spec(data, str(path))
+    """A training spec from a preset name (``scp1-linhru-cpu``) or a JSON/TOML file."""
+    return TRAINING.load(name_or_path)
+
+
+#: the fields of the adding problem's long-range recipe (TrainSpec fields; ``model`` holds
+#: HSSMSpec fields), as the ``adding-linhru-*`` presets set them. A lossless core integrates
+#: whatever drives it: a constant offset (values in U[0, 1], or a layer norm's per-channel
+#: offsets) grows its slow modes without bound and noise-like input like √L, swamping the skip
+#: path D⊙u through which the marker·value gate is learned. Zero-mean values, a batch norm
+#: (zero-mean channels), B at 0.1 of its usual scale and per-mode steps Δt down to
+#: sigmoid(−6) ≈ 2.5e-3 (slow modes for long delays) let the task be learned (see the README).
+_LONG_RANGE_FIELDS = ("time_channel", "n_samples", "patience", "data_options")
+_LONG_RANGE_MODEL = ("norm", "input_scale", "dt_raw_range", "dropout")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LONG_RANGE_ADDING":  # read from the catalogue on first use
+        spec = PRESETS["adding-linhru-cpu"]
+        dump = spec.model_dump(mode="json")
+        return {
+            **{k: dump[k] for k in _LONG_RANGE_FIELDS},
+            "model": {k: dump["model"][k] for k in _LONG_RANGE_MODEL},
+        }
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

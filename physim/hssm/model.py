@@ -41,12 +41,11 @@ import numpy as np
 from physim.bptt import bptt_backward
 from physim.device import Device
 from physim.families.hru import LinHRUSpec, NonlinHRUSpec
-from physim.gradcheck import default_eps
 from physim.hssm import layers as L
 from physim.hssm import periphery_kernels as PK
 from physim.hssm.buffers import StepBuffers
 from physim.hssm.config import HSSMSpec
-from physim.rhel import rhel_echo
+from physim.rhel import default_eps, rhel_echo
 from physim.simulate import Trajectory, simulate
 from physim.threads import single_threaded_blas
 

@@ -17,13 +17,13 @@ TOML form::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Union
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from physim.catalogues import Catalogue
 from physim.instrument.sources import SOURCES, noise_streams
 from physim.instrument.sources.adc import ADCSpec
 from physim.instrument.sources.dac import DACSpec
@@ -32,8 +32,7 @@ from physim.instrument.sources.drift import DriftSpec
 from physim.instrument.sources.flip_error import FlipErrorSpec
 from physim.instrument.sources.mismatch import MismatchSpec
 from physim.instrument.sources.numerics import NumericsSpec
-from physim.spec_base import SpecModel
-from physim.specs import SpecError, catalogue_dir
+from physim.spec_base import SpecError, SpecModel, format_validation_error
 
 __all__ = [
     "ADCSpec",
@@ -107,18 +106,7 @@ class NonidealError(SpecError):
 
 
 def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid non-ideality spec {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_s = "a table" if isinstance(got, dict) else repr(got)
-        msg = e["msg"]
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            msg = f"{msg}; valid kinds: {', '.join(SOURCE_KINDS)}"
-        if e["type"] == "extra_forbidden":
-            msg = f"{msg}; remove it or check the spelling of the field name"
-        lines.append(f"  {loc}: {msg} (got {got_s})")
-    return "\n".join(lines)
+    return format_validation_error(err, "non-ideality spec", source, tags={"kind": SOURCE_KINDS})
 
 
 def parse_nonideal(data: dict, source: str = "(mapping)") -> NonidealSpec:
@@ -136,9 +124,13 @@ def nonideal_from_json(text: str) -> NonidealSpec:
         raise NonidealError(_format(err, "(json)")) from None
 
 
+#: the technology presets (``nonideal/``); see :mod:`physim.catalogues` for the lookup order
+NONIDEALS = Catalogue("nonideal", "preset", "physim nonideals", parse_nonideal, NonidealError)
+
+
 def nonideal_catalogue() -> dict[str, Path]:
     """Catalogue name → TOML path of the shipped technology presets, sorted by name."""
-    return {p.stem: p for p in sorted(catalogue_dir("nonideal").glob("*.toml"))}
+    return NONIDEALS.entries()
 
 
 def load_nonideal(path: str | Path | None) -> NonidealSpec:
@@ -146,21 +138,7 @@ def load_nonideal(path: str | Path | None) -> NonidealSpec:
     ideal instrument)."""
     if path is None:
         return NonidealSpec()
-    name = str(path)
-    path = Path(path)
-    if not path.exists():
-        presets = nonideal_catalogue()
-        if path.suffix == ".toml" or name not in presets:
-            raise FileNotFoundError(
-                f"no non-ideality file {name!r} and no preset of that name; presets: "
-                f"{', '.join(presets)} (list them with `physim nonideals`)"
-            )
-        path = presets[name]
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise NonidealError(f"{path}: not valid TOML: {err}") from None
-    return parse_nonideal(data, str(path))
+    return NONIDEALS.load(path)
 
 
 # Fixed stream numbers of every random source, so that a source's seed depends only on its kind

@@ -1,7 +1,7 @@
-"""Sub-commands of ``physim`` for protocols, instruments and logs.
+"""Sub-commands of ``physim`` for protocols and instruments.
 
-``register(subparsers)`` adds ``run``, ``inspect``, ``plot``, ``replay`` and ``protocols`` to
-an argparse sub-parser set; each sets ``func`` to a function of the parsed arguments that
+``register(subparsers)`` adds ``run`` and ``protocols`` to an argparse sub-parser set (the
+log tools ``inspect``, ``plot`` and ``replay`` are :mod:`physim.tools.commands`); each sets ``func`` to a function of the parsed arguments that
 returns the exit code.
 """
 
@@ -14,12 +14,10 @@ from physim import jsonio
 
 
 def _cmd_protocols(args: argparse.Namespace) -> int:
-    from physim.protocol.specs import load_protocol, protocol_catalogue
+    from physim.catalogues import listing
+    from physim.protocol.specs import PROTOCOLS
 
-    for name, path in protocol_catalogue().items():
-        spec = load_protocol(path)
-        first = " ".join(spec.description.split())
-        print(f"{name:<20} {first}")
+    print(listing(PROTOCOLS, lambda s: (s.description,), (20,)))
     return 0
 
 
@@ -54,11 +52,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     nonideal = load_nonideal(args.nonideal)
     seed = args.seed
     if args.noise_seed is not None:
-        import numpy as np
+        from physim.seeding import replicate_chip
 
-        from physim.instrument.specs import reseed
-
-        nonideal, seed = reseed(nonideal, np.random.SeedSequence(args.noise_seed))
+        nonideal, seed = replicate_chip(nonideal, 0, args.noise_seed)
     res = run_session(
         device,
         protocol,
@@ -125,43 +121,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from physim.loginspect import summary
-
-    print(summary(args.log))
-    return 0
-
-
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from physim.protocol.logplot import plot_log
-
-    print(f"wrote {plot_log(args.log, args.out, args.run)}")
-    return 0
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from physim.protocol.session import replay
-
-    rep = replay(args.log)
-    if rep.note:
-        print(f"note: {rep.note}")
-    if rep.ok and not rep.n_records:
-        return 0
-    if rep.ok:
-        print(
-            f"{args.log}: replay reproduces {rep.n_records} records of {rep.n_runs} "
-            "execution(s) bit for bit"
-        )
-        return 0
-    print(
-        f"{args.log}: replay differs in {len(rep.mismatches)} of {rep.n_records} records: "
-        f"{', '.join(rep.mismatches[:10])}"
-    )
-    return 1
-
-
 def register(subparsers) -> None:
-    """Add run / inspect / plot / replay / protocols to ``physim``'s sub-parsers."""
+    """Add run / protocols to ``physim``'s sub-parsers."""
     p = subparsers.add_parser("protocols", help="list the protocol catalogue (name first)")
     p.set_defaults(func=_cmd_protocols)
 
@@ -178,7 +139,9 @@ def register(subparsers) -> None:
         "--noise-seed",
         type=int,
         help="re-draw every noise source (mismatch, thermal, converters, drift, flip error) and "
-        "the thermal preparation from SeedSequence(N), replacing the seeds of the spec and --seed",
+        "the thermal preparation as replicate 0 of seed N (physim.seeding.replicate_chip: the "
+        "chip of replicate 0 in a study or budget of seed N), replacing the seeds of the spec "
+        "and --seed",
     )
     p.add_argument("--steps", type=int, help="override the task's sequence length")
     p.add_argument("--batch", type=int, help="override the task's batch size")
@@ -187,17 +150,3 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-2, help="relative learning rate")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_run)
-
-    p = subparsers.add_parser("inspect", help="summarise an HDF5 run log and its provenance")
-    p.add_argument("log")
-    p.set_defaults(func=_cmd_inspect)
-
-    p = subparsers.add_parser("plot", help="plot a run log (trajectories, ∂H/∂θ, gradients)")
-    p.add_argument("log")
-    p.add_argument("--out", help="PNG path (default: next to the log)")
-    p.add_argument("--run", help="protocol execution to plot (default: the first)")
-    p.set_defaults(func=_cmd_plot)
-
-    p = subparsers.add_parser("replay", help="re-run a log from its provenance and compare")
-    p.add_argument("log")
-    p.set_defaults(func=_cmd_replay)

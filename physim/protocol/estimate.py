@@ -14,7 +14,7 @@ import numpy as np
 
 from physim.bptt import bptt_gradient
 from physim.device import Device
-from physim.gradcheck import align
+from physim.gradients import align
 from physim.instrument.hardware import Instrument
 from physim.protocol.checks import check_gradient_resolution
 from physim.protocol.records import ProtocolCost, ProtocolResult

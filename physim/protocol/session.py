@@ -1,6 +1,7 @@
 """A protocol session: build the instrument, run (or train), compare, and log with provenance.
 
-This is what ``physim run`` does and what ``physim replay`` re-does from a log. The log
+This is what ``physim run`` does and what ``physim replay`` (:mod:`physim.tools.replay`)
+re-does from a log. The log
 records, for every protocol execution, the θ requested and every measurement record; the
 provenance (device, non-ideality and protocol specs as JSON, instrument seed) is enough to
 rebuild the instrument and reproduce the log bit for bit.
@@ -18,7 +19,7 @@ import numpy as np
 from physim import logs
 from physim.device import Device
 from physim.instrument.hardware import Instrument
-from physim.instrument.specs import NonidealSpec, nonideal_from_json
+from physim.instrument.specs import NonidealSpec
 from physim.protocol.autoeps import resolve_eps
 from physim.protocol.engine import run_protocol
 from physim.protocol.estimate import (
@@ -29,10 +30,9 @@ from physim.protocol.estimate import (
     ideal_gradient,
 )
 from physim.protocol.records import ProtocolResult
-from physim.protocol.specs import ProtocolSpec, protocol_from_json
+from physim.protocol.specs import ProtocolSpec
 from physim.protocol.task import build_task
 from physim.protocol.train import check_training_options, train_in_situ
-from physim.specs import spec_from_json
 
 
 def make_provenance(
@@ -127,8 +127,7 @@ def run_session(
 
     def begin(theta):
         if writer is not None:
-            g = writer.f.require_group(f"observables/{_run_name(state['exec'])}")
-            g.attrs["theta_requested"] = json.dumps(np.asarray(theta).tolist())
+            writer.write_theta_requested(_run_name(state["exec"]), theta)
 
     est = ideal = fid = losses = built = fid_built = None
     try:
@@ -208,88 +207,3 @@ def run_session(
             raise
         writer.close(complete=True)
     return SessionResult(tuple(results), est, ideal, fid, losses, built, fid_built)
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    n_runs: int
-    n_records: int
-    mismatches: list[str]
-    #: what could not be re-run and why (empty when everything stored was re-run)
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.mismatches
-
-
-def _stored_records(f, run: str) -> dict[str, np.ndarray]:
-    """Records of one execution that were written completely (a killed writer may leave the
-    last one without its value)."""
-    out = {}
-    for name, r in logs.records(f, run).items():
-        try:
-            out[name] = logs.read_value(r)
-        except (KeyError, OSError):
-            continue
-    return out
-
-
-def replay(path: str | Path) -> ReplayReport:
-    """Re-run a logged session from its provenance and compare every record bit for bit.
-
-    Works on incomplete logs (the stored records are re-run, the missing ones are said to be
-    missing). A training log of an HSSM holds no protocol session: nothing is re-run and the
-    report's ``note`` says how to reproduce it instead.
-    """
-    with logs.open_log(path) as f:
-        prov = logs.provenance(f)
-        if logs.kind(f) == "training":
-            return ReplayReport(
-                0,
-                0,
-                [],
-                f"{path} is an HSSM training log: replay re-runs protocol sessions only; "
-                "reproduce it with `physim train --config <its train_config JSON> --no-resume "
-                "--out NEWDIR` (training is bit-identical for a given config and seed)",
-            )
-        missing = [k for k in ("device", "nonideal", "protocol", "seed") if k not in prov]
-        if missing:
-            raise logs.LogError(
-                f"{path}: no {', '.join(missing)} in the provenance, so it cannot be re-run; "
-                "only logs written by `physim run` or `physim demo` can be replayed"
-            )
-        device = spec_from_json(prov["device"]).build()
-        nonideal = nonideal_from_json(prov["nonideal"])
-        protocol = protocol_from_json(prov["protocol"])
-        seed = json.loads(prov["seed"])
-        complete = logs.status(f) == "complete"
-        stored = []
-        for run in logs.runs(f):
-            g = f[f"observables/{run}"]
-            if "theta_requested" not in g.attrs:
-                continue
-            theta = np.asarray(json.loads(g.attrs["theta_requested"]))
-            stored.append((run, theta, _stored_records(f, run)))
-    inst = Instrument(device, nonideal, seed=seed)
-    task = build_task(device, protocol.task, protocol.loss)
-    mismatches: list[str] = []
-    n_rec = n_missing = 0
-    for run, theta, recs in stored:
-        res = run_protocol(inst, protocol, task=task, theta=theta, check=False)
-        for r in res.records:
-            if r.name not in recs:
-                n_missing += 1  # the logged run stopped before this step
-                continue
-            n_rec += 1
-            logged = recs[r.name]
-            value = r.value if r.index is not None else r.value[None]
-            if logged.shape != value.shape or not np.array_equal(logged, value):
-                mismatches.append(f"{run}/{r.name}")
-    note = ""
-    if not complete or n_missing:
-        note = (
-            f"the log is incomplete: {n_missing} record(s) of the re-run were never written "
-            "and were not compared"
-        )
-    return ReplayReport(len(stored), n_rec, mismatches, note)

@@ -24,12 +24,12 @@ so that ± echoes are nudged by equal and opposite amounts even when runs differ
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from physim.catalogues import Catalogue
 from physim.protocol.steps import (  # noqa: F401 (the built-in step specs, re-exported)
     STEPS,
     DriveStep,
@@ -41,8 +41,7 @@ from physim.protocol.steps import (  # noqa: F401 (the built-in step specs, re-e
     SequenceState,
     SplitStep,
 )
-from physim.spec_base import EPS_MIN, Seed, SpecModel
-from physim.specs import SpecError, catalogue_dir
+from physim.spec_base import EPS_MIN, Seed, SpecError, SpecModel, format_validation_error
 
 
 class TaskSpec(SpecModel):
@@ -174,20 +173,7 @@ class ProtocolError(SpecError):
 
 
 def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid protocol {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_s = "a table" if isinstance(got, dict) else repr(got)
-        if isinstance(got, list) and len(got_s) > 60:
-            got_s = f"a list of {len(got)}"
-        msg = e["msg"]
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            msg = f"{msg}; valid ops: {', '.join(STEP_OPS)}"
-        if e["type"] == "extra_forbidden":
-            msg = f"{msg}; remove it or check the spelling of the field name"
-        lines.append(f"  {loc}: {msg} (got {got_s})")
-    return "\n".join(lines)
+    return format_validation_error(err, "protocol", source, tags={"op": STEP_OPS})
 
 
 def parse_protocol(data: dict, source: str = "(mapping)") -> ProtocolSpec:
@@ -204,26 +190,15 @@ def protocol_from_json(text: str) -> ProtocolSpec:
         raise ProtocolError(_format(err, "(json)")) from None
 
 
+#: the protocol catalogue (``protocols/``); see :mod:`physim.catalogues` for the lookup order
+PROTOCOLS = Catalogue("protocols", "protocol", "physim protocols", parse_protocol, ProtocolError)
+
+
 def protocol_catalogue() -> dict[str, Path]:
     """Catalogue name → TOML path of the shipped protocols."""
-    return {p.stem: p for p in sorted(catalogue_dir("protocols").glob("*.toml"))}
+    return PROTOCOLS.entries()
 
 
 def load_protocol(name_or_path: str | Path) -> ProtocolSpec:
     """A protocol from a catalogue name (``rhel-centred``) or a path to a TOML file."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" or not path.exists():
-        entries = protocol_catalogue()
-        if str(name_or_path) not in entries:
-            if path.suffix == ".toml":
-                raise FileNotFoundError(f"no protocol file {str(path)!r}")
-            raise KeyError(
-                f"unknown protocol {str(name_or_path)!r}: not a catalogue name "
-                f"({', '.join(entries)}) nor a path to a .toml file"
-            )
-        path = entries[str(name_or_path)]
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ProtocolError(f"{path}: not valid TOML: {err}") from None
-    return parse_protocol(data, str(path))
+    return PROTOCOLS.load(name_or_path)

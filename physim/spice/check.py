@@ -191,6 +191,7 @@ def spice_check(
     *,
     nonideal: NonidealSpec | None = None,
     replicate: int | None = None,
+    chip_seed: int = 0,
     u: np.ndarray | None = None,
     n_steps: int | None = None,
     amplitude: float = 1.0,
@@ -201,7 +202,7 @@ def spice_check(
     """Compare physim at dt, dt/2, dt/4 with ngspice on the same device, input and instance."""
     spec = lc_spec(spec)
     if nonideal is not None:
-        nonideal = replicate_nonideal(nonideal, replicate)
+        nonideal = replicate_nonideal(nonideal, replicate, chip_seed)
         diss = nonideal.get("dissipation")
         if diss is not None and diss.temperature > 0:
             raise ValueError(

@@ -59,7 +59,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if u is None:
         u = device_inputs(spec, args.steps, args.amplitude, args.seed)
     data = args.data or (args.out.with_suffix(".dat").name if args.out else "physim-spice.dat")
-    net, _ = export_device(spec, u, nonideal=nonideal, replicate=args.replicate, data_file=data)
+    net, _ = export_device(
+        spec,
+        u,
+        nonideal=nonideal,
+        replicate=args.replicate,
+        chip_seed=args.chip_seed,
+        data_file=data,
+    )
     if args.out is None:
         sys.stdout.write(net.text)
         return 0
@@ -110,6 +117,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             spec,
             nonideal=nonideal,
             replicate=args.replicate,
+            chip_seed=args.chip_seed,
             u=_inputs(args.input),
             n_steps=args.steps,
             amplitude=args.amplitude,
@@ -134,7 +142,14 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
         "--replicate",
         type=int,
         default=None,
-        help="instance number: mismatch and noise seeds from SeedSequence([seed, R])",
+        help="instance number: the chip of replicate R in a study or budget of seed --chip-seed "
+        "(every source seeded by physim.seeding.replicate_chip)",
+    )
+    p.add_argument(
+        "--chip-seed",
+        type=int,
+        default=0,
+        help="the study or budget seed whose replicate R is exported (default 0, as theirs)",
     )
     p.add_argument(
         "--input", type=Path, default=None, help="input sequence (.npy or text, steps x inputs)"

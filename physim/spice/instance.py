@@ -18,6 +18,7 @@ from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec
 from physim.protocol.specs import TaskSpec
 from physim.protocol.task import build_task
+from physim.seeding import replicate_chip
 from physim.spice.netlist import BuiltValues, Netlist, unsupported_sources, write_netlist
 
 
@@ -31,20 +32,19 @@ def lc_spec(spec: object) -> LCNetworkSpec:
     return spec
 
 
-def replicate_nonideal(nonideal: NonidealSpec, replicate: int | None) -> NonidealSpec:
-    """The instance ``replicate`` of a non-ideality spec: the mismatch and thermal-noise seeds
-    become ``SeedSequence([seed, replicate])``'s first word (``None``: the seeds as written)."""
+def replicate_nonideal(
+    nonideal: NonidealSpec, replicate: int | None, seed: int = 0
+) -> NonidealSpec:
+    """The chip ``replicate`` of ``seed`` under a non-ideality spec (``None``: the seeds as
+    written): every source re-seeded by :func:`physim.seeding.replicate_chip`, so replicate R
+    of seed S is the chip of replicate R in a study or budget of seed S."""
     if replicate is None:
         return nonideal
     if replicate < 0:
         raise ValueError(f"--replicate must be >= 0, got {replicate}")
-    srcs = []
-    for s in nonideal.sources:
-        if s.kind in ("mismatch", "dissipation"):
-            seed = int(np.random.SeedSequence([s.seed, replicate]).generate_state(1)[0])
-            s = s.model_copy(update={"seed": seed})
-        srcs.append(s)
-    return nonideal.model_copy(update={"sources": srcs})
+    if seed < 0:
+        raise ValueError(f"--chip-seed must be >= 0, got {seed}")
+    return replicate_chip(nonideal, replicate, seed)[0]
 
 
 def device_inputs(
@@ -122,6 +122,7 @@ def export_device(
     *,
     nonideal: NonidealSpec | None = None,
     replicate: int | None = None,
+    chip_seed: int = 0,
     data_file: str = "physim-spice.dat",
     steps_per_dt: int | None = None,
     knot_offset: float = 0.5,
@@ -137,7 +138,7 @@ def export_device(
     u = device_inputs(spec) if u is None else np.asarray(u, dtype=np.float64)
     label = ""
     if nonideal is not None and nonideal.sources:
-        nonideal = replicate_nonideal(nonideal, replicate)
+        nonideal = replicate_nonideal(nonideal, replicate, chip_seed)
         skipped = unsupported_sources(nonideal)
         if skipped:
             warnings.warn(
@@ -147,7 +148,7 @@ def export_device(
                 stacklevel=2,
             )
         label = f"nonideal {nonideal.name!r}" + (
-            f", replicate {replicate}" if replicate is not None else ""
+            f", replicate {replicate} of seed {chip_seed}" if replicate is not None else ""
         )
     inst = instrument(spec, nonideal, spec.dt)
     n_in = inst.device.n_inputs

@@ -8,7 +8,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from physim.specs import SpecError
+from physim.spec_base import SpecError
 
 #: SI suffixes as powers of ten (mil = 25.4e-6 m is the one non-decimal scale)
 SI = {"t": 12, "g": 9, "meg": 6, "k": 3, "m": -3, "u": -6, "n": -9, "p": -12, "f": -15, "a": -18}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physim import __version__
+from physim._version import __version__
 from physim.families.lc import (
     GROUND,
     CapacitorSpec,

@@ -12,11 +12,10 @@ from pathlib import Path
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:
-    from physim.study.spec import load_study, study_catalogue
+    from physim.catalogues import listing
+    from physim.study.spec import STUDIES
 
-    for name, path in study_catalogue().items():
-        spec = load_study(path)
-        print(f"{name:<26} {' '.join(spec.description.split())}")
+    print(listing(STUDIES, lambda s: (s.description,), (26,)))
     return 0
 
 

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from physim.study.expand import Plan, expand
+from physim.study.point import PointTask
 from physim.study.spec import ExecutorSpec, StudyError, StudySpec
 from physim.study.store import StudyStore
 from physim.study.task import run_point
@@ -119,7 +120,7 @@ OnResult = Callable[[dict], None]
 
 def run_tasks(
     executor: Executor,
-    tasks: Iterable[dict],
+    tasks: Iterable[PointTask],
     on_result: OnResult,
     *,
     max_in_flight: int = 64,
@@ -139,7 +140,7 @@ def run_tasks(
             if task is None:
                 return
             try:
-                futures[executor.submit(run_point, task)] = task["index"]
+                futures[executor.submit(run_point, task)] = task.index
             except BrokenProcessPool as err:
                 raise StudyError(
                     f"the worker pool broke ({err}); finished points are saved, rerun the same "
@@ -193,10 +194,10 @@ def run_plan(
         if on_result is not None:
             on_result(r)
 
-    def task(i: int) -> dict:
+    def task(i: int) -> PointTask:
         t = plan.task(i)
         if plan.spec.log_points:
-            t["log"] = str((store.dir / "points" / f"point-{i:06d}.h5").resolve())
+            t = t.with_(log=str((store.dir / "points" / f"point-{i:06d}.h5").resolve()))
         return t
 
     try:

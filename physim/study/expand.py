@@ -20,13 +20,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from physim import __version__
+from physim._version import __version__
 from physim.instrument.sources import SOURCES
-from physim.instrument.specs import NonidealSpec, load_nonideal, parse_nonideal, reseed
+from physim.instrument.specs import NonidealSpec, load_nonideal, parse_nonideal
 from physim.protocol.specs import load_protocol, parse_protocol
-from physim.specs import SpecError, load_spec, parse_spec
+from physim.seeding import replicate_chip
+from physim.spec_base import SpecError, format_validation_error
+from physim.specs import load_spec, parse_spec
 from physim.study.measures import metric_info
-from physim.study.spec import MeasureSpec, StudyError, StudySpec
+from physim.study.point import PointTask
+from physim.study.spec import MEASURE_KINDS, MeasureSpec, StudyError, StudySpec
 
 ROOTS = ("device", "protocol", "nonideal", "measure")
 #: source kind → its spec model, and every converter target, from the source registry
@@ -285,32 +288,21 @@ class Plan:
         out["replicate"] = i % self.spec.replicates
         return out
 
-    def task(self, i: int) -> dict[str, Any]:
+    def task(self, i: int) -> PointTask:
         """The task input of point ``i``: spec JSON with every seed resolved."""
         spec = self.spec
         rep = i % spec.replicates
         pl = self.payloads[i // spec.replicates]
         non = NonidealSpec.model_validate_json(pl["nonideal"])
-        if spec.seeding == "sequence":
-            non, seed = reseed(non, np.random.SeedSequence(spec.seed, spawn_key=(rep,)))
-        else:
-            seed = spec.seed + rep
-            non = non.model_copy(
-                update={
-                    "sources": [
-                        s.model_copy(update={"seed": seed}) if "seed" in type(s).model_fields else s
-                        for s in non.sources
-                    ]
-                }
-            )
-        return {
-            "index": i,
-            "device": pl["device"],
-            "protocol": pl["protocol"],
-            "nonideal": non.model_dump_json(),
-            "measure": pl["measure"],
-            "seed": seed,
-        }
+        non, seed = replicate_chip(non, rep, spec.seed)
+        return PointTask(
+            index=i,
+            device=pl["device"],
+            protocol=pl["protocol"],
+            nonideal=non.model_dump_json(),
+            measure=pl["measure"],
+            seed=seed,
+        )
 
 
 def _validate(root: str, tree: dict):
@@ -323,7 +315,9 @@ def _validate(root: str, tree: dict):
     try:
         return _MEASURE.validate_python(tree)
     except ValidationError as err:
-        raise SpecError("; ".join(f"{e['loc']}: {e['msg']}" for e in err.errors())) from None
+        raise SpecError(
+            format_validation_error(err, "measure", "(point)", tags={"kind": MEASURE_KINDS})
+        ) from None
 
 
 def _detail(err: Exception) -> str:
@@ -333,6 +327,14 @@ def _detail(err: Exception) -> str:
 
 def expand(spec: StudySpec) -> Plan:
     """Expand and validate every point of ``spec`` before anything runs."""
+    if spec.seeding != "sequence":
+        raise StudyError(
+            f"study {spec.name!r}: seeding = {spec.seeding!r} is no longer run (it gave every "
+            "noise source the same seed, seed + replicate); delete the line 'seeding = "
+            f"{spec.seeding!r}' from the study file: replicate r is then physim.seeding."
+            "replicate_chip(seed, r), the same chip as in `physim budget` and `physim "
+            "export-spice --replicate r`"
+        )
     n = count_points(spec)
     if n > spec.max_points:
         raise StudyError(

@@ -19,14 +19,13 @@ inline table), what each point measures, and axes that name fields of the base s
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from physim.spec_base import SpecModel
-from physim.specs import SpecError, catalogue_dir
+from physim.catalogues import Catalogue
+from physim.spec_base import SpecError, SpecModel, format_validation_error
 from physim.study.measures import MEASURES
 from physim.study.measures.gradient import GradientMeasure
 from physim.study.measures.offline_vs_insitu import OfflineVsInsituMeasure
@@ -159,10 +158,13 @@ class StudySpec(SpecModel):
     description: str = ""
     seed: int = Field(0, ge=0, description="study seed; replicate r is SeedSequence(seed, r)")
     replicates: int = Field(1, ge=1, description="independent simulated chips per point")
+    # "index" (every source seed = seed + replicate, one seed for every noise source) is kept
+    # only so that the results of old study folders stay readable; expand() refuses to run it
     seeding: Literal["sequence", "index"] = Field(
         "sequence",
-        description="sequence: every source seed from SeedSequence(seed, (replicate, stream)); "
-        "index: every seed = seed + replicate (the convention of examples/02)",
+        description="sequence (the only one that runs): replicate r is physim.seeding."
+        "replicate_chip, every source seed from its own stream of SeedSequence(seed, r); "
+        "'index' (every seed = seed + replicate) is read in old study folders but not run",
     )
     combine: Literal["grid", "zip", "random", "latin-hypercube"] = Field(
         "grid", description="how axes combine"
@@ -210,18 +212,7 @@ _ADAPTER: TypeAdapter = TypeAdapter(StudySpec)
 
 
 def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid study spec {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_s = "a table" if isinstance(got, dict) else repr(got)
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg += "; remove it or check the spelling of the field name"
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found") and "measure" in loc:
-            msg += f"; valid kinds: {', '.join(MEASURE_KINDS)}"
-        lines.append(f"  {loc}: {msg} (got {got_s})")
-    return "\n".join(lines)
+    return format_validation_error(err, "study spec", source, tags={"kind": MEASURE_KINDS})
 
 
 def parse_study(data: dict, source: str = "(mapping)") -> StudySpec:
@@ -239,28 +230,34 @@ def study_from_json(text: str) -> StudySpec:
         raise StudyError(_format(err, "(json)")) from None
 
 
+def _parse_study_file(data: dict, source: str) -> StudySpec:
+    # relative device/protocol/non-ideality paths in a study file are relative to its folder
+    base = dict(data.get("base", {}))
+    folder = Path(source).parent
+    for key in ("device", "protocol", "nonideal"):
+        v = base.get(key)
+        if isinstance(v, str) and v.endswith(".toml") and not Path(v).is_absolute():
+            cand = folder / v
+            if cand.exists():
+                base[key] = str(cand.resolve())
+    if base:
+        data = {**data, "base": base}
+    return parse_study(data, source)
+
+
+#: the study catalogue (``studies/``); see :mod:`physim.catalogues` for the lookup order
+STUDIES = Catalogue("studies", "study", "physim studies", _parse_study_file, StudyError)
+
+
 def study_catalogue() -> dict[str, Path]:
     """Catalogue name → TOML path of the shipped studies, sorted by name."""
-    return {p.stem: p for p in sorted(catalogue_dir("studies").glob("*.toml"))}
+    return STUDIES.entries()
 
 
 def read_study_toml(name_or_path: str | Path) -> tuple[dict, Path]:
     """The raw mapping of a study (catalogue name or TOML path) and the file it came from."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" or not path.exists():
-        entries = study_catalogue()
-        if str(name_or_path) not in entries:
-            if path.suffix == ".toml":
-                raise FileNotFoundError(f"no study file {str(path)!r}")
-            raise KeyError(
-                f"unknown study {str(name_or_path)!r}: not a catalogue name "
-                f"({', '.join(entries)}) nor a path to a .toml file"
-            )
-        path = entries[str(name_or_path)]
-    try:
-        return tomllib.loads(path.read_text()), path
-    except tomllib.TOMLDecodeError as err:
-        raise StudyError(f"{path}: not valid TOML: {err}") from None
+    path = STUDIES.resolve(name_or_path)
+    return STUDIES.read(path), path
 
 
 def load_study(name_or_path: str | Path) -> StudySpec:
@@ -268,14 +265,4 @@ def load_study(name_or_path: str | Path) -> StudySpec:
 
     Relative device/protocol/non-ideality paths in the file are resolved against its folder.
     """
-    data, path = read_study_toml(name_or_path)
-    base = dict(data.get("base", {}))
-    for key in ("device", "protocol", "nonideal"):
-        v = base.get(key)
-        if isinstance(v, str) and v.endswith(".toml") and not Path(v).is_absolute():
-            cand = path.parent / v
-            if cand.exists():
-                base[key] = str(cand.resolve())
-    if base:
-        data = {**data, "base": base}
-    return parse_study(data, str(path))
+    return STUDIES.load(name_or_path)

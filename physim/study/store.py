@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from physim import __version__
+from physim._version import __version__
 from physim.study.expand import Plan
 from physim.study.measures import metric_info
 from physim.study.spec import StudyError, StudySpec, study_from_json

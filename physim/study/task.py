@@ -22,6 +22,7 @@ from physim.specs import spec_from_json
 from physim.study.measures import MEASURES, Point, metric_info
 from physim.study.measures.gradient import GRADIENT_METRICS, GROUP_METRICS
 from physim.study.measures.train import TRAIN_METRICS
+from physim.study.point import PointTask
 from physim.study.spec import MeasureSpec
 from physim.threads import single_threaded_blas
 
@@ -30,14 +31,15 @@ _MEASURE: TypeAdapter = TypeAdapter(MeasureSpec)
 __all__ = ["GRADIENT_METRICS", "GROUP_METRICS", "TRAIN_METRICS", "metric_info", "run_point"]
 
 
-def run_point(task: dict[str, Any]) -> dict[str, Any]:
+def run_point(task: PointTask) -> dict[str, Any]:
     """Run one point. Never raises: a failure is returned as ``error`` (with its message).
 
     Parameters
     ----------
     task
-        ``Plan.task(i)``: device/protocol/nonideal/measure spec JSON, instrument ``seed``,
-        point ``index`` and optionally ``log``, the path of the point's own H5MD log.
+        ``Plan.task(i)`` (or :func:`physim.answers.budget.point_task`): device, protocol,
+        non-ideality and measure spec JSON, the instrument ``seed``, the point ``index`` and
+        optionally ``log``, the path of the point's own H5MD log.
 
     Returns
     -------
@@ -51,11 +53,11 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     try:
         numba.set_num_threads(1)
         with single_threaded_blas():
-            device = spec_from_json(task["device"]).build()
-            protocol = protocol_from_json(task["protocol"])
-            nonideal = nonideal_from_json(task["nonideal"])
-            measure = _MEASURE.validate_json(task["measure"])
-            log = task.get("log")
+            device = spec_from_json(task.device).build()
+            protocol = protocol_from_json(task.protocol)
+            nonideal = nonideal_from_json(task.nonideal)
+            measure = _MEASURE.validate_json(task.measure)
+            log = task.log
             if log is not None:
                 # a log left by a killed or failed attempt of this very point is replaced
                 Path(log).parent.mkdir(parents=True, exist_ok=True)
@@ -67,9 +69,9 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
                     protocol=protocol,
                     nonideal=nonideal,
                     measure=measure,
-                    seed=task["seed"],
-                    device_json=task["device"],
-                    protocol_json=task["protocol"],
+                    seed=task.seed,
+                    device_json=task.device,
+                    protocol_json=task.protocol,
                     log=log,
                 )
             )
@@ -81,7 +83,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     finally:
         numba.set_num_threads(prev)
     return {
-        "index": task["index"],
+        "index": task.index,
         "metrics": metrics,
         "error": error,
         "seconds": time.perf_counter() - t0,

@@ -1,5 +1,5 @@
 """``offline_vs_insitu``: offline (twin BPTT, θ programmed) vs in-situ (RHEL on the chip)
-training of each chip, scored by the loss measured on the chip (:mod:`physim.answers.offline`).
+training of each chip, scored by the loss measured on the chip (the routes: :mod:`physim.study.offline`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class OfflineVsInsitu(Measure):
 
     @classmethod
     def run(cls, point: Point) -> dict[str, float]:
-        # the training routes live one floor up, with the designer's questions
-        from physim.answers.offline import offline_vs_insitu
+        # the training routes import the protocol engine: loaded when a point runs
+        from physim.study.offline import offline_vs_insitu
 
         m = point.measure
         return offline_vs_insitu(
