@@ -15,11 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "physim"
 
-# The families <-> kernels <-> stability cycle is being removed on another branch (the generated
-# family dispatch, issue 22 item 1); this exclusion goes when that branch is merged.
-KNOWN_CYCLES = [{"families", "kernels", "stability"}]
-
-
 def _node(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "physim"
@@ -106,7 +101,7 @@ def test_packages_depend_downward_only():
     print("\nimport graph of physim (node -> what it imports):")
     for node in sorted(graph):
         print(f"  {node} -> {', '.join(sorted(graph[node])) or '-'}")
-    found = [c for c in cycles(graph) if c not in KNOWN_CYCLES]
+    found = cycles(graph)
     detail = "; ".join(
         " <-> ".join(sorted(c))
         + " ("
