@@ -35,6 +35,8 @@ from physim.simulate import (
 )
 from physim.spec_base import EPS_MIN
 
+_NO_RECORD = np.zeros((0, 1, 1, 1))
+
 
 def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
@@ -200,6 +202,8 @@ def rhel_echo(
             GB,
             input_grad,
             GU,
+            None,
+            _NO_RECORD,
         )
 
     with parallel_schedule(ng), drive_threads(phys.B):

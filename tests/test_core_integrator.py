@@ -266,7 +266,7 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
         Q, P, Qrec = np.zeros((nb, n)), np.zeros((nb, n)), np.empty((K, nb, n))
         with lf.drive_threads(B):
             for k0, k1 in bounds:
-                lf.forward_inputs(*args, BT, R, u, k0, k1, Q, P, no, Qrec[k0:k1], no)
+                lf.forward_inputs(*args, BT, R, u, k0, k1, Q, P, no, Qrec[k0:k1], no, None)
         return Q, P, Qrec
 
     whole = forward([(0, K)])
@@ -293,7 +293,7 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
             for k0, k1 in reversed(bounds):
                 lf.echo_inputs(
                     *args, BT, B, R, u, G, k0, k1, QE, PE, kicks, weights, 1.0,
-                    GW, True, GB, True, GU[k0:k1],
+                    GW, True, GB, True, GU[k0:k1], None, np.zeros((0, 1, 1, 1)),
                 )  # fmt: skip
         return QE, PE, GW, GB, GU
 
