@@ -24,7 +24,7 @@ from physim.instrument.bath import Bath, build_bath, thermal_state
 from physim.instrument.converters import ADC, DAC
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels.fixedpoint import FixedPointSteps
-from physim.kernels.langevin import LangevinSteps
+from physim.kernels.langevin import LangevinSteps, o_step_rows
 from physim.kernels.leapfrog import (
     batch_groups,
     drive_operands,
@@ -333,6 +333,19 @@ class Instrument:
         """The integer states of the fixed-point grid (the kernels' fixed-point states)."""
         return np.rint(Q / self.lq).astype(np.int64), np.rint(P / self.lp).astype(np.int64)
 
+    def _o_steps(self, echo: bool) -> tuple:
+        """The bath's O-step matrices in the kernels' compressed rows (the echo's with
+        ``echo``), built once per bath."""
+        bath, cache = self.bath, getattr(self, "_o_rows", None)
+        if cache is None or cache[0] is not bath:
+            cache = (
+                bath,
+                o_step_rows(bath.A, bath.N),
+                o_step_rows(bath.A_echo, bath.N_echo),
+            )
+            self._o_rows = cache
+        return cache[2] if echo else cache[1]
+
     def _forward_kernel(self, Q, P, U, BT, k0, k1, dt, Qrec, Prec, Y=_EMPTY3) -> None:
         """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U``
         (``BT`` = Bᵀ as :func:`drive_operands` gives it), recording as
@@ -342,7 +355,7 @@ class Instrument:
         QK, PK = Q, P
         if self.lossy:
             XI = self.bath_rng.standard_normal((k1 - k0, Q.shape[0], 2, dev.n_dof))
-            steps = LangevinSteps(self.bath.A, self.bath.N, XI)
+            steps = LangevinSteps(*self._o_steps(echo=False), XI)
         elif self.mode == "fixed_point":
             steps = FixedPointSteps(self.lq, self.lp)
             QK, PK = self._on_grid(Q, P)
@@ -387,8 +400,7 @@ class Instrument:
         QK, PK = Q, P
         if self.lossy:
             XI = self.bath_rng.standard_normal((k1 - k0, *Q.shape[:2], 2, dev.n_dof))
-            A, N = (self.bath.A_echo, self.bath.N_echo) if echo else (self.bath.A, self.bath.N)
-            steps = LangevinSteps(A, N, XI)
+            steps = LangevinSteps(*self._o_steps(echo), XI)
         elif self.mode == "fixed_point":
             steps = FixedPointSteps(self.lq, self.lp)
             QK, PK = self._on_grid(Q, P)

@@ -28,22 +28,46 @@ from numba import njit
 
 
 class LangevinSteps(NamedTuple):
-    """The bath of a lossy run, as the kernels take it: O-step matrices ``A, N`` (n, n) and the
-    chunk's noise ``XI`` (see module docstring)."""
+    """The bath of a lossy run, as the kernels take it: the O-step matrices ``A, N`` (n, n) in
+    compressed rows over the union of their nonzero entries (:func:`o_step_rows`: ``ptr``,
+    ``col``, ``a``, ``nn``) and the chunk's noise ``XI`` (see module docstring)."""
 
-    A: np.ndarray
-    N: np.ndarray
+    ptr: np.ndarray
+    col: np.ndarray
+    a: np.ndarray
+    nn: np.ndarray
     XI: np.ndarray
 
 
+def o_step_rows(
+    A: np.ndarray, N: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ptr, col, a, nn): the entries of ``A`` and ``N`` at the positions where either is
+    nonzero, row by row in column order (row i is ptr[i] … ptr[i+1] − 1). The O step sums only
+    these terms, in the order of the dense sum: a term 0 · p + 0 · ξ adds nothing to a finite
+    sum, so the result is the dense product's, at the cost of the nonzeros (a LinHRU layer's
+    per-mode bath is 2 per row of 256)."""
+    nz = (A != 0.0) | (N != 0.0)
+    rows, cols = np.nonzero(nz)  # row-major order: columns ascending within a row
+    ptr = np.zeros(A.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=A.shape[0]), out=ptr[1:])
+    return (
+        ptr,
+        cols.astype(np.int64),
+        np.ascontiguousarray(A[rows, cols], dtype=np.float64),
+        np.ascontiguousarray(N[rows, cols], dtype=np.float64),
+    )
+
+
 @njit(cache=True, inline="always")
-def _ostep(p, A, N, xi, tmp):
-    """p ← A p + N ξ (dense n × n matrices)."""
+def _ostep(p, ptr, col, a, nn, xi, tmp):
+    """p ← A p + N ξ, with A and N in the compressed rows of :func:`o_step_rows`."""
     n = p.shape[0]
     for i in range(n):
         acc = 0.0
-        for j in range(n):
-            acc += A[i, j] * p[j] + N[i, j] * xi[j]
+        for r in range(ptr[i], ptr[i + 1]):
+            j = col[r]
+            acc += a[r] * p[j] + nn[r] * xi[j]
         tmp[i] = acc
     for i in range(n):
         p[i] = tmp[i]

@@ -5,20 +5,18 @@
     q_{k+1} = q½ + (δ/2) ∇_p T(p_{k+1})
 
 It is exactly reversible in exact arithmetic (flip p, replay the drive backwards, and the state
-returns) and second-order accurate. One step lives in :func:`_step` (forward) and
-:func:`_echo_step` (the RHEL echo, which adds the gradient accumulation); every kernel below runs
-its chunk through those two, so there is one integrator whatever the entry point.
+returns) and second-order accurate. One step lives in :mod:`physim.kernels.steps` (``_step``
+forward, ``_echo_step`` for the RHEL echo, which adds the gradient accumulation), with its lossy
+(Langevin) and fixed-point kinds; the two kernels below run their chunk through those, so there
+is one integrator and one loop whatever the entry point — the twin (:func:`physim.simulate`,
+:func:`physim.rhel_echo`) and the simulated instrument call the same kernels.
 
-Two kinds of entry points:
-
-* ``forward_chunk`` / ``echo_chunk`` take the drive ``S`` and the error signal ``E`` as
-  precomputed arrays (one chunk each);
-* ``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
-  drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
-  the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
-  grow with the sequence). For a large B each block's products go to BLAS, called from
-  numba's threads with BLAS held at one thread (:func:`drive_threads`), so the two thread
-  pools never run at once.
+``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
+drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
+the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
+grow with the sequence). For a large B each block's products go to BLAS, called from numba's
+threads with BLAS held at one thread (:func:`drive_threads`), so the two thread pools never run
+at once. A drive given as an array is the input of an identity B (each entry one exact product).
 
 Both form the drive with :func:`_drive_block` on whole blocks aligned to absolute steps, so s_k
 is bit-for-bit the same in the forward run, in the echo and in :func:`drive_chunk` (used by
@@ -46,7 +44,7 @@ from numba.extending import overload
 
 from physim.kernels import dispatch as hk
 from physim.kernels.fastexp import flush_to
-from physim.kernels.steps import _axpy, _echo_step, _step, echo_step, forward_step, store_p, store_q
+from physim.kernels.steps import _axpy, echo_step, forward_step, store_p, store_q
 from physim.threads import single_threaded_blas
 
 #: steps per block for the in-kernel drive and drive-gradient products of small input matrices
@@ -298,79 +296,6 @@ def _error_into(R, G, k, b, e):
             _axpy(e, G[k - 1, b, o], R[o])
 
 
-# ---------------------------------------------------------------------------- precomputed drive
-@njit(cache=True, parallel=True)
-def forward_chunk(fam, prm, dt, n_work, Q, P, S, Qrec, Prec):
-    """Advance states ``Q, P`` (nb, n) through the drive ``S`` (nk, nb, n) in place.
-
-    Positions after each step go to ``Qrec`` (nk, nb, n) and momenta to ``Prec`` unless the
-    record array has length 0 along time.
-    """
-    nk = S.shape[0]
-    nb = Q.shape[0]
-    n = Q.shape[1]
-    rec_q = Qrec.shape[0] > 0
-    rec_p = Prec.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        q = Q[b]
-        p = P[b]
-        for k in range(nk):
-            _step(fam, prm, dt, q, p, S[k, b], work, g)
-            if rec_q:
-                Qrec[k, b, :] = q
-            if rec_p:
-                Prec[k, b, :] = p
-
-
-@njit(cache=True, parallel=True)
-def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, GW, DS):
-    """Run ``nt`` echo trajectories in lockstep backwards through one chunk of the drive.
-
-    ``Q, P`` (nt, nb, n) hold the echo states and are updated in place. ``S`` (nk, nb, n) is
-    the drive in forward time order; step ``k`` of the chunk is replayed from ``nk − 1`` down to
-    0, and after it trajectory ``t`` receives the kick ``p += kicks[t] · E[k]``. Along each step
-    the parameter gradient of the half-step Hamiltonian H½ = ½(H[q½, p_before] + H[q½,
-    p_after]) is combined over trajectories as Σ_t weights[t] ∂H½/∂w and added to ``GW`` (nb,
-    nw); combining before accumulating keeps the difference of the echoes exact to round-off
-    of one step rather than of the whole sum. ``DS`` (nk, nb, n), unless empty, receives Σ_t
-    weights[t] ∂V/∂s at q½ for each step.
-    """
-    nk = S.shape[0]
-    nb = Q.shape[1]
-    n = Q.shape[2]
-    rec_s = DS.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        v = np.empty(n)
-        gw = GW[b]
-        dacc = np.empty(n)
-        for k in range(nk - 1, -1, -1):
-            _echo_step(
-                fam,
-                prm,
-                dt,
-                Q,
-                P,
-                b,
-                S[k, b],
-                E[k, b],
-                True,
-                kicks,
-                weights,
-                work,
-                g,
-                v,
-                gw,
-                rec_s,
-                dacc,
-            )
-            if rec_s:
-                DS[k, b, :] = dacc
-
-
 # ---------------------------------------------------------------------------- drive from inputs
 @njit(cache=True, parallel=True)
 def drive_chunk(U, BT, k0, k1, S):
@@ -462,12 +387,16 @@ def echo_inputs(
     steps,
     Qrec,
 ):
-    """The echo of ``echo_chunk`` through steps k1−1 … k0, formed from inputs instead of arrays.
+    """Run ``nt`` echo trajectories ``Q, P`` (nt, nb, n) in lockstep, in place, backwards
+    through steps k1−1 … k0 of the inputs.
 
     ``U`` (K, nb, m) are the forward inputs and ``G`` (K, nb, n_out) the error ∂L/∂y of the
     forward readout y[k−1] = R q_k; after replaying step k, trajectory ``t`` is kicked by
-    kicks[t] · Rᵀ G[k−1] (no kick after step 0). ``GW`` (nb, nw) accumulates Σ_t weights[t]
-    ∂H½/∂w exactly as in ``echo_chunk``. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
+    kicks[t] · Rᵀ G[k−1] (no kick after step 0). Along each step the parameter gradient of the
+    half-step Hamiltonian H½ = ½(H[q½, p_before] + H[q½, p_after]) is combined over
+    trajectories as Σ_t weights[t] ∂H½/∂w and added to ``GW`` (nb, nw); combining before
+    accumulating keeps the difference of the echoes exact to round-off of one step rather than
+    of the whole sum. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
     step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB`` (ng, m, n)
     += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) summed over the batch elements of each group
     (group g holds elements g·nb//ng … (g+1)·nb//ng − 1; ng = GB.shape[0], see
