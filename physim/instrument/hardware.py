@@ -24,7 +24,7 @@ from physim.instrument.bath import Bath, build_bath, thermal_state
 from physim.instrument.converters import ADC, DAC
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels.fixedpoint import FixedPointSteps
-from physim.kernels.langevin import LangevinSteps, o_step_rows
+from physim.kernels.langevin import LangevinSteps, o_step_matrices
 from physim.kernels.leapfrog import (
     batch_groups,
     drive_operands,
@@ -340,8 +340,8 @@ class Instrument:
         if cache is None or cache[0] is not bath:
             cache = (
                 bath,
-                o_step_rows(bath.A, bath.N),
-                o_step_rows(bath.A_echo, bath.N_echo),
+                o_step_matrices(bath.A, bath.N),
+                o_step_matrices(bath.A_echo, bath.N_echo),
             )
             self._o_rows = cache
         return cache[2] if echo else cache[1]

@@ -26,48 +26,87 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+#: an O step sums over the union of the nonzeros of A and N row by row when it holds at most
+#: this fraction of the n² entries (a LinHRU layer's per-mode bath: 2 of 256 per row); denser
+#: matrices take the dense product, column by column (SIMD across rows)
+SPARSE_FRACTION = 0.25
+
 
 class LangevinSteps(NamedTuple):
-    """The bath of a lossy run, as the kernels take it: the O-step matrices ``A, N`` (n, n) in
-    compressed rows over the union of their nonzero entries (:func:`o_step_rows`: ``ptr``,
-    ``col``, ``a``, ``nn``) and the chunk's noise ``XI`` (see module docstring)."""
+    """The bath of a lossy run, as the kernels take it (:func:`langevin_steps`): the O-step
+    matrices ``A, N`` (n, n) either in compressed rows over the union of their nonzero entries
+    (``ptr``, ``col``, ``a``, ``nn``; ``AT``, ``NT`` then have no entries) or transposed and
+    dense (``AT``, ``NT``; ``ptr`` then has no entries), and the chunk's noise ``XI`` (see
+    module docstring)."""
 
     ptr: np.ndarray
     col: np.ndarray
     a: np.ndarray
     nn: np.ndarray
+    AT: np.ndarray
+    NT: np.ndarray
     XI: np.ndarray
 
 
-def o_step_rows(
-    A: np.ndarray, N: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ptr, col, a, nn): the entries of ``A`` and ``N`` at the positions where either is
-    nonzero, row by row in column order (row i is ptr[i] … ptr[i+1] − 1). The O step sums only
-    these terms, in the order of the dense sum: a term 0 · p + 0 · ξ adds nothing to a finite
-    sum, so the result is the dense product's, at the cost of the nonzeros (a LinHRU layer's
-    per-mode bath is 2 per row of 256)."""
+def o_step_matrices(A: np.ndarray, N: np.ndarray) -> tuple:
+    """The first six fields of :class:`LangevinSteps` for the O-step matrices ``A, N``.
+
+    Either form sums, for every row i, the terms A[i, j] p[j] + N[i, j] ξ[j] in column order
+    one after the other — the dense product's arithmetic: the compressed rows skip only terms
+    0 · p + 0 · ξ, which add nothing to a finite sum; the dense form runs the rows as the inner
+    loop, which SIMD-vectorises without reordering any row's sum.
+    """
+    n = A.shape[0]
     nz = (A != 0.0) | (N != 0.0)
+    none2 = np.zeros((0, 0))
+    if nz.sum() > SPARSE_FRACTION * n * n:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.ascontiguousarray(A.T, dtype=np.float64),
+            np.ascontiguousarray(N.T, dtype=np.float64),
+        )
     rows, cols = np.nonzero(nz)  # row-major order: columns ascending within a row
-    ptr = np.zeros(A.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=A.shape[0]), out=ptr[1:])
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
     return (
         ptr,
         cols.astype(np.int64),
         np.ascontiguousarray(A[rows, cols], dtype=np.float64),
         np.ascontiguousarray(N[rows, cols], dtype=np.float64),
+        none2,
+        none2,
     )
 
 
 @njit(cache=True, inline="always")
-def _ostep(p, ptr, col, a, nn, xi, tmp):
-    """p ← A p + N ξ, with A and N in the compressed rows of :func:`o_step_rows`."""
+def _ostep(p, ptr, col, a, nn, AT, NT, xi, tmp):
+    """p ← A p + N ξ, with A and N as :func:`o_step_matrices` gives them."""
     n = p.shape[0]
-    for i in range(n):
-        acc = 0.0
-        for r in range(ptr[i], ptr[i + 1]):
-            j = col[r]
-            acc += a[r] * p[j] + nn[r] * xi[j]
-        tmp[i] = acc
+    if ptr.shape[0] == 0:
+        for i in range(n):
+            tmp[i] = 0.0
+        for j in range(n):
+            pj = p[j]
+            xj = xi[j]
+            aj = AT[j]
+            nj = NT[j]
+            for i in range(n):
+                tmp[i] += aj[i] * pj + nj[i] * xj
+    else:
+        for i in range(n):
+            acc = 0.0
+            for r in range(ptr[i], ptr[i + 1]):
+                j = col[r]
+                acc += a[r] * p[j] + nn[r] * xi[j]
+            tmp[i] = acc
     for i in range(n):
         p[i] = tmp[i]
+
+
+@njit(cache=True, inline="always")
+def o_step(steps, p, xi, tmp):
+    """p ← A p + N ξ for the bath ``steps`` (a :class:`LangevinSteps`)."""
+    _ostep(p, steps.ptr, steps.col, steps.a, steps.nn, steps.AT, steps.NT, xi, tmp)

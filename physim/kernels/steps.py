@@ -6,13 +6,13 @@ argument, at compile time (numba specialises the kernel per type, so the ideal s
 exactly the code it had without the other kinds):
 
 * ``None`` — the ideal leapfrog, :func:`_step` forward and :func:`_echo_step` in the echo;
-* :class:`~physim.kernels.langevin.LangevinSteps` (A, N in compressed rows, XI) — the O steps of the bath around
+* :class:`~physim.kernels.langevin.LangevinSteps` (A, N, XI) — the O steps of the bath around
   that same leapfrog step, with the chunk's noise drawn by the caller;
 * :class:`~physim.kernels.fixedpoint.FixedPointSteps` (lq, lp) — the bit-reversible integer
   step, on int64 states.
 
-:func:`forward_step`, :func:`echo_step` and :func:`store_state` are that choice; they are
-called from numba-compiled code only.
+:func:`forward_step`, :func:`echo_step`, :func:`store_q` and :func:`store_p` are that
+choice; they are called from numba-compiled code only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from numba.extending import overload
 
 from physim.kernels import dispatch as hk
 from physim.kernels.fixedpoint import FixedPointSteps, fixed_echo_step, fixed_step
-from physim.kernels.langevin import LangevinSteps, _ostep
+from physim.kernels.langevin import LangevinSteps, o_step
 
 
 @njit(cache=True, inline="always")
@@ -120,9 +120,9 @@ def _forward_step_impl(steps, fam, prm, dt, q, p, s, c, b, work, g, x):
     if kind == "lossy":
 
         def lossy(steps, fam, prm, dt, q, p, s, c, b, work, g, x):
-            _ostep(p, steps.ptr, steps.col, steps.a, steps.nn, steps.XI[c, b, 0], x)
+            o_step(steps, p, steps.XI[c, b, 0], x)
             _step(fam, prm, dt, q, p, s, work, g)
-            _ostep(p, steps.ptr, steps.col, steps.a, steps.nn, steps.XI[c, b, 1], x)
+            o_step(steps, p, steps.XI[c, b, 1], x)
 
         return lossy
 
@@ -207,14 +207,14 @@ def _echo_step_impl(
             # trajectories are independent: the O steps of each may run before and after the
             # shared echo step without changing any trajectory's operation order
             for t in range(nt):
-                _ostep(P[t, b], steps.ptr, steps.col, steps.a, steps.nn, steps.XI[c, t, b, 0], x)
+                o_step(steps, P[t, b], steps.XI[c, t, b, 0], x)
             for i in range(acc.shape[0]):
                 acc[i] = 0.0
             _echo_step(
                 fam, prm, dt, Q, P, b, s, e, False, kicks, weights, work, g, v, acc, want_ds, d
             )
             for t in range(nt):
-                _ostep(P[t, b], steps.ptr, steps.col, steps.a, steps.nn, steps.XI[c, t, b, 1], x)
+                o_step(steps, P[t, b], steps.XI[c, t, b, 1], x)
                 if kick:
                     _axpy(P[t, b], kicks[t], e)
             _axpy(gw, 1.0, acc)
