@@ -334,8 +334,9 @@ class Instrument:
         return np.rint(Q / self.lq).astype(np.int64), np.rint(P / self.lp).astype(np.int64)
 
     def _o_steps(self, echo: bool) -> tuple:
-        """The bath's O-step matrices in the kernels' compressed rows (the echo's with
-        ``echo``), built once per bath."""
+        """The bath's O-step matrices as the kernels take them (see
+        :func:`physim.kernels.langevin.o_step_matrices`; the echo's with ``echo``), built once
+        per bath."""
         bath, cache = self.bath, getattr(self, "_o_rows", None)
         if cache is None or cache[0] is not bath:
             cache = (
@@ -377,7 +378,7 @@ class Instrument:
                 Prec,
                 steps,
             )
-        if steps is not None and not self.lossy:
+        if isinstance(steps, FixedPointSteps):
             Q[:] = QK * self.lq
             P[:] = PK * self.lp
 
@@ -431,7 +432,7 @@ class Instrument:
                 steps,
                 Qrec,
             )
-        if steps is not None and not self.lossy:
+        if isinstance(steps, FixedPointSteps):
             Q[:] = QK * self.lq
             P[:] = PK * self.lp
 
