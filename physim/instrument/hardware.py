@@ -564,7 +564,7 @@ class Instrument:
         dtype = self.dtype
         if self.mode == "fixed_point" and self.lq is None:
             self.calibrate(u)
-        energy = float(np.sum(u.astype(np.float64) ** 2) * dev.dt * nt)
+        energy = float(np.sum(u.astype(np.float64, copy=False) ** 2) * dev.dt * nt)
         samples = idx = None
         if sample_every > 0:
             idx = (
