@@ -24,8 +24,6 @@ def _core_dispatchers() -> list:
     from physim.kernels import adjoint, leapfrog
 
     return [
-        leapfrog.forward_chunk,
-        leapfrog.echo_chunk,
         leapfrog.forward_inputs,
         leapfrog.echo_inputs,
         adjoint.adjoint_inputs,

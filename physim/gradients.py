@@ -75,22 +75,6 @@ def error_bound(device: Device, dLdy: np.ndarray) -> float:
     return gmax * float(np.max(np.sum(np.abs(device.readout), axis=0)))
 
 
-def drive_gradient_to_inputs(
-    gs: np.ndarray,
-    u_chunk: np.ndarray,
-    B: np.ndarray,
-    g_B: np.ndarray,
-    grad_u: np.ndarray | None,
-    k0: int,
-) -> None:
-    """Fold a chunk of drive gradients ∂L/∂s_k into ∂L/∂B (in place) and ∂L/∂u_k."""
-    nk, nb, n = gs.shape
-    if u_chunk.shape[2]:
-        g_B += gs.reshape(nk * nb, n).T @ u_chunk.reshape(nk * nb, -1)
-    if grad_u is not None:
-        grad_u[k0 : k0 + nk] = gs @ B
-
-
 def align(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Cosine similarity and norm ratio ‖a‖/‖b‖ of two gradients (estimate ``a``, reference ``b``).
 

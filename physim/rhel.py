@@ -46,6 +46,9 @@ def default_eps(device: Device) -> float:
     return EPS_QUADRATIC if device.quadratic else EPS_NONLINEAR
 
 
+_NO_RECORD = np.zeros((0, 1, 1, 1))
+
+
 def nudge_factor(eps: float, relative: bool, p_final: np.ndarray, e_max: float) -> float:
     """Absolute nudge β from ``eps`` (see module docstring)."""
     if not (np.isfinite(eps) and eps > 0):
@@ -210,6 +213,8 @@ def rhel_echo(
             GB,
             input_grad,
             GU,
+            None,
+            _NO_RECORD,
         )
 
     with parallel_schedule(ng), drive_threads(phys.B):

@@ -189,7 +189,21 @@ def iter_forward(
 def _run(device, phys, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec) -> None:
     with parallel_schedule(Q.shape[0]), drive_threads(phys.B):
         forward_inputs(
-            device.family, phys.prm, device.dt, device.n_work, BT, R, u, k0, k1, Q, P, Y, Qrec, Prec
+            device.family,
+            phys.prm,
+            device.dt,
+            device.n_work,
+            BT,
+            R,
+            u,
+            k0,
+            k1,
+            Q,
+            P,
+            Y,
+            Qrec,
+            Prec,
+            None,
         )
 
 

@@ -15,7 +15,7 @@ import pytest
 import physim
 from physim.kernels import dispatch as hk
 from physim.kernels import reduce
-from physim.kernels.leapfrog import echo_chunk
+from physim.kernels.leapfrog import echo_inputs
 from physim.losses import MSELoss
 from physim.simulate import drive
 from physim.specs import load_device
@@ -109,6 +109,21 @@ def test_dispatch_refuses_a_family_id_without_kernels():
     assert np.all(gw == 0) and np.all(ds == 0)  # nothing was accumulated before the refusal
 
 
+def _echo(device, phys, Q, P, S, E, kicks, weights, GW, DS):
+    """The echo through the drive ``S`` (nk, nb, n) with the kicks ``kicks[t] · E[k]`` after
+    step k > 0: the echo kernel fed ``S`` as its inputs with B = I (each drive entry one exact
+    product), the identity readout and ∂L/∂y[k − 1] = E[k]; ∂V/∂s of each step goes to ``DS``
+    as the input gradient Bᵀ ∂V/∂s = ∂V/∂s (scale 1), exact as well."""
+    nk, nb, n = S.shape
+    eye = np.eye(n)
+    G = np.ascontiguousarray(np.concatenate([E[1:], np.zeros((1, nb, n))]))
+    no_gb, no_q = np.zeros((1, 0, 0)), np.zeros((0, 1, 1, 1))
+    echo_inputs(
+        device.family, phys.prm, device.dt, device.n_work, eye, eye, np.zeros((0, n)), S, G,
+        0, nk, Q, P, kicks, weights, 1.0, GW, False, no_gb, True, DS, None, no_q,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("name", ["duffing-chain-5", "lc-ladder-8", "nonlinhru-16"])
 def test_pairing_of_echo_trajectories_leaves_each_state_unchanged(name):
     """Three trajectories (a pair and one paired with itself at weight 0) give bit for bit the
@@ -126,13 +141,13 @@ def test_pairing_of_echo_trajectories_leaves_each_state_unchanged(name):
     P = np.ascontiguousarray(np.stack([-fwd.p_final] * 3))
     nw = phys.w.shape[0]
     GW, DS = np.zeros((nb, nw)), np.zeros((nk, nb, n))
-    args = (device.family, phys.prm, device.dt, device.n_work)
-    echo_chunk(*args, Q, P, S, E, kicks, weights, GW, DS)
+    args = (device, phys)
+    _echo(*args, Q, P, S, E, kicks, weights, GW, DS)
     GW1, DS1 = np.zeros((nb, nw)), np.zeros((nk, nb, n))
     for t in range(3):
         Qt, Pt = np.ascontiguousarray(np.stack([fwd.q_final])), np.stack([-fwd.p_final])
         gw, ds = np.zeros((nb, nw)), np.zeros((nk, nb, n))
-        echo_chunk(*args, Qt, Pt, S, E, kicks[t : t + 1], weights[t : t + 1], gw, ds)
+        _echo(*args, Qt, Pt, S, E, kicks[t : t + 1], weights[t : t + 1], gw, ds)
         assert np.array_equal(Qt[0], Q[t]) and np.array_equal(Pt[0], P[t])
         GW1 += gw
         DS1 += ds

@@ -266,7 +266,7 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
         Q, P, Qrec = np.zeros((nb, n)), np.zeros((nb, n)), np.empty((K, nb, n))
         with lf.drive_threads(B):
             for k0, k1 in bounds:
-                lf.forward_inputs(*args, BT, R, u, k0, k1, Q, P, no, Qrec[k0:k1], no)
+                lf.forward_inputs(*args, BT, R, u, k0, k1, Q, P, no, Qrec[k0:k1], no, None)
         return Q, P, Qrec
 
     whole = forward([(0, K)])
@@ -276,8 +276,11 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
     S = drive(u, phys.B, 0, K)
     for k0, k1 in zip(SPLITS[:-1], SPLITS[1:], strict=True):
         assert np.array_equal(drive(u, phys.B, k0, k1), S[k0:k1])
+    # that drive fed to the kernel as its inputs with B = I (each entry one exact product)
     Q, P, Qrec = np.zeros((nb, n)), np.zeros((nb, n)), np.empty((K, nb, n))
-    lf.forward_chunk(*args, Q, P, S, Qrec, no)
+    eye = np.eye(n)
+    with lf.drive_threads(eye):
+        lf.forward_inputs(*args, eye, R, S, 0, K, Q, P, no, Qrec, no, None)
     assert np.array_equal(Qrec, whole[2])
 
     G = np.random.default_rng(6).normal(size=(K, nb, device.n_outputs))
@@ -293,7 +296,7 @@ def test_drive_blocks_do_not_depend_on_the_chunking(name, dtype):
             for k0, k1 in reversed(bounds):
                 lf.echo_inputs(
                     *args, BT, B, R, u, G, k0, k1, QE, PE, kicks, weights, 1.0,
-                    GW, True, GB, True, GU[k0:k1],
+                    GW, True, GB, True, GU[k0:k1], None, np.zeros((0, 1, 1, 1)),
                 )  # fmt: skip
         return QE, PE, GW, GB, GU
 

@@ -14,7 +14,7 @@ import pytest
 import physim
 from physim.errors import NumericalFault
 from physim.kernels import leapfrog
-from physim.simulate import drive
+from physim.simulate import readout_matrix
 from physim.specs import parse_spec
 from physim.stability import StabilityWarning, UnstableStepError, stability_ratio
 
@@ -100,8 +100,13 @@ def _first_bad_step(device, theta, u) -> tuple[int, str]:
     K, nb = u.shape[0], u.shape[1]
     Q, P = np.zeros((nb, device.n_dof)), np.zeros((nb, device.n_dof))
     Qr, Pr = np.empty((K, nb, device.n_dof)), np.empty((K, nb, device.n_dof))
-    S = drive(u, phys.B, 0, K)
-    leapfrog.forward_chunk(device.family, phys.prm, device.dt, device.n_work, Q, P, S, Qr, Pr)
+    BT = leapfrog.drive_operands(phys.B, u)[0]
+    no = np.empty((0, nb, device.n_dof))
+    with leapfrog.drive_threads(phys.B):
+        leapfrog.forward_inputs(
+            device.family, phys.prm, device.dt, device.n_work, BT, readout_matrix(device),
+            u, 0, K, Q, P, no, Qr, Pr, None,
+        )  # fmt: skip
     bad_p = ~np.isfinite(Pr).reshape(K, -1).all(axis=1)
     bad_q = ~np.isfinite(Qr).reshape(K, -1).all(axis=1)
     i = int(np.argmax(bad_p | bad_q))

@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "physim"
 
+
 def _node(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "physim"

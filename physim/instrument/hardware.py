@@ -21,15 +21,29 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from physim.device import Device, Physical
+from physim.device import Device, Physical, io_array
 from physim.errors import NumericalFault, all_finite
-from physim.gradients import error_signal
 from physim.instrument.bath import Bath, thermal_state
 from physim.instrument.converters import ADC, DAC, Reading
 from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
-from physim.kernels import fixedpoint, langevin, leapfrog
-from physim.simulate import chunk_bounds, drive, readout
+from physim.kernels.fixedpoint import FixedPointSteps
+from physim.kernels.langevin import LangevinSteps, o_step_matrices
+from physim.kernels.leapfrog import (
+    batch_groups,
+    drive_operands,
+    drive_threads,
+    echo_inputs,
+    forward_inputs,
+)
+from physim.simulate import (
+    CHUNK_ELEMENTS,
+    KERNEL_ELEMENTS,
+    chunk_bounds,
+    parallel_schedule,
+    readout,
+    readout_matrix,
+)
 
 _EMPTY3 = np.zeros((0, 1, 1))
 _EMPTY4 = np.zeros((0, 1, 1, 1))
@@ -75,6 +89,8 @@ class Instrument:
         self.seed = int(seed)
         self.prep_rng = np.random.default_rng(self.seed)
         self.n_runs = 0
+        # the bath's O-step matrices in the kernels' form, per bath object (see _o_steps)
+        self._o_rows: tuple | None = None
         num = self.spec.get("numerics")
         self.mode = num.mode if num is not None else "float64"
         self.fraction_bits = num.fraction_bits if num is not None else 40
@@ -341,26 +357,35 @@ class Instrument:
         """Fixed-point grid steps from an ideal float64 run of the input ``u`` from the
         current state: 4 × max |q| (resp. |p|) rounded up to a power of two, over
         2^fraction_bits."""
+        dev = self.device
         Q = self.Q[0].astype(np.float64).copy()
         P = self.P[0].astype(np.float64).copy()
         qmax = float(np.max(np.abs(Q), initial=0.0))
         pmax = float(np.max(np.abs(P), initial=0.0))
         nb = u.shape[1]
-        for k0, k1 in chunk_bounds(u.shape[0], nb * self.device.n_dof):
-            S = drive(u, self.phys.B, k0, k1)
-            Qr = np.empty((k1 - k0, nb, self.device.n_dof))
+        U = np.ascontiguousarray(u)
+        BT = drive_operands(self.phys.B, U)[0]
+        for k0, k1 in chunk_bounds(u.shape[0], nb * dev.n_dof):
+            Qr = np.empty((k1 - k0, nb, dev.n_dof))
             Pr = np.empty_like(Qr)
-            leapfrog.forward_chunk(
-                self.device.family,
-                self.phys.prm,
-                self.device.dt,
-                self.device.n_work,
-                Q,
-                P,
-                S,
-                Qr,
-                Pr,
-            )
+            with parallel_schedule(nb), drive_threads(self.phys.B):
+                forward_inputs(
+                    dev.family,
+                    self.phys.prm,
+                    dev.dt,
+                    dev.n_work,
+                    BT,
+                    readout_matrix(dev),
+                    U,
+                    k0,
+                    k1,
+                    Q,
+                    P,
+                    _EMPTY3,
+                    Qr,
+                    Pr,
+                    None,
+                )
             qmax = max(qmax, float(np.max(np.abs(Qr))))
             pmax = max(pmax, float(np.max(np.abs(Pr))))
 
@@ -378,121 +403,122 @@ class Instrument:
             self.P = np.rint(self.P / self.lp) * self.lp
 
     # ------------------------------------------------------------------ kernels
+    # Every run goes through the twin's own kernels (physim.kernels.leapfrog forward_inputs /
+    # echo_inputs: the drive B u formed in blocks, the BLAS route and float32 operands for large
+    # B, ∂L/∂B folded in the kernel). The instrument only chooses the step kind: none (the
+    # ideal leapfrog), the bath's O steps with this chunk's noise, or the fixed-point grid.
     def _prm(self):
         if self.mode != "float32":
             return self.phys.prm
         w, ai, af, am = self.phys.prm
         return (w.astype(np.float32), ai, af.astype(np.float32), am.astype(np.float32))
 
-    def _forward_kernel(self, Q, P, S, dt, Qrec, Prec) -> None:
+    def _on_grid(self, Q, P):
+        """The integer states of the fixed-point grid (the kernels' fixed-point states)."""
+        return np.rint(Q / self.lq).astype(np.int64), np.rint(P / self.lp).astype(np.int64)
+
+    def _o_steps(self, echo: bool) -> tuple:
+        """The bath's O-step matrices as the kernels take them (see
+        :func:`physim.kernels.langevin.o_step_matrices`; the echo's with ``echo``), built once
+        per bath."""
+        bath, cache = self.bath, self._o_rows
+        if cache is None or cache[0] is not bath:
+            cache = (
+                bath,
+                o_step_matrices(bath.A, bath.N),
+                o_step_matrices(bath.A_echo, bath.N_echo),
+            )
+            self._o_rows = cache
+        return cache[2] if echo else cache[1]
+
+    def _forward_kernel(self, Q, P, U, BT, k0, k1, dt, Qrec, Prec, Y=_EMPTY3) -> None:
+        """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U``
+        (``BT`` = Bᵀ as :func:`drive_operands` gives it), recording as
+        :func:`physim.kernels.leapfrog.forward_inputs` does (``Y``: readout R q)."""
         dev = self.device
+        steps = None
+        QK, PK = Q, P
         if self.lossy:
-            XI = self.bath_rng.standard_normal((S.shape[0], Q.shape[0], 2, dev.n_dof))
-            langevin.forward_chunk(
+            XI = self.bath_rng.standard_normal((k1 - k0, Q.shape[0], 2, dev.n_dof))
+            steps = LangevinSteps(*self._o_steps(echo=False), XI)
+        elif self.mode == "fixed_point":
+            steps = FixedPointSteps(self.lq, self.lp)
+            QK, PK = self._on_grid(Q, P)
+        with parallel_schedule(Q.shape[0]), drive_threads(self.phys.B):
+            forward_inputs(
                 dev.family,
                 self._prm(),
                 dt,
                 dev.n_work,
-                Q,
-                P,
-                S,
-                self.bath.A,
-                self.bath.N,
-                XI,
+                BT,
+                readout_matrix(dev),
+                U,
+                k0,
+                k1,
+                QK,
+                PK,
+                Y,
                 Qrec,
                 Prec,
+                steps,
             )
-        elif self.mode == "fixed_point":
-            QI = np.rint(Q / self.lq).astype(np.int64)
-            PI = np.rint(P / self.lp).astype(np.int64)
-            fixedpoint.forward_chunk(
-                dev.family, self.phys.prm, dt, dev.n_work, QI, PI, self.lq, self.lp, S, Qrec, Prec
-            )
-            Q[:] = QI * self.lq
-            P[:] = PI * self.lp
-        else:
-            leapfrog.forward_chunk(dev.family, self._prm(), dt, dev.n_work, Q, P, S, Qrec, Prec)
+        if isinstance(steps, FixedPointSteps):
+            Q[:] = QK * self.lq
+            P[:] = PK * self.lp
 
-    def _echo_kernel(self, Q, P, S, E, kicks, weights, GW, DS, Qrec, echo: bool, keep=None) -> None:
-        """One backwards pass over a chunk for the branches in ``Q, P`` (nt, nb, n).
+    def _free_step(self, Q: np.ndarray, P: np.ndarray, tau: float) -> None:
+        """One undriven step of length ``tau`` of the states ``Q, P`` (nb, n), in place."""
+        U = np.zeros((1, Q.shape[0], 0))
+        BT = np.zeros((0, self.device.n_dof))
+        self._forward_kernel(Q, P, U, BT, 0, 1, tau, _EMPTY3, _EMPTY3)
 
-        ``keep`` (nk,) marks the rows of ``Qrec`` that will be read (default: every row)."""
+    def _echo_kernel(self, Q, P, ops, k0, k1, acc, Qrec, echo: bool) -> None:
+        """Walk the branches in ``Q, P`` (nt, nb, n) backwards through steps k1−1 … k0 of the
+        inputs: ``ops`` = (U, BT, B, G, kicks, weights) as
+        :func:`physim.kernels.leapfrog.echo_inputs` takes them, ``acc`` = (scale, GW, want_gb,
+        GB) the accumulators it adds to; ``Qrec`` (k1−k0, nt, nb, n) or empty. ``echo``
+        selects the bath's echo O steps (loss compensation)."""
         dev = self.device
-        dt = dev.dt
+        U, BT, B, G, kicks, weights = ops
+        scale, GW, want_gb, GB = acc
+        steps = None
+        QK, PK = Q, P
         if self.lossy:
-            XI = self.bath_rng.standard_normal((S.shape[0], *Q.shape[:2], 2, dev.n_dof))
-            A, N = (self.bath.A_echo, self.bath.N_echo) if echo else (self.bath.A, self.bath.N)
-            langevin.echo_chunk(
+            XI = self.bath_rng.standard_normal((k1 - k0, *Q.shape[:2], 2, dev.n_dof))
+            steps = LangevinSteps(*self._o_steps(echo), XI)
+        elif self.mode == "fixed_point":
+            steps = FixedPointSteps(self.lq, self.lp)
+            QK, PK = self._on_grid(Q, P)
+        no_gu = np.zeros((0, Q.shape[1], B.shape[1]))
+        with parallel_schedule(GB.shape[0]), drive_threads(self.phys.B):
+            echo_inputs(
                 dev.family,
                 self._prm(),
-                dt,
+                dev.dt,
                 dev.n_work,
-                Q,
-                P,
-                S,
-                E,
+                BT,
+                B,
+                readout_matrix(dev),
+                U,
+                G,
+                k0,
+                k1,
+                QK,
+                PK,
                 kicks,
                 weights,
-                A,
-                N,
-                XI,
+                scale,
                 GW,
-                DS,
+                want_gb,
+                GB,
+                False,
+                no_gu,
+                steps,
                 Qrec,
             )
-        elif self.mode == "fixed_point":
-            QI = np.rint(Q / self.lq).astype(np.int64)
-            PI = np.rint(P / self.lp).astype(np.int64)
-            fixedpoint.echo_chunk(
-                dev.family,
-                self.phys.prm,
-                dt,
-                dev.n_work,
-                QI,
-                PI,
-                self.lq,
-                self.lp,
-                S,
-                E,
-                kicks,
-                weights,
-                GW,
-                DS,
-                Qrec,
-            )
-            Q[:] = QI * self.lq
-            P[:] = PI * self.lp
-        elif Qrec.shape[0] == 0:
-            leapfrog.echo_chunk(
-                dev.family, self._prm(), dt, dev.n_work, Q, P, S, E, kicks, weights, GW, DS
-            )
-        else:
-            # the ideal echo has no recording kernel: step it from one recorded state to the
-            # next (the kernel walks a sub-chunk exactly as it walks the whole chunk, so the
-            # result does not depend on where the chunk is cut)
-            nk = S.shape[0]
-            rows = np.flatnonzero(np.ones(nk, bool) if keep is None else keep)[::-1]
-            hi = nk
-            for k in [*rows.tolist(), *([0] if not rows.size or rows[-1] != 0 else [])]:
-                if k >= hi:
-                    continue
-                ds = DS[k:hi] if DS.shape[0] else DS
-                leapfrog.echo_chunk(
-                    dev.family,
-                    self._prm(),
-                    dt,
-                    dev.n_work,
-                    Q,
-                    P,
-                    S[k:hi],
-                    E[k:hi],
-                    kicks,
-                    weights,
-                    GW,
-                    ds,
-                )
-                Qrec[k] = Q
-                hi = k
+        if isinstance(steps, FixedPointSteps):
+            Q[:] = QK * self.lq
+            P[:] = PK * self.lp
 
     # ------------------------------------------------------------------ faults
     def _noise_state(self) -> dict | None:
@@ -507,41 +533,55 @@ class Instrument:
 
         return fault_cause(self.device, self.phys, run, u, lossy=self.lossy)
 
-    def _forward_fault(self, t, S, start, k0, K, u) -> NumericalFault:
-        """Re-run a forward chunk that ended non-finite, recording, to find its first bad step."""
+    def _forward_fault(self, t, U, BT, start, k0, k1, K, u) -> NumericalFault:
+        """Re-run a forward chunk that ended non-finite, recording, to find its first bad step.
+
+        The re-run goes in pieces of at most ``CHUNK_ELEMENTS`` recorded numbers (a lossy
+        chunk is one piece: its noise is drawn again, the same)."""
         Q, P, noise = start
         self._restore_noise(noise)
-        Qr = np.empty((S.shape[0], *Q.shape), dtype=Q.dtype)
-        Pr = np.empty_like(Qr)
-        self._forward_kernel(Q, P, S, self.device.dt, Qr, Pr)
-        bad_p = ~np.isfinite(Pr).reshape(S.shape[0], -1).all(axis=1)
-        bad_q = ~np.isfinite(Qr).reshape(S.shape[0], -1).all(axis=1)
-        i = int(np.argmax(bad_p | bad_q))
+        nb, n = Q.shape
+        step, what = k1, "q"
+        for a, b in chunk_bounds(k1 - k0, nb * n):
+            Qr = np.empty((b - a, nb, n), dtype=Q.dtype)
+            Pr = np.empty_like(Qr)
+            self._forward_kernel(Q, P, U, BT, k0 + a, k0 + b, self.device.dt, Qr, Pr)
+            bad_p = ~np.isfinite(Pr).reshape(b - a, -1).all(axis=1)
+            bad_q = ~np.isfinite(Qr).reshape(b - a, -1).all(axis=1)
+            if np.any(bad_p | bad_q):
+                i = int(np.argmax(bad_p | bad_q))
+                step, what = k0 + a + i + 1, "p" if bad_p[i] else "q"
+                break
         run = "forward" if self.n_branches == 1 else f"forward (branch {t})"
         return NumericalFault(
             run,
-            k0 + i + 1,
-            "p" if bad_p[i] else "q",
+            step,
+            what,
             self._cause("forward", u),
             n_steps=K,
             where=f"instrument ({self.device.name!r})",
         )
 
-    def _echo_fault(self, sel, args, start, reverse, k0, k1, K, kicks) -> NumericalFault:
-        """Re-run a backwards-walking chunk that ended non-finite, recording its states."""
-        Q, P, GW, noise = start
+    def _echo_fault(self, sel, ops, acc, start, reverse, k0, k1, K, kicks) -> NumericalFault:
+        """Re-run a backwards-walking chunk (kernel steps k0 … k1−1) that ended non-finite,
+        recording its states in pieces as :meth:`_forward_fault` does. ``k0`` is the chunk's
+        first step in the time of the run (the inputs of a forward run are walked reversed)."""
+        Q, P, GW, GB, noise = start
         self._restore_noise(noise)
+        acc = (acc[0], GW, acc[2], GB)
         nk = k1 - k0
-        Qr = np.empty((nk, *Q.shape), dtype=Q.dtype)
-        self._echo_kernel(Q, P, *args, GW, _EMPTY3, Qr, echo=reverse)
-        bad = ~np.isfinite(Qr).reshape(nk, Q.shape[0], -1).all(axis=2)  # (nk, branches)
-        rows = np.flatnonzero(bad.any(axis=1))
-        if rows.size == 0:
-            step, t, what = None, 0, "accumulated ∂H/∂θ"
-        else:
-            k = int(rows[-1])  # the kernel walks k = nk − 1 … 0: the highest bad k came first
-            t = int(np.flatnonzero(bad[k])[0])
-            step, what = (K - (k0 + k)) if reverse else (k0 + nk - k), "q"
+        a0 = k0 if reverse else K - k1
+        step, t, what = None, 0, "accumulated ∂H/∂θ"
+        for a, b in reversed(chunk_bounds(nk, Q.size)):
+            Qr = np.empty((b - a, *Q.shape), dtype=Q.dtype)
+            self._echo_kernel(Q, P, ops, a0 + a, a0 + b, acc, Qr, echo=reverse)
+            bad = ~np.isfinite(Qr).reshape(b - a, Q.shape[0], -1).all(axis=2)  # (rows, branches)
+            rows = np.flatnonzero(bad.any(axis=1))
+            if rows.size:
+                k = a + int(rows[-1])  # the kernel walks k = nk − 1 … 0: the highest bad k first
+                t = int(np.flatnonzero(bad[k - a])[0])
+                step, what = (K - (k0 + k)) if reverse else (k0 + nk - k), "q"
+                break
         branch = sel.start + t
         if not reverse:
             run = "forward"
@@ -565,9 +605,12 @@ class Instrument:
             self.calibrate(u)
         Qrec = np.empty((K, nb, n), dtype=self.dtype)
         Prec = np.empty((K, nb, n), dtype=self.dtype)
+        U = np.ascontiguousarray(u)
+        BT = drive_operands(self.phys.B, U)[0]
         for k0, k1 in chunk_bounds(K, nb * n):
-            S = np.ascontiguousarray(drive(u, self.phys.B, k0, k1), dtype=self.dtype)
-            self._forward_kernel(self.Q[0], self.P[0], S, dev.dt, Qrec[k0:k1], Prec[k0:k1])
+            self._forward_kernel(
+                self.Q[0], self.P[0], U, BT, k0, k1, dev.dt, Qrec[k0:k1], Prec[k0:k1]
+            )
         return Qrec.astype(np.float64), Prec.astype(np.float64)
 
     # ------------------------------------------------------------------ drive
@@ -607,7 +650,7 @@ class Instrument:
         dtype = self.dtype
         if self.mode == "fixed_point" and self.lq is None:
             self.calibrate(u)
-        energy = float(np.sum(u.astype(np.float64) ** 2) * dev.dt * nt)
+        energy = float(np.sum(u.astype(np.float64, copy=False) ** 2) * dev.dt * nt)
         samples = idx = None
         if sample_every > 0:
             idx = (
@@ -616,19 +659,32 @@ class Instrument:
                 else np.arange(sample_every, K + 1, sample_every)
             )
             samples = np.empty((idx.shape[0], nt, nb, dev.n_outputs))
+        U = np.ascontiguousarray(u)
+        BT, B = drive_operands(self.phys.B, U)
         empty3 = _EMPTY3.astype(dtype)
         if not (reverse or integrate):
-            for k0, k1 in chunk_bounds(K, nb * n):
-                S = np.ascontiguousarray(drive(u, self.phys.B, k0, k1), dtype=dtype)
+            # every-step readout of one branch: the kernel writes R q into the samples itself,
+            # as the twin's forward run writes its y (the same arithmetic)
+            direct = (
+                sample_every == 1
+                and nt == 1
+                and self.mode != "fixed_point"
+                and (readout is None or readout is dev.readout)
+            )
+            chunked = samples is not None and not direct
+            # without chunk-sized arrays (records, noise) a run is a few long kernel calls
+            elements = CHUNK_ELEMENTS if chunked or self.lossy else KERNEL_ELEMENTS
+            for k0, k1 in chunk_bounds(K, nb * n, elements):
                 for t in range(nt):
-                    Qrec = (
-                        np.empty((k1 - k0, nb, n), dtype=dtype) if samples is not None else empty3
-                    )
+                    Qrec = np.empty((k1 - k0, nb, n), dtype=dtype) if chunked else empty3
+                    Y = samples[k0:k1, 0] if direct else _EMPTY3
                     start = (self.Q[t].copy(), self.P[t].copy(), self._noise_state())
-                    self._forward_kernel(self.Q[t], self.P[t], S, dev.dt, Qrec, empty3)
+                    self._forward_kernel(
+                        self.Q[t], self.P[t], U, BT, k0, k1, dev.dt, Qrec, empty3, Y
+                    )
                     if not all_finite(self.Q[t], self.P[t]):
-                        raise self._forward_fault(t, S, start, k0, K, u)
-                    if samples is not None:
+                        raise self._forward_fault(t, U, BT, start, k0, k1, K, u)
+                    if chunked:
                         _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
             return DriveOutput(samples, idx, None, None, energy)
 
@@ -637,41 +693,41 @@ class Instrument:
         accs = [[t] for t in range(nt)] if integrate != "differential" else [list(range(nt))]
         n_acc = len(accs)
         nw = self.phys.w.shape[0]
+        m = self.phys.B.shape[1]
         need_B = integrate is not None and any(g.target == "B" for g in dev.groups)
         weights = np.ones(nt) if weights is None else np.asarray(weights, dtype=np.float64)
         gains = np.ones(n_acc) if gains is None else np.asarray(gains, dtype=np.float64)
         kicks = np.zeros(nt) if kicks is None else np.asarray(kicks, dtype=np.float64)
         GW = [np.zeros((nb, nw)) for _ in range(n_acc)]
-        acc_B = np.zeros((n_acc, *self.phys.B.shape))
-        bounds = chunk_bounds(K, nt * nb * n)
+        ng = batch_groups(nb, m * n)
+        GB = [np.zeros((ng, m, n) if need_B else (ng, 0, 0)) for _ in range(n_acc)]
+        # the kernel walks its steps backwards: a forward run walks the inputs reversed
+        if not reverse:
+            U = np.ascontiguousarray(U[::-1])
+        G = io_array(error) if reverse and error is not None else np.zeros((0, nb, dev.n_outputs))
+        elements = CHUNK_ELEMENTS if samples is not None or self.lossy else KERNEL_ELEMENTS
+        bounds = chunk_bounds(K, nt * nb * n, elements)
         for k0, k1 in reversed(bounds) if reverse else bounds:
-            S = drive(u, self.phys.B, k0, k1)
-            uc = u[k0:k1]
-            if reverse and error is not None:
-                E = np.ascontiguousarray(error_signal(dev, error, k0, k1), dtype=dtype)
-            else:
-                E = np.zeros((k1 - k0, nb, n), dtype=dtype)
-            if not reverse:  # the kernel walks a chunk backwards: hand it the chunk reversed
-                S, uc = S[::-1], uc[::-1]
-            S = np.ascontiguousarray(S, dtype=dtype)
+            a0, a1 = (k0, k1) if reverse else (K - k1, K - k0)
             for a, ts in enumerate(accs):
                 sel = slice(ts[0], ts[-1] + 1)
-                DS = np.zeros((k1 - k0, nb, n)) if need_B else _EMPTY3
                 Qrec = (
                     np.empty((k1 - k0, len(ts), nb, n), dtype=dtype)
                     if samples is not None
                     else _EMPTY4.astype(dtype)
                 )
-                args = (S, E, kicks[sel].astype(dtype), weights[sel].astype(dtype))
-                start = (self.Q[sel].copy(), self.P[sel].copy(), GW[a].copy(), self._noise_state())
-                keep = _kept_rows(k0, k1, K, sample_every, reverse) if samples is not None else None
-                self._echo_kernel(
-                    self.Q[sel], self.P[sel], *args, GW[a], DS, Qrec, echo=reverse, keep=keep
+                ops = (U, BT, B, G, kicks[sel].copy(), weights[sel].copy())
+                acc = (float(gains[a]), GW[a], need_B, GB[a])
+                start = (
+                    self.Q[sel].copy(),
+                    self.P[sel].copy(),
+                    GW[a].copy(),
+                    GB[a].copy(),
+                    self._noise_state(),
                 )
-                if not all_finite(self.Q[sel], self.P[sel], GW[a]):
-                    raise self._echo_fault(sel, args, start, reverse, k0, k1, K, kicks)
-                if need_B:
-                    acc_B[a] += _fold(gains[a] * DS, uc)
+                self._echo_kernel(self.Q[sel], self.P[sel], ops, a0, a1, acc, Qrec, echo=reverse)
+                if not all_finite(self.Q[sel], self.P[sel], GW[a], GB[a]):
+                    raise self._echo_fault(sel, ops, acc, start, reverse, k0, k1, K, kicks)
                 if samples is not None:
                     for j, t in enumerate(ts):
                         if reverse:
@@ -680,18 +736,14 @@ class Instrument:
                             _store(
                                 samples, t, Qrec[::-1, j], k0 + 1, sample_every, readout, K, False
                             )
-        acc_w = None
+        acc_w = acc_B = None
         if integrate:
             acc_w = np.stack([gains[a] * GW[a].sum(axis=0) for a in range(n_acc)])
-        return DriveOutput(samples, idx, acc_w, acc_B if integrate else None, energy)
-
-
-def _kept_rows(k0: int, k1: int, K: int, every: int, reverse: bool) -> np.ndarray | None:
-    """Rows of an echo chunk record that :func:`_store` reads (None: all of them)."""
-    if not reverse:
-        return None
-    states = k0 + np.arange(k1 - k0)
-    return ((K - states) % every == 0) & (states < K)
+            acc_B = np.zeros((n_acc, *self.phys.B.shape))
+            if need_B:  # (∂H/∂B)ᵀ per batch group, already times the gain (the kernel's scale)
+                for a in range(n_acc):
+                    acc_B[a] = GB[a].sum(axis=0).T
+        return DriveOutput(samples, idx, acc_w, acc_B, energy)
 
 
 def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
@@ -703,11 +755,3 @@ def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:
     y = readout(None, Qrec[keep], R) if R is not None else Qrec[keep].astype(np.float64)
     pos = (K - states[keep]) // every - 1 if reverse else states[keep] // every - 1
     samples[pos, t] = y
-
-
-def _fold(ds: np.ndarray, u_chunk: np.ndarray) -> np.ndarray:
-    """Σ_k ds_k u_kᵀ over a chunk (batch summed): the ∂H/∂B integrand."""
-    nk, nb, n = ds.shape
-    if u_chunk.shape[2] == 0:
-        return np.zeros((n, 0))
-    return ds.reshape(nk * nb, n).T @ u_chunk.reshape(nk * nb, -1)

@@ -55,49 +55,11 @@ def _adjoint_step(fam, prm, dt, q, p, s, lq, lp, gw, work, g, h, qh, p1, gs):
 
 
 @njit(cache=True, parallel=True)
-def adjoint_chunk(fam, prm, dt, n_work, Q, P, S, E, LQ, LP, GW, GS):
-    """Propagate adjoints ``LQ, LP`` (nb, n) backwards through one chunk.
-
-    ``Q, P`` (nk, nb, n) are the forward states at the *start* of each step of the chunk,
-    ``S`` the drive of each step and ``E`` (nk, nb, n) the loss gradient ∂L/∂q at those start
-    states, added after the step has been back-propagated. Parameter gradients accumulate into
-    ``GW`` (nb, nw); drive gradients ∂L/∂s of each step are written to ``GS`` (nk, nb, n).
-    """
-    nk = Q.shape[0]
-    nb = Q.shape[1]
-    n = Q.shape[2]
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        h = np.empty(n)
-        qh = np.empty(n)
-        p1 = np.empty(n)
-        for k in range(nk - 1, -1, -1):
-            _adjoint_step(
-                fam,
-                prm,
-                dt,
-                Q[k, b],
-                P[k, b],
-                S[k, b],
-                LQ[b],
-                LP[b],
-                GW[b],
-                work,
-                g,
-                h,
-                qh,
-                p1,
-                GS[k, b],
-            )
-            _axpy(LQ[b], 1.0, E[k, b])
-
-
-@njit(cache=True, parallel=True)
 def adjoint_inputs(
     fam, prm, dt, n_work, BT, B, R, U, G, Qs, Ps, k0, k1, LQ, LP, GW, GB, want_gu, GU
 ):
-    """:func:`adjoint_chunk` through steps k1−1 … k0, formed from the inputs instead of arrays.
+    """Propagate the adjoints ``LQ, LP`` (nb, n) backwards through steps k1−1 … k0, each by
+    :func:`_adjoint_step`.
 
     ``Qs, Ps`` (K+1, nb, n) are the recorded forward states (state k starts step k), ``U`` (K,
     nb, m) the inputs (drive s_k = B u_k, ``BT`` = Bᵀ) and ``G`` (K, nb, n_out) the error

@@ -8,115 +8,105 @@ Each step of length δ is
 
 with ``A = exp(−G δ/2)`` and ``N Nᵀ = k_B T M (1 − exp(−G δ))`` in mass-weighted form (see
 :mod:`physim.instrument.bath`), so that the Gibbs distribution is preserved by each O step.
-With zero friction ``A = I`` and ``N = 0`` and the scheme is the leapfrog of
-:mod:`physim.kernels.leapfrog`; the drivers call those kernels directly in that case, so a
-lossless instrument reproduces the ideal run bit for bit. The drift–kick–drift block below uses
-the same operation order as the leapfrog kernels.
 
-Noise ``ξ`` is drawn by the caller (seeded numpy generators) and passed in: ``XI`` has shape
-(n_steps, [n_traj,] batch, 2, n). Kernels trust their inputs.
+This module holds the O step only. The integrator's kernels (:mod:`physim.kernels.leapfrog`)
+run it around their own drift–kick–drift step when they are handed a :class:`LangevinSteps`
+(see :mod:`physim.kernels.steps`): there is one loop whatever the step kind. With zero friction
+the drivers hand them no bath at all, so a lossless instrument is the ideal run bit for bit.
+
+Noise ``ξ`` is drawn by the caller (seeded numpy generators) and passed in as ``XI``: shape
+(n_steps, batch, 2, n) for a forward run, (n_steps, n_traj, batch, 2, n) for an echo.
+Kernels trust their inputs.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from physim.kernels.leapfrog import _axpy, _echo_step, _step
+#: an O step sums over the union of the nonzeros of A and N row by row when it holds at most
+#: this fraction of the n² entries (a LinHRU layer's per-mode bath: 2 of 256 per row); denser
+#: matrices take the dense product, column by column (SIMD across rows)
+SPARSE_FRACTION = 0.25
 
 
-@njit(cache=True)
-def _ostep(p, A, N, xi, tmp):
-    """p ← A p + N ξ (dense n × n matrices)."""
+class LangevinSteps(NamedTuple):
+    """The bath of a lossy run, as the kernels take it (:func:`langevin_steps`): the O-step
+    matrices ``A, N`` (n, n) either in compressed rows over the union of their nonzero entries
+    (``ptr``, ``col``, ``a``, ``nn``; ``AT``, ``NT`` then have no entries) or transposed and
+    dense (``AT``, ``NT``; ``ptr`` then has no entries), and the chunk's noise ``XI`` (see
+    module docstring)."""
+
+    ptr: np.ndarray
+    col: np.ndarray
+    a: np.ndarray
+    nn: np.ndarray
+    AT: np.ndarray
+    NT: np.ndarray
+    XI: np.ndarray
+
+
+def o_step_matrices(A: np.ndarray, N: np.ndarray) -> tuple:
+    """The first six fields of :class:`LangevinSteps` for the O-step matrices ``A, N``.
+
+    Either form sums, for every row i, the terms A[i, j] p[j] + N[i, j] ξ[j] in column order
+    one after the other — the dense product's arithmetic: the compressed rows skip only terms
+    0 · p + 0 · ξ, which add nothing to a finite sum; the dense form runs the rows as the inner
+    loop, which SIMD-vectorises without reordering any row's sum.
+    """
+    n = A.shape[0]
+    nz = (A != 0.0) | (N != 0.0)
+    none2 = np.zeros((0, 0))
+    if nz.sum() > SPARSE_FRACTION * n * n:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.ascontiguousarray(A.T, dtype=np.float64),
+            np.ascontiguousarray(N.T, dtype=np.float64),
+        )
+    rows, cols = np.nonzero(nz)  # row-major order: columns ascending within a row
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+    return (
+        ptr,
+        cols.astype(np.int64),
+        np.ascontiguousarray(A[rows, cols], dtype=np.float64),
+        np.ascontiguousarray(N[rows, cols], dtype=np.float64),
+        none2,
+        none2,
+    )
+
+
+@njit(cache=True, inline="always")
+def _ostep(p, ptr, col, a, nn, AT, NT, xi, tmp):
+    """p ← A p + N ξ, with A and N as :func:`o_step_matrices` gives them."""
     n = p.shape[0]
-    for i in range(n):
-        acc = 0.0
+    if ptr.shape[0] == 0:
+        for i in range(n):
+            tmp[i] = 0.0
         for j in range(n):
-            acc += A[i, j] * p[j] + N[i, j] * xi[j]
-        tmp[i] = acc
+            pj = p[j]
+            xj = xi[j]
+            aj = AT[j]
+            nj = NT[j]
+            for i in range(n):
+                tmp[i] += aj[i] * pj + nj[i] * xj
+    else:
+        for i in range(n):
+            acc = 0.0
+            for r in range(ptr[i], ptr[i + 1]):
+                j = col[r]
+                acc += a[r] * p[j] + nn[r] * xi[j]
+            tmp[i] = acc
     for i in range(n):
         p[i] = tmp[i]
 
 
-@njit(cache=True, parallel=True)
-def forward_chunk(fam, prm, dt, n_work, Q, P, S, A, N, XI, Qrec, Prec):
-    """Advance ``Q, P`` (nb, n) through the drive ``S`` (nk, nb, n) with O steps around each
-    leapfrog step; records as :func:`physim.kernels.leapfrog.forward_chunk`."""
-    nk = S.shape[0]
-    nb = Q.shape[0]
-    n = Q.shape[1]
-    rec_q = Qrec.shape[0] > 0
-    rec_p = Prec.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        tmp = np.empty(n)
-        q = Q[b]
-        p = P[b]
-        for k in range(nk):
-            _ostep(p, A, N, XI[k, b, 0], tmp)
-            _step(fam, prm, dt, q, p, S[k, b], work, g)
-            _ostep(p, A, N, XI[k, b, 1], tmp)
-            if rec_q:
-                Qrec[k, b, :] = q
-            if rec_p:
-                Prec[k, b, :] = p
-
-
-@njit(cache=True, parallel=True)
-def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, A, N, XI, GW, DS, Qrec):
-    """Langevin twin of :func:`physim.kernels.leapfrog.echo_chunk` (same arguments) plus the
-    O-step matrices ``A, N``, the noise ``XI`` (nk, nt, nb, 2, n) and an optional record of
-    positions ``Qrec`` (nk, nt, nb, n) after each step and its kick (empty: no record).
-
-    ∂H/∂w is accumulated over the Hamiltonian (drift–kick–drift) part of each step only: the
-    bath does not depend on θ.
-    """
-    nt = Q.shape[0]
-    nk = S.shape[0]
-    nb = Q.shape[1]
-    n = Q.shape[2]
-    nw = GW.shape[1]
-    rec_s = DS.shape[0] > 0
-    rec_q = Qrec.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        v = np.empty(n)
-        tmp = np.empty(n)
-        acc = np.empty(nw)
-        dacc = np.empty(n)
-        for k in range(nk - 1, -1, -1):
-            acc[:] = 0.0
-            dacc[:] = 0.0
-            # trajectories are independent: the O steps of each may run before and after the
-            # shared echo step without changing any trajectory's operation order
-            for t in range(nt):
-                _ostep(P[t, b], A, N, XI[k, t, b, 0], tmp)
-            _echo_step(
-                fam,
-                prm,
-                dt,
-                Q,
-                P,
-                b,
-                S[k, b],
-                E[k, b],
-                False,
-                kicks,
-                weights,
-                work,
-                g,
-                v,
-                acc,
-                rec_s,
-                dacc,
-            )
-            for t in range(nt):
-                _ostep(P[t, b], A, N, XI[k, t, b, 1], tmp)
-                _axpy(P[t, b], kicks[t], E[k, b])
-                if rec_q:
-                    Qrec[k, t, b, :] = Q[t, b]
-            _axpy(GW[b], 1.0, acc)
-            if rec_s:
-                DS[k, b, :] = dacc
+@njit(cache=True, inline="always")
+def o_step(steps, p, xi, tmp):
+    """p ← A p + N ξ for the bath ``steps`` (a :class:`LangevinSteps`)."""
+    _ostep(p, steps.ptr, steps.col, steps.a, steps.nn, steps.AT, steps.NT, xi, tmp)

@@ -5,20 +5,18 @@
     q_{k+1} = q½ + (δ/2) ∇_p T(p_{k+1})
 
 It is exactly reversible in exact arithmetic (flip p, replay the drive backwards, and the state
-returns) and second-order accurate. One step lives in :func:`_step` (forward) and
-:func:`_echo_step` (the RHEL echo, which adds the gradient accumulation); every kernel below runs
-its chunk through those two, so there is one integrator whatever the entry point.
+returns) and second-order accurate. One step lives in :mod:`physim.kernels.steps` (``_step``
+forward, ``_echo_step`` for the RHEL echo, which adds the gradient accumulation), with its lossy
+(Langevin) and fixed-point kinds; the two kernels below run their chunk through those, so there
+is one integrator and one loop whatever the entry point — the twin (:func:`physim.simulate`,
+:func:`physim.rhel_echo`) and the simulated instrument call the same kernels.
 
-Two kinds of entry points:
-
-* ``forward_chunk`` / ``echo_chunk`` take the drive ``S`` and the error signal ``E`` as
-  precomputed arrays (one chunk each);
-* ``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
-  drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
-  the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
-  grow with the sequence). For a large B each block's products go to BLAS, called from
-  numba's threads with BLAS held at one thread (:func:`drive_threads`), so the two thread
-  pools never run at once.
+``forward_inputs`` / ``echo_inputs`` take the inputs ``u`` and the error ∂L/∂y and form the
+drive s = B u, the readout y = R q, the kick e = Rᵀ ∂L/∂y and the input-side gradients inside
+the kernel, a block of steps at a time. They need no chunk-sized temporaries (memory does not
+grow with the sequence). For a large B each block's products go to BLAS, called from numba's
+threads with BLAS held at one thread (:func:`drive_threads`), so the two thread pools never run
+at once. A drive given as an array is the input of an identity B (each entry one exact product).
 
 Both form the drive with :func:`_drive_block` on whole blocks aligned to absolute steps, so s_k
 is bit-for-bit the same in the forward run, in the echo and in :func:`drive_chunk` (used by
@@ -46,6 +44,7 @@ from numba.extending import overload
 
 from physim.kernels import dispatch as hk
 from physim.kernels.fastexp import flush_to
+from physim.kernels.steps import _axpy, echo_step, forward_step, store_p, store_q
 from physim.threads import single_threaded_blas
 
 #: steps per block for the in-kernel drive and drive-gradient products of small input matrices
@@ -66,12 +65,6 @@ BLAS_BLOCK = 128
 MAX_GROUPS = 16
 #: ... and the accumulators together hold at most this many numbers (128 MiB)
 MAX_GROUP_ELEMENTS = 1 << 24
-
-
-@njit(cache=True, inline="always")
-def _axpy(y, a, x):
-    for i in range(y.shape[0]):
-        y[i] += a * x[i]
 
 
 @njit(cache=True)
@@ -303,134 +296,6 @@ def _error_into(R, G, k, b, e):
             _axpy(e, G[k - 1, b, o], R[o])
 
 
-@njit(cache=True, inline="always")
-def _step(fam, prm, dt, q, p, s, work, g):
-    """One leapfrog step of (q, p) in place under the drive s."""
-    hk.grad_T(fam, p, prm, work, g)
-    _axpy(q, 0.5 * dt, g)
-    hk.grad_V(fam, q, s, prm, work, g)
-    _axpy(p, -dt, g)
-    hk.grad_T(fam, p, prm, work, g)
-    _axpy(q, 0.5 * dt, g)
-
-
-@njit(cache=True, inline="always")
-def _echo_step(fam, prm, dt, Q, P, b, s, e, kick, kicks, weights, work, g, v, acc, want_ds, d):
-    """One echo step of every trajectory ``t`` of batch element ``b`` (see :func:`echo_chunk`).
-
-    Adds Σ_t weights[t] ∂H½/∂w to ``acc`` (three additions per pair of trajectories: ∂T/∂w at
-    p_before, ∂V/∂w at q½, ∂T/∂w at p_after, each already combining the pair); when ``want_ds`` writes Σ_t weights[t] ∂V/∂s(q½)
-    to ``d``; then, when ``kick``, applies p += kicks[t] · e.
-
-    Trajectories go through the fused two-trajectory kernels of the family two at a time (the
-    ± pair of a centred echo in one pass); an odd last one is paired with itself at weight 0,
-    its state updated once. Each state follows exactly the arithmetic of :func:`_step`, so
-    the states do not depend on the pairing; ``g`` and ``v`` are the two force buffers.
-    """
-    nt = Q.shape[0]
-    if want_ds:
-        for i in range(d.shape[0]):
-            d[i] = 0.0
-    for t in range(0, nt, 2):
-        pair = t + 1 < nt
-        u = t + 1 if pair else t
-        q0 = Q[t, b]
-        p0 = P[t, b]
-        q1 = Q[u, b]
-        p1 = P[u, b]
-        w0 = weights[t]
-        w1 = weights[u] if pair else 0.0
-        hk.echo_T2(fam, p0, p1, prm, work, 0.5 * w0, 0.5 * w1, acc, g, v)
-        _axpy(q0, 0.5 * dt, g)
-        if pair:
-            _axpy(q1, 0.5 * dt, v)
-        hk.echo_V2(fam, q0, q1, s, prm, work, w0, w1, acc, g, v, want_ds, d)
-        _axpy(p0, -dt, g)
-        if pair:
-            _axpy(p1, -dt, v)
-        hk.echo_T2(fam, p0, p1, prm, work, 0.5 * w0, 0.5 * w1, acc, g, v)
-        _axpy(q0, 0.5 * dt, g)
-        if pair:
-            _axpy(q1, 0.5 * dt, v)
-        if kick:
-            _axpy(p0, kicks[t], e)
-            if pair:
-                _axpy(p1, kicks[u], e)
-
-
-# ---------------------------------------------------------------------------- precomputed drive
-@njit(cache=True, parallel=True)
-def forward_chunk(fam, prm, dt, n_work, Q, P, S, Qrec, Prec):
-    """Advance states ``Q, P`` (nb, n) through the drive ``S`` (nk, nb, n) in place.
-
-    Positions after each step go to ``Qrec`` (nk, nb, n) and momenta to ``Prec`` unless the
-    record array has length 0 along time.
-    """
-    nk = S.shape[0]
-    nb = Q.shape[0]
-    n = Q.shape[1]
-    rec_q = Qrec.shape[0] > 0
-    rec_p = Prec.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        q = Q[b]
-        p = P[b]
-        for k in range(nk):
-            _step(fam, prm, dt, q, p, S[k, b], work, g)
-            if rec_q:
-                Qrec[k, b, :] = q
-            if rec_p:
-                Prec[k, b, :] = p
-
-
-@njit(cache=True, parallel=True)
-def echo_chunk(fam, prm, dt, n_work, Q, P, S, E, kicks, weights, GW, DS):
-    """Run ``nt`` echo trajectories in lockstep backwards through one chunk of the drive.
-
-    ``Q, P`` (nt, nb, n) hold the echo states and are updated in place. ``S`` (nk, nb, n) is
-    the drive in forward time order; step ``k`` of the chunk is replayed from ``nk − 1`` down to
-    0, and after it trajectory ``t`` receives the kick ``p += kicks[t] · E[k]``. Along each step
-    the parameter gradient of the half-step Hamiltonian H½ = ½(H[q½, p_before] + H[q½,
-    p_after]) is combined over trajectories as Σ_t weights[t] ∂H½/∂w and added to ``GW`` (nb,
-    nw); combining before accumulating keeps the difference of the echoes exact to round-off
-    of one step rather than of the whole sum. ``DS`` (nk, nb, n), unless empty, receives Σ_t
-    weights[t] ∂V/∂s at q½ for each step.
-    """
-    nk = S.shape[0]
-    nb = Q.shape[1]
-    n = Q.shape[2]
-    rec_s = DS.shape[0] > 0
-    for b in prange(nb):
-        work = np.empty(n_work)
-        g = np.empty(n)
-        v = np.empty(n)
-        gw = GW[b]
-        dacc = np.empty(n)
-        for k in range(nk - 1, -1, -1):
-            _echo_step(
-                fam,
-                prm,
-                dt,
-                Q,
-                P,
-                b,
-                S[k, b],
-                E[k, b],
-                True,
-                kicks,
-                weights,
-                work,
-                g,
-                v,
-                gw,
-                rec_s,
-                dacc,
-            )
-            if rec_s:
-                DS[k, b, :] = dacc
-
-
 # ---------------------------------------------------------------------------- drive from inputs
 @njit(cache=True, parallel=True)
 def drive_chunk(U, BT, k0, k1, S):
@@ -450,13 +315,16 @@ def drive_chunk(U, BT, k0, k1, S):
 
 
 @njit(cache=True, parallel=True)
-def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
+def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec, steps):
     """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U`` (K, nb, m).
 
     The drive s_k = B u_k is formed in blocks from ``BT`` = Bᵀ (m, n). After step k the readout
     R q_{k+1} goes to ``Y[k − k0]`` (``R`` (n_out, n), identity when it has no rows), the
     positions to ``Qrec[k − k0]`` and the momenta to ``Prec[k − k0]``; each of these chunk
-    arrays is skipped when it has length 0 along time.
+    arrays is skipped when it has length 0 along time. ``steps`` is the step kind (see
+    :mod:`physim.kernels.steps`): ``None`` for the ideal leapfrog, a ``LangevinSteps`` whose
+    noise ``XI`` (k1−k0, nb, 2, n) covers the chunk, or a ``FixedPointSteps`` with int64
+    ``Q, P`` (then ``Y`` must be empty; the records are dequantised).
     """
     K = U.shape[0]
     nb = Q.shape[0]
@@ -468,6 +336,7 @@ def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
     for b in prange(nb):
         work = np.empty(n_work)
         g = np.empty(n)
+        x = np.empty(n)
         S = np.empty((bs, n), BT.dtype)
         ub = np.empty((bs, BT.shape[0]), BT.dtype)
         q = Q[b]
@@ -477,13 +346,13 @@ def forward_inputs(fam, prm, dt, n_work, BT, R, U, k0, k1, Q, P, Y, Qrec, Prec):
             _drive_block(U, b, lo, hi - lo, BT, S, ub)
             for k in range(s0, s1):
                 c = k - k0
-                _step(fam, prm, dt, q, p, S[k - lo], work, g)
+                forward_step(steps, fam, prm, dt, q, p, S[k - lo], c, b, work, g, x)
                 if obs:
                     _readout_into(R, q, Y, c, b)
                 if rec_q:
-                    Qrec[c, b, :] = q
+                    store_q(steps, Qrec[c, b], q)
                 if rec_p:
-                    Prec[c, b, :] = p
+                    store_p(steps, Prec[c, b], p)
 
 
 def batch_groups(nb: int, size: int) -> int:
@@ -515,31 +384,48 @@ def echo_inputs(
     GB,
     want_gu,
     GU,
+    steps,
+    Qrec,
 ):
-    """The echo of ``echo_chunk`` through steps k1−1 … k0, formed from inputs instead of arrays.
+    """Run ``nt`` echo trajectories ``Q, P`` (nt, nb, n) in lockstep, in place, backwards
+    through steps k1−1 … k0 of the inputs.
 
     ``U`` (K, nb, m) are the forward inputs and ``G`` (K, nb, n_out) the error ∂L/∂y of the
     forward readout y[k−1] = R q_k; after replaying step k, trajectory ``t`` is kicked by
-    kicks[t] · Rᵀ G[k−1] (no kick after step 0). ``GW`` (nb, nw) accumulates Σ_t weights[t]
-    ∂H½/∂w exactly as in ``echo_chunk``. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
+    kicks[t] · Rᵀ G[k−1] (no kick after step 0). Along each step the parameter gradient of the
+    half-step Hamiltonian H½ = ½(H[q½, p_before] + H[q½, p_after]) is combined over
+    trajectories as Σ_t weights[t] ∂H½/∂w and added to ``GW`` (nb, nw); combining before
+    accumulating keeps the difference of the echoes exact to round-off of one step rather than
+    of the whole sum. With ds_k = scale · Σ_t weights[t] ∂V/∂s at q½ of
     step k, the drive-side gradients are folded in place: when ``want_gb``, ``GB`` (ng, m, n)
     += Σ_k u_k ⊗ ds_k (the transpose of ∂L/∂B) summed over the batch elements of each group
     (group g holds elements g·nb//ng … (g+1)·nb//ng − 1; ng = GB.shape[0], see
     :func:`batch_groups`, also when GB is not wanted); when ``want_gu``, ``GU[k − k0]`` +=
     Bᵀ ds_k (GU spans the chunk). The groups run in parallel.
+
+    ``steps`` is the step kind (see :mod:`physim.kernels.steps`): ``None`` for the ideal echo,
+    a ``LangevinSteps`` whose noise ``XI`` (k1−k0, nt, nb, 2, n) covers the chunk, or a
+    ``FixedPointSteps`` with int64 ``Q, P``. A ``G`` with no rows is no error signal (no kicks).
+    ``Qrec`` (k1−k0, nt, nb, n), unless empty, receives the positions after step k and its kick
+    at row k − k0 (dequantised for fixed-point states).
     """
     K = U.shape[0]
     nb = Q.shape[1]
     n = Q.shape[2]
     m = BT.shape[0]
+    nt = Q.shape[0]
     want_ds = want_gb or want_gu
+    nudge = G.shape[0] > 0
+    rec_q = Qrec.shape[0] > 0
     ng = GB.shape[0]
     bs = block_steps(BT)
     for grp in prange(ng):
         work = np.empty(n_work)
         g = np.empty(n)
         v = np.empty(n)
-        e = np.empty(n)
+        e = np.zeros(n)
+        x = np.empty(n)
+        acc = np.empty(GW.shape[1])
         S = np.empty((bs, n), BT.dtype)
         ub = np.empty((bs, m), BT.dtype)
         D = np.empty((bs, n))
@@ -553,27 +439,35 @@ def echo_inputs(
                 _drive_block(U, b, lo, hi - lo, BT, S, ub)
                 for k in range(s1 - 1, s0 - 1, -1):
                     kk = k - lo
-                    if k > 0:
+                    kick = nudge and k > 0
+                    if kick:
                         _error_into(R, G, k, b, e)
-                    _echo_step(
+                    echo_step(
+                        steps,
                         fam,
                         prm,
                         dt,
                         Q,
                         P,
                         b,
+                        k - k0,
                         S[kk],
                         e,
-                        k > 0,
+                        kick,
                         kicks,
                         weights,
                         work,
                         g,
                         v,
+                        x,
                         gw,
+                        acc,
                         want_ds,
                         D[kk],
                     )
+                    if rec_q:
+                        for t in range(nt):
+                            store_q(steps, Qrec[k - k0, t, b], Q[t, b])
                 if want_ds:
                     for kk in range(s0 - lo, s1 - lo):
                         for i in range(n):

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from physim.instrument.sources.base import Level, NonNeg, Seed, Source, SpecModel, register_source
 
-_EMPTY3 = np.zeros((0, 1, 1))
 #: the knob the budget turns: the first nonzero of these fields (unit), else gain_std
 _FLIP_FIELDS = (("timing_error", "s"), ("timing_std", "s"), ("gain_error", "1"), ("gain_std", "1"))
 
@@ -56,6 +55,5 @@ class FlipError(Source):
         if tau != 0.0:
             # the flip comes τ late: one free leapfrog step of length τ (undriven)
             for t in range(inst.n_branches):
-                S = np.zeros((1, *inst.Q.shape[1:]), dtype=inst.dtype)
-                inst._forward_kernel(inst.Q[t], inst.P[t], S, tau, _EMPTY3, _EMPTY3)
+                inst._free_step(inst.Q[t], inst.P[t], tau)
         return 1.0 + gain
