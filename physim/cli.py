@@ -18,10 +18,6 @@ from physim.study.commands import register as register_study
 from physim.threads import single_threaded_blas
 from physim.tools.commands import register as register_tools
 
-#: commands that run numba kernels (and so may compile them first)
-KERNEL_COMMANDS = frozenset(
-    {"gradcheck", "demo", "run", "replay", "train", "compare-gradients", "study"}
-)
 #: what `physim --help` shows (plain text: argparse prints it as is)
 DESCRIPTION = (
     "Simulate self-learning Hamiltonian hardware trained in situ by RHEL. DEVICE and PROTOCOL "
@@ -100,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random input and target")
     p.add_argument("--n-fd", type=int, default=3, help="finite-difference samples per group")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_gradcheck)
+    p.set_defaults(func=_cmd_gradcheck, kernels=True)
 
     p = sub.add_parser(
         "demo", help="train the two-mass device in situ by RHEL; write metrics and a figure"
@@ -114,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("physim-out"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--force", action="store_true", help="overwrite earlier demo outputs in --out")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, kernels=True)
 
     register_protocol(sub)
     register_tools(sub)
@@ -134,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = cli_format  # PhysimWarning: one line on stderr, no source line
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in KERNEL_COMMANDS:
+    # a command that runs numba kernels (and so may compile them first) says so where it is
+    # defined: set_defaults(func=..., kernels=True)
+    if getattr(args, "kernels", False):
         from physim.feedback import compile_notice
 
         compile_notice()  # one stderr line, only when numba's cache is cold

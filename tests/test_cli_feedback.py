@@ -68,6 +68,48 @@ def test_compile_notice_when_the_cache_is_cold(tmp_path):
     assert proc.stderr.startswith("compiling kernels (first run only, about 60 s)…")
 
 
+def _subcommands(parser, prefix=()):
+    """(command words, defaults) of every leaf sub-command of ``parser``."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser._defaults
+        return
+    for name, sub in subs[0].choices.items():
+        yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_simulating_command_gives_the_compile_notice():
+    """A command that runs numba kernels declares it where it is defined (kernels=True), so the
+    cold-cache notice cannot drift from the command set (it once named a `study` command that
+    did not exist, and `sweep run` compiled for ~40 s in silence)."""
+    declared = {
+        " ".join(words) for words, d in _subcommands(build_parser()) if d.get("kernels", False)
+    }
+    assert declared == {
+        "gradcheck",
+        "demo",
+        "run",
+        "replay",
+        "train",
+        "compare-gradients",
+        "sweep run",
+        "budget",
+        "spice-check",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, notice", [(["sweep", "run", "no-such-study"], True), (["devices"], False)]
+)
+def test_main_gives_the_compile_notice_before_simulating_commands(argv, notice, monkeypatch):
+    calls = []
+    monkeypatch.setattr(feedback, "compile_notice", lambda: calls.append(argv))
+    main(argv)
+    assert bool(calls) is notice
+
+
 def test_train_accepts_every_dataset_and_the_usual_overrides():
     assert set(TRAIN_DATA) == set(DATASETS) and {"tiny", "copy"} <= set(TRAIN_DATA)
     parser = build_parser()

@@ -127,7 +127,7 @@ def register_budget(subparsers) -> None:
     p.add_argument("--out", help="figure path (default budget-DEVICE.png)")
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_cmd_budget)
+    p.set_defaults(func=_cmd_budget, kernels=True)
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:

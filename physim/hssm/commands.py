@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, kernels=True)
 
     p = subparsers.add_parser(
         "configs", help="list the training presets (`physim train --config NAME`), name first"
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
-    p.set_defaults(func=_cmd_compare)
+    p.set_defaults(func=_cmd_compare, kernels=True)
 
 
 def _cmd_configs(args: argparse.Namespace) -> int:

@@ -149,4 +149,4 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=0, help="train in situ for this many epochs")
     p.add_argument("--lr", type=float, default=1e-2, help="relative learning rate")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_run, kernels=True)

@@ -194,4 +194,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also run ngspice at half its step and a tenth of its reltol: the reference's error",
     )
     p.add_argument("--json", action="store_true", help="last line: JSON with max_rel_err, order")
-    p.set_defaults(func=_cmd_check)
+    p.set_defaults(func=_cmd_check, kernels=True)

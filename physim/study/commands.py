@@ -175,7 +175,7 @@ def register(subparsers) -> None:
     p.add_argument("--restart", action="store_true", help="discard the results in --out")
     p.add_argument("--max-points", type=int, help="override the study's point budget")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_run, kernels=True)
 
     p = ss.add_parser("status", help="points done / failed of a study folder")
     p.add_argument("dir")

@@ -58,4 +58,4 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("replay", help="re-run a log from its provenance and compare")
     p.add_argument("log")
-    p.set_defaults(func=_cmd_replay)
+    p.set_defaults(func=_cmd_replay, kernels=True)
