@@ -89,6 +89,12 @@ class Family:
         return FAMILIES.family_id(cls.kernels)
 
     @classmethod
+    def check_drive_range(cls, spec: Any, q: Any, u: Any = None) -> None:
+        """Warn (:func:`physim.warnings.warn`) when a forward run's states ``q`` (…, n_dof) under
+        the drive ``u`` leave the range the family's nonlinear elements model; nothing to check
+        by default (:func:`physim.rangecheck.check_drive_range` calls it after a run)."""
+
+    @classmethod
     def device_fields(cls) -> dict[str, Any]:
         """The :class:`~physim.device.Device` fields that say which family built it."""
         return {"family": cls.family_id(), "family_kind": cls}

@@ -22,6 +22,7 @@ from physim.families import network_kernels
 from physim.families.base import FAMILIES, Family
 from physim.families.network import Branch, NetworkParts, compile_network
 from physim.spec_base import Positive, SinusoidTaskSpec, SpecModel, vector_field
+from physim.warnings import warn
 
 FLUX_QUANTUM = 2.067833848e-15  # h / 2e, Wb
 GROUND = ("gnd", "0", "ground")
@@ -202,3 +203,44 @@ class LCNetwork(Family):
     spec = LCNetworkSpec
     kernels = network_kernels
     summary = "device: an LC netlist with Josephson elements"
+
+    @classmethod
+    def check_drive_range(cls, spec, q, u=None) -> None:
+        check_junctions(spec, q, u)
+
+
+#: a junction phase that runs through more than this many turns (2π each) is in the running
+#: state; within a few turns it is still a (strongly) nonlinear oscillator, which is physics
+PHASE_TURNS_MAX = 10.0
+
+
+def check_junctions(spec: LCNetworkSpec, q: np.ndarray, u: np.ndarray | None) -> None:
+    """Warn when a junction of ``spec`` winds through more than PHASE_TURNS_MAX turns in the
+    states ``q`` (the running state: see :mod:`physim.rangecheck`)."""
+    q = np.asarray(q, dtype=np.float64)
+    index = {n: i for i, n in enumerate(spec.nodes)}
+    worst: tuple[float, JosephsonSpec] | None = None
+    for e in spec.elements:
+        if not isinstance(e, JosephsonSpec):
+            continue
+        fa = q[..., index[e.a]] if e.a in index else 0.0
+        fb = q[..., index[e.b]] if e.b in index else 0.0
+        turns = float(np.max(np.abs(fa - fb))) / e.phi0
+        if worst is None or turns > worst[0]:
+            worst = (turns, e)
+    if worst is None or not np.isfinite(worst[0]) or worst[0] <= PHASE_TURNS_MAX:
+        return
+    turns, e = worst
+    i_c = 2 * np.pi * e.E_J / e.phi0
+    drive = ""
+    if u is not None and spec.sources:
+        peak = float(np.max(np.abs(u))) if np.size(u) else 0.0
+        i_src = peak * max(abs(s.gain) for s in spec.sources)
+        drive = f"; the sources inject up to {i_src:.2g} A, {i_src / i_c:.2g}× I_c"
+    warn(
+        f"josephson {e.name} winds through {turns:.3g} turns of 2π over the forward run"
+        f" (critical current I_c = 2πE_J/Φ₀ = {i_c:.2g} A{drive})",
+        "a cosine element driven far past 2π is in its running state, outside the range it "
+        "models, and the gradient follows its phase winding",
+        f"lower the source gains so that the drive stays below I_c = {i_c:.2g} A, or raise E_J",
+    )

@@ -28,6 +28,7 @@ from physim.spec_base import (
     matrix_field,
     vector_field,
 )
+from physim.warnings import warn
 
 
 class SpringSpec(SpecModel):
@@ -185,6 +186,10 @@ class OscillatorNetwork(Family):
     kernels = network_kernels
     summary = "device: masses, springs, couplings, Duffing terms"
 
+    @classmethod
+    def check_drive_range(cls, spec, q, u=None) -> None:
+        check_duffing(spec, q)
+
 
 def _readout_matrix(readout: list[int] | list[list[float]] | None, n: int) -> np.ndarray | None:
     if readout is None:
@@ -194,3 +199,33 @@ def _readout_matrix(readout: list[int] | list[list[float]] | None, n: int) -> np
         R[np.arange(len(readout)), readout] = 1.0
         return R
     return matrix_field(readout, (len(readout), n), "readout")
+
+
+#: leapfrog's phase error per step grows like (ω δ)²/24 and it is unstable at ω δ = 2: a
+#: Duffing term stiffened to ω δ > 1 at the peak displacement is no longer resolved
+DUFFING_OMEGA_DT_MAX = 1.0
+
+
+def check_duffing(spec: OscillatorNetworkSpec, q: np.ndarray) -> None:
+    """Warn when a Duffing term of ``spec`` stiffens beyond ω·dt = DUFFING_OMEGA_DT_MAX at
+    the peak displacement of the states ``q``."""
+    q = np.asarray(q, dtype=np.float64)
+    worst = None
+    for term in spec.quartic:
+        d = q[..., term.nodes[0]] - (q[..., term.nodes[1]] if len(term.nodes) > 1 else 0.0)
+        peak = float(np.max(np.abs(d))) if d.size else 0.0
+        mass = min(spec.masses[i] for i in term.nodes)
+        wdt = np.sqrt(3 * abs(term.beta) * peak**2 / mass) * spec.dt
+        if worst is None or wdt > worst[0]:
+            worst = (wdt, peak, term)
+    if worst is None or not np.isfinite(worst[0]) or worst[0] <= DUFFING_OMEGA_DT_MAX:
+        return
+    wdt, peak, term = worst
+    warn(
+        f"the Duffing term on masses {list(term.nodes)} (β = {term.beta:g} N/m³) stiffens to "
+        f"ω·dt = {wdt:.3g} at the peak displacement {peak:.3g} m",
+        f"the step no longer resolves the motion (leapfrog needs ω·dt <= "
+        f"{DUFFING_OMEGA_DT_MAX:g} to be accurate and < 2 to be stable)",
+        f"lower the drive so that displacements stay below "
+        f"{peak * DUFFING_OMEGA_DT_MAX / wdt:.2g} m, or lower dt by {wdt / DUFFING_OMEGA_DT_MAX:.2g}×",
+    )
