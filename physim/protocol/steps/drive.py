@@ -230,12 +230,14 @@ class Drive(Step):
             )
             if st.input == "task" and not reverse and st.every == 1:
                 y = rd.value[:, 0]
-                run.dLdy = task.loss.error(y, task.target)
-                if run.check and run.loss_value is None:
-                    tgt = task.target
-                    check_error_resolution((y if tgt.shape == y.shape else y[-1]) - tgt, rd.lsb)
                 if run.loss_value is None:
-                    run.loss_value = task.loss.value(y, task.target)
+                    # one pass for both, as the twin forms them (physim.rhel.rhel_gradient)
+                    run.loss_value, run.dLdy = task.loss.value_and_error(y, task.target)
+                    if run.check:
+                        tgt = task.target
+                        check_error_resolution((y if tgt.shape == y.shape else y[-1]) - tgt, rd.lsb)
+                else:
+                    run.dLdy = task.loss.error(y, task.target)
                 if run.beta is None:
                     e_max = error_bound(dev, run.dLdy)
                     P = inst.P[0].astype(np.float64)
