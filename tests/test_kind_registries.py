@@ -171,7 +171,7 @@ def test_generated_dispatch_is_content_addressed_and_never_rewritten_unchanged(t
     (tmp_path / "fake_kernels.py").write_text("A = 2\n")
     assert dispatch_gen.family_set_key([*mods, fake]) != key != hk.FAMILY_KEY
     # and the integrators' numba cache is kept per family set
-    assert f"families-{hk.FAMILY_KEY}" in leapfrog.forward_chunk._cache.cache_path
+    assert f"families-{hk.FAMILY_KEY}" in leapfrog.forward_inputs._cache.cache_path
 
 
 def test_a_family_registered_after_the_dispatch_was_generated_is_refused(monkeypatch):
