@@ -111,10 +111,14 @@ def test_josephson_4_small_and_large_amplitude(amplitude, phase_lo, phase_hi):
     _assert_second_order(agr)
 
 
-#: the mean of four variance ratios (two node voltages, two fluxes) over ~150 correlation
-#: times scatters by ~5 % (measured 0.91–1.05 per ratio); a wrong noise density (a factor 2 in
-#: 4kT/R or in the trnoise sample time) moves it by 50 % or more
+#: the mean of four variance ratios (two node voltages, two fluxes); a wrong noise density (a
+#: factor 2 in 4kT/R or in the trnoise sample time) moves it by 50 % or more
 EQUIPARTITION_RTOL = 0.2
+#: ngspice 39 does not reproduce trnoise draws from `setseed` (the same file gives other noise on
+#: every run), so the test is statistical: over 10,000 steps (~150 correlation times) the mean
+#: scattered by ~8 % (0.92–1.23 in 13 runs, one CI failure); over 40,000 steps by ~2.5 %
+#: (0.946–1.002 in 6 runs), which puts the bound 8 standard deviations away
+N_NOISE_STEPS = 40_000
 
 
 def test_exported_thermal_noise_gives_equipartition_in_ngspice():
@@ -141,7 +145,9 @@ def test_exported_thermal_noise_gives_equipartition_in_ngspice():
         {"sources": [{"kind": "dissipation", "damping_rate": 1.5e7, "temperature": T, "seed": 5}]}
     )
     # the noise, not the trajectory, is under test: ngspice's default-like step and reltol
-    net, _ = export_device(spec, np.zeros((10_000, 1)), nonideal=ni, steps_per_dt=2, reltol=1e-4)
+    net, _ = export_device(
+        spec, np.zeros((N_NOISE_STEPS, 1)), nonideal=ni, steps_per_dt=2, reltol=1e-4
+    )
     assert net.text.count("trnoise(") == 2 and "setseed 6" in net.text
     run = run_ngspice(net)
     keep = run.time > 2e-6  # ~15 decay times 2/γ after the start from rest

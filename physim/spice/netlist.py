@@ -21,7 +21,8 @@ What the netlist holds, and how each physim concept is written:
   shunt 1/(γ_i C_ii) at each node; per mode: D's off-diagonals between nodes and its row sums
   to ground, which may be negative — then the netlist is not passive and says so); thermal noise
   as ``trnoise`` current sources of one-sided density 4kT/R across each passive resistor,
-  seeded by ``setseed``;
+  with a ``setseed`` line from the chip's noise seed (ngspice 39 does not reproduce trnoise
+  draws from it: the same file gives other noise on every run, equal only in distribution);
 * ``.tran dt K·dt 0 tmax uic`` and a ``.control`` block that runs it and writes every node
   voltage and flux integrator with ``wrdata``.
 

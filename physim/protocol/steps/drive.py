@@ -233,7 +233,7 @@ class Drive(Step):
                 if run.loss_value is None:
                     # one pass for both, as the twin forms them (physim.rhel.rhel_gradient)
                     run.loss_value, run.dLdy = task.loss.value_and_error(y, task.target)
-                    if run.check:
+                    if run.check and rd.lsb is not None:  # (no ADC: no LSB to compare with)
                         tgt = task.target
                         check_error_resolution((y if tgt.shape == y.shape else y[-1]) - tgt, rd.lsb)
                 else:
