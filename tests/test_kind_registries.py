@@ -4,9 +4,7 @@ from them, the generated dispatch, and the import graph."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -20,9 +18,6 @@ from physim.registry import Registry, RegistryError, UnknownKindError
 from physim.schema import SCHEMAS
 from physim.spec_base import SpecModel
 from physim.specs import SpecError, load_device, parse_spec
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_graph import cycles, package_graph  # noqa: E402
 
 
 class _Kind:
@@ -130,23 +125,6 @@ def test_a_step_without_behaviour_is_refused():
     with pytest.raises(RegistryError, match="define execute"):
         STEPS.validate(lazy)
     assert "wait" not in STEPS
-
-
-def test_families_kernels_and_stability_import_downward_only():
-    """Issue 22 item 5: no cycle through the families, the kernels or the stability check
-    (other packages' cycles are their own issues)."""
-    graph = package_graph()
-    mine = {
-        "physim.families",
-        "physim.kernels",
-        "physim.stability",
-        "physim.device",
-        "physim.registry",
-        "physim.fastexp",
-    }
-    assert not [c for c in cycles(graph) if mine & set(c)]
-    assert "physim.kernels" not in graph["physim.families"]
-    assert graph["physim.stability"] <= {"physim.device"}
 
 
 def test_generated_dispatch_is_content_addressed_and_never_rewritten_unchanged(tmp_path):

@@ -152,3 +152,18 @@ def test_only_the_log_schema_names_hdf5_paths():
         and any(n in path.read_text() for n in needles)
     )
     assert not offenders, f"HDF5 paths named outside physim/logs.py: {offenders}"
+
+
+def test_families_import_no_kernels_and_stability_only_the_device():
+    """The family registry generates the kernels' dispatch, so the families sit below the
+    kernels; the stability check reaches the kernels through the device's family only."""
+    graph = import_graph()
+    assert "kernels" not in graph["families"]
+    assert graph["stability"] <= {"device"}
+
+
+if __name__ == "__main__":  # python tests/test_layers.py: the graph and its cycles
+    g = import_graph()
+    for node in sorted(g):
+        print(node, "->", ", ".join(sorted(g[node])))
+    print("cycles:", cycles(g) or "none")
