@@ -32,29 +32,9 @@ TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
-def plugin_env(tmp_path_factory) -> dict[str, str]:
+def plugin_env(tmp_path_factory, pip_install) -> dict[str, str]:
     """Environment of a Python that has the Duffing family installed (a real pip install)."""
-    target = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--quiet",
-            "--target",
-            str(target),
-            str(PLUGIN),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"pip install of the test family failed:\n{proc.stderr[-2000:]}")
+    target = pip_install(PLUGIN, tmp_path_factory.mktemp("site"))
     assert list(target.glob("duffing_family-*.dist-info/entry_points.txt"))
     repo = str(HERE.parent)
     path = os.pathsep.join([str(target), repo, os.environ.get("PYTHONPATH", "")])

@@ -22,29 +22,11 @@ PHYSIM_TREE = Path(physim.__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory, pip_install) -> Path:
     """The plugin installed by pip into a folder of its own (no network, no build isolation:
     the build backend, hatchling, comes with physim's test extras)."""
     pytest.importorskip("hatchling", reason="pip install 'physim[test]' brings hatchling")
-    target = tmp_path_factory.mktemp("plugin-site")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--quiet",
-            "--target",
-            str(target),
-            str(PLUGIN),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+    target = pip_install(PLUGIN, tmp_path_factory.mktemp("plugin-site"))
     assert (target / "physim_plugin_example" / "gain_noise.py").exists()
     assert list(target.glob("physim_plugin_example-*.dist-info/entry_points.txt"))
     return target
