@@ -163,3 +163,45 @@ def test_nonideals_kinds_lists_every_source_kind(capsys):
     assert main(["nonideals", "--kinds"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(SOURCES.names())
+
+
+def test_sweep_plot_keeps_the_replicate_band_inside_a_measures_bounds(tmp_path, monkeypatch):
+    """A pass/fail metric's mean ± std over chips runs past [0, 1]; a measure that declares
+    bounds gets a band inside them (and a measure without bounds keeps the plain band)."""
+    import matplotlib.axes
+    import numpy as np
+    import xarray as xr
+
+    from physim.study.measures import Measure
+
+    class PassFail(Measure):
+        kind = "pass_fail_test"
+        plot_metric = "passed"
+        bounds = {"passed": (0.0, 1.0)}
+
+    monkeypatch.setattr(MEASURES, "_kinds", dict(MEASURES._kinds))  # restored afterwards
+    MEASURES.register(PassFail.kind, PassFail)
+    passed = np.array([[1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])  # mean ± std: past 1, 0
+    ds = xr.Dataset(
+        {"passed": (("x", "replicate"), passed), "failed": (("x", "replicate"), 0 * passed)},
+        coords={"x": [1.0, 2.0], "replicate": np.arange(4)},
+        attrs={"measure": "pass_fail_test", "title": "bounded"},
+    )
+    ds.to_netcdf(tmp_path / "results.nc", engine="h5netcdf")
+    bands = []
+    real = matplotlib.axes.Axes.fill_between
+
+    def spy(self, x, lo, hi, *args, **kwargs):
+        bands.append((np.asarray(lo), np.asarray(hi)))
+        return real(self, x, lo, hi, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
+    plot_study(tmp_path)
+    mean, std = passed.mean(axis=1), passed.std(axis=1, ddof=0)
+    assert np.any(mean + std > 1.0) and np.any(mean - std < 0.0)  # the data needs the bounds
+    ((lo, hi),) = bands
+    assert lo.min() >= 0.0 and hi.max() <= 1.0
+    np.testing.assert_allclose(hi, np.minimum(mean + std, 1.0))
+    monkeypatch.setattr(PassFail, "bounds", {})
+    plot_study(tmp_path)
+    np.testing.assert_allclose(bands[1][1], mean + std)

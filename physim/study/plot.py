@@ -119,7 +119,9 @@ def plot_study(
             f"{path} does not exist yet; finish the study with physim sweep run"
         )
     ds = xr.open_dataset(path, engine="h5netcdf").load()
-    default, thresholds = plot_defaults(ds.attrs.get("measure", "gradient"))
+    measure = ds.attrs.get("measure", "gradient")
+    default, thresholds = plot_defaults(measure)
+    bounds = MEASURES.get(measure).bounds
     metric = metric or default
     if metric not in ds.data_vars:
         raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
@@ -170,9 +172,10 @@ def plot_study(
             x = ds[dims[0]].values
             ax.plot(x, mean.values, "o-", label=f"mean over {nrep} chips")
             if nrep > 1:
-                ax.fill_between(
-                    x, (mean - std).values, (mean + std).values, alpha=0.3, label="± 1 std"
-                )
+                lo, hi = (mean - std).values, (mean + std).values
+                if not logy and metric in bounds:  # a band past what a value can be says nothing
+                    lo, hi = np.maximum(lo, bounds[metric][0]), np.minimum(hi, bounds[metric][1])
+                ax.fill_between(x, lo, hi, alpha=0.3, label="± 1 std")
             _scale(ax, ds, dims[0], "x")
             ax.set_xlabel(_short(ds, dims[0]))
         else:

@@ -42,6 +42,7 @@ class Yield(Measure):
     spec_class = YieldMeasure
     plot_metric = "passed"
     thresholds = {"passed": 0.9}  # a 90 % yield line
+    bounds = {"passed": (0.0, 1.0)}  # a yield is a fraction of chips
     finite = ("cosine",)
 
     @classmethod

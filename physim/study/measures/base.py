@@ -52,6 +52,9 @@ class Measure:
         The variable ``physim sweep plot`` draws by default.
     thresholds
         Metric → the level ``physim sweep plot`` marks (a line or a contour).
+    bounds
+        Metric → (low, high), the range its values can take (a yield in [0, 1]):
+        ``physim sweep plot`` keeps the ± 1 std band of the replicates inside it.
     finite
         Metrics that must be finite when present; a point returning a non-finite one is
         recorded as failed.
@@ -61,6 +64,7 @@ class Measure:
     spec_class: ClassVar[type[SpecModel]]
     plot_metric: ClassVar[str]
     thresholds: ClassVar[dict[str, float]] = {}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     finite: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
