@@ -205,3 +205,54 @@ def test_sweep_plot_keeps_the_replicate_band_inside_a_measures_bounds(tmp_path, 
     monkeypatch.setattr(PassFail, "bounds", {})
     plot_study(tmp_path)
     np.testing.assert_allclose(bands[1][1], mean + std)
+
+
+def test_sweep_plot_averages_a_log_metric_geometrically(tmp_path, monkeypatch):
+    """A ratio over decades (a measure's log_metrics) is drawn on a log axis with its geometric
+    mean and a × / ÷ geometric-std band, which stays positive where mean − std would not."""
+    import matplotlib.axes
+    import numpy as np
+    import xarray as xr
+
+    from physim.study.measures import Measure
+
+    class Ratio(Measure):
+        kind = "ratio_test"
+        plot_metric = "ratio"
+        log_metrics = ("ratio",)
+
+    monkeypatch.setattr(MEASURES, "_kinds", dict(MEASURES._kinds))  # restored afterwards
+    MEASURES.register(Ratio.kind, Ratio)
+    ratio = np.array([[1.0, 1.0, 1.0, 1e4], [0.5, 2.0, 0.5, 2.0]])  # geometric means 10 and 1
+    ds = xr.Dataset(
+        {"ratio": (("x", "replicate"), ratio), "failed": (("x", "replicate"), 0 * ratio)},
+        coords={"x": [1.0, 2.0], "replicate": np.arange(4)},
+        attrs={"measure": "ratio_test", "title": "ratios"},
+    )
+    ds.to_netcdf(tmp_path / "results.nc", engine="h5netcdf")
+    drawn = {}
+    real_plot, real_band = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
+
+    def plot(self, x, y, *args, **kwargs):
+        drawn["mean"] = np.asarray(y)
+        return real_plot(self, x, y, *args, **kwargs)
+
+    def band(self, x, lo, hi, *args, **kwargs):
+        drawn["band"] = (np.asarray(lo), np.asarray(hi))
+        return real_band(self, x, lo, hi, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", band)
+    real_scale = matplotlib.axes.Axes.set_yscale
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_yscale",
+        lambda self, v, **kw: (drawn.__setitem__("log", v), real_scale(self, v, **kw))[1],
+    )
+    plot_study(tmp_path)
+    spread = 10 ** np.log10(ratio).std(axis=1)  # [10^√3, 2]
+    np.testing.assert_allclose(drawn["mean"], [10.0, 1.0])
+    np.testing.assert_allclose(drawn["band"][0], [10.0 / spread[0], 0.5])
+    np.testing.assert_allclose(drawn["band"][1], [10.0 * spread[0], 2.0])
+    assert drawn["log"] == "log"
+    assert ratio.mean(axis=1)[0] - ratio.std(axis=1)[0] < 0  # the arithmetic band would not

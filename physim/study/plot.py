@@ -1,5 +1,6 @@
-"""``physim sweep plot``: one axis → mean ± std band over replicates; two → heatmap with a
-contour at a threshold; more → facets of heatmaps over the extra axes; sampled → scatter."""
+"""``physim sweep plot``: one axis → mean ± std band over replicates (geometric mean and a
+× / ÷ geometric-std band for a measure's ``log_metrics``); two → heatmap with a contour at a
+threshold; more → facets of heatmaps over the extra axes; sampled → scatter."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _short(ds, dim) -> str:
 
 
 def _transform(da):
-    """(values to draw, their label, log scale?) — 1 − cosine for cosine metrics."""
+    """(values to draw, flipped?): 1 − cosine for cosine metrics (drawn on a log axis)."""
     if str(da.name).startswith("cosine"):
         out = (1.0 - da).clip(min=COSINE_FLOOR)
         out.attrs.update(da.attrs, long_name="1 − " + da.attrs.get("long_name", da.name))
@@ -121,22 +122,33 @@ def plot_study(
     ds = xr.open_dataset(path, engine="h5netcdf").load()
     measure = ds.attrs.get("measure", "gradient")
     default, thresholds = plot_defaults(measure)
-    bounds = MEASURES.get(measure).bounds
+    kind = MEASURES.get(measure)
     metric = metric or default
     if metric not in ds.data_vars:
         raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
     if threshold is None:
         threshold = thresholds.get(metric)
     raw = ds[metric]
-    da, logy = _transform(raw)
-    if logy and threshold is not None:
+    da, flipped = _transform(raw)
+    # a log axis for 1 − cosine, and for the metrics the measure draws on one (ratios over decades)
+    logy = flipped or metric in kind.log_metrics
+    if flipped and threshold is not None:
         threshold = 1.0 - threshold
-    mean, std = da.mean("replicate"), da.std("replicate")
+    # a metric on a log axis is averaged on it: geometric mean, band × / ÷ one geometric std
+    geometric = logy and not flipped
+    if geometric:
+        logs = np.log10(da)
+        mean, spread = 10 ** logs.mean("replicate"), 10 ** logs.std("replicate")
+        lower, upper = mean / spread, mean * spread
+    else:
+        mean, std = da.mean("replicate"), da.std("replicate")
+        lower, upper = mean - std, mean + std
+    avg = "geometric mean" if geometric else "mean"
     nrep = ds.sizes["replicate"]
     dims = [d for d in da.dims if d != "replicate"]
     title = f"{ds.attrs.get('title', 'study')}\n{_label(da)}"
     u = da.attrs.get("units", "")
-    ylabel = f"{'1 − ' if logy else ''}{metric}" + (f" ({u})" if u and u != "1" else "")
+    ylabel = f"{'1 − ' if flipped else ''}{metric}" + (f" ({u})" if u and u != "1" else "")
     if int(ds.failed.sum()):
         title += f" ({int(ds.failed.sum())} failed points left blank)"
     if dims == ["point"]:
@@ -170,16 +182,21 @@ def plot_study(
         fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
         if dims:
             x = ds[dims[0]].values
-            ax.plot(x, mean.values, "o-", label=f"mean over {nrep} chips")
+            ax.plot(x, mean.values, "o-", label=f"{avg} over {nrep} chips")
             if nrep > 1:
-                lo, hi = (mean - std).values, (mean + std).values
-                if not logy and metric in bounds:  # a band past what a value can be says nothing
-                    lo, hi = np.maximum(lo, bounds[metric][0]), np.minimum(hi, bounds[metric][1])
-                ax.fill_between(x, lo, hi, alpha=0.3, label="± 1 std")
+                lo, hi = lower.values, upper.values
+                # a band past what a value can be says nothing
+                if not flipped and metric in kind.bounds:
+                    low, high = kind.bounds[metric]
+                    lo, hi = np.maximum(lo, low), np.minimum(hi, high)
+                band = "× / ÷ 1 geometric std" if geometric else "± 1 std"
+                ax.fill_between(x, lo, hi, alpha=0.3, label=band)
             _scale(ax, ds, dims[0], "x")
             ax.set_xlabel(_short(ds, dims[0]))
         else:
-            ax.errorbar([0], mean.values.ravel(), yerr=std.values.ravel(), fmt="o")
+            m = mean.values.ravel()
+            yerr = [m - lower.values.ravel(), upper.values.ravel() - m]
+            ax.errorbar([0], m, yerr=yerr, fmt="o")
         if threshold is not None:
             ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
         ax.set_ylabel(ylabel)
@@ -205,7 +222,7 @@ def plot_study(
             from matplotlib.colors import LogNorm
 
             norm, vmin, vmax = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)), None, None
-        cmap = "viridis_r" if logy else "viridis"
+        cmap = "viridis_r" if flipped else "viridis"
         m = None
         for k, idx in enumerate(combos):
             ax = axs[k // ncol][k % ncol]
@@ -225,10 +242,10 @@ def plot_study(
         for k in range(len(combos), nrow * ncol):
             axs[k // ncol][k % ncol].set_visible(False)
         cb = fig.colorbar(m, ax=axs, shrink=0.9)
-        cb.set_label(f"{'1 − ' if logy else ''}{metric}, mean of {nrep} chips")
+        cb.set_label(f"{'1 − ' if flipped else ''}{metric}, {avg} of {nrep} chips")
         if threshold is not None:
             cb.ax.axhline(threshold, color="k", lw=1)
-            title += f"\nblack line: contour at {'1 − ' if logy else ''}{metric} = {threshold:g}"
+            title += f"\nblack line: contour at {'1 − ' if flipped else ''}{metric} = {threshold:g}"
     fig.suptitle("\n".join(textwrap.fill(t, 80) for t in title.split("\n")), fontsize=10)
     target = Path(out) if out is not None else Path(out_dir) / f"{metric}.png"
     fig.savefig(target, dpi=110)

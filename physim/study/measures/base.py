@@ -55,6 +55,8 @@ class Measure:
     bounds
         Metric → (low, high), the range its values can take (a yield in [0, 1]):
         ``physim sweep plot`` keeps the ± 1 std band of the replicates inside it.
+    log_metrics
+        Positive metrics ``physim sweep plot`` draws on a log axis (ratios over decades).
     finite
         Metrics that must be finite when present; a point returning a non-finite one is
         recorded as failed.
@@ -65,6 +67,7 @@ class Measure:
     plot_metric: ClassVar[str]
     thresholds: ClassVar[dict[str, float]] = {}
     bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+    log_metrics: ClassVar[tuple[str, ...]] = ()
     finite: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
