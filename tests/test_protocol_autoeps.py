@@ -14,6 +14,7 @@ from physim.protocol.autoeps import calibrate_eps
 from physim.protocol.specs import ProtocolError, load_protocol, parse_protocol
 from physim.protocol.task import build_task
 from physim.specs import load_device
+from physim.warnings import PhysimWarning
 
 #: the issue's acceptance band: auto within a factor of 3 of the dense-scan optimum
 FACTOR = 3.0
@@ -60,6 +61,17 @@ def test_auto_eps_is_recorded_in_the_result_and_the_log(tmp_path, capsys):
     with open_log(log) as f:
         assert json.loads(provenance(f)["eps_auto"])["eps"] == cal["eps"]
     assert main(["replay", str(log)]) == 0  # calibration runs on copies: the log replays
+
+
+def test_auto_eps_with_a_coarse_accumulator_adc_warns_with_the_calibrated_eps(tmp_path, capsys):
+    """The ADC-resolution warning suggests an ε relative to the one used: with eps = "auto"
+    that is the calibrated number (it once formatted the string "auto" and crashed)."""
+    coarse = tmp_path / "adc4.toml"
+    coarse.write_text('sources = [{ kind = "adc", target = "accumulator", bits = 4 }]\n')
+    args = ["run", "lc-ladder-8", "rhel-centred", "--nonideal", str(coarse), "--eps", "auto"]
+    with pytest.warns(PhysimWarning, match=r"raise eps to >= \S+ \(now \de-\d+\)"):
+        assert main([*args, "--steps", "100"]) == 0
+    assert "TypeError" not in capsys.readouterr().err
 
 
 def test_auto_eps_needs_a_gradient_estimator():

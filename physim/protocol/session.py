@@ -137,7 +137,7 @@ def run_session(
             results.append(res)
             if protocol.estimator.kind == "sum":
                 est = estimate_gradient(
-                    res, device, protocol.estimator, eps=protocol.eps, check=True
+                    res, device, protocol.estimator, eps=res.eps, check=True
                 ).grad
                 if compare:
                     ideal = ideal_gradient(device, res.theta, task)

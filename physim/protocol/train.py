@@ -90,7 +90,8 @@ def train_in_situ(
             )
         except NumericalFault as fault:
             raise fault.during(f"epoch {epoch + 1} of in-situ training (lr = {lr:g})") from None
-        est = estimate_gradient(res, dev, protocol.estimator, eps=protocol.eps, check=first)
+        # res.eps: the ε used (the calibrated number when the protocol says eps = "auto")
+        est = estimate_gradient(res, dev, protocol.estimator, eps=res.eps, check=first)
         # before logging: a non-finite epoch is never recorded as a result
         check_training(epoch + 1, res.loss, {"θ": est.grad}, lr, what="epoch")
         thetas.append(res.theta.copy())
