@@ -93,3 +93,27 @@ def test_dac_quantises_per_group_on_binary_ranges():
 def test_adc_spec_rejects_bad_bits():
     with pytest.raises(ValueError, match="bits"):
         ADCSpec(kind="adc", target="readout", bits=1)
+
+
+def test_a_parameter_dac_that_rounds_an_element_to_zero_is_named():
+    """cmos-lc-4's 0.2 pF coupling capacitors share a group with its 1 pF tanks: a 3-bit DAC
+    writes them as 0 pF. The error names the DAC, not a learning rate (nothing was learned);
+    with 8 bits they are written and the chip builds."""
+    from physim.instrument.hardware import Instrument
+    from physim.instrument.specs import parse_nonideal
+    from physim.specs import load_device
+
+    device = load_device("cmos-lc-4")
+
+    def dac(bits):
+        return parse_nonideal({"sources": [{"kind": "dac", "target": "parameters", "bits": bits}]})
+
+    with pytest.raises(
+        ValueError,
+        match=r"^dac/parameters wrote a θ the device cannot have "
+        r"\(capacitance 'Cc\d' must be positive, got 0\.0\).*more bits",
+    ) as err:
+        Instrument(device, dac(3)).program(device.theta0)
+    assert "learning rate" not in str(err.value)
+    written = Instrument(device, dac(8)).program(device.theta0)
+    assert np.all(written[device.slices()["capacitance"]] > 0)

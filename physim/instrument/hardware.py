@@ -25,7 +25,7 @@ from physim.device import Device, Physical, io_array
 from physim.errors import NumericalFault, all_finite
 from physim.instrument.bath import Bath, thermal_state
 from physim.instrument.converters import ADC, DAC, Reading
-from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at
+from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at, source_label
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels.fixedpoint import FixedPointSteps
 from physim.kernels.langevin import LangevinSteps, o_step_matrices
@@ -221,8 +221,29 @@ class Instrument:
         for src in self._at["program"]:
             written = src.program(written, groups)
         self.theta = np.ascontiguousarray(written, dtype=np.float64)
-        self._update_physics()
+        try:
+            self._update_physics()
+        except ValueError as err:
+            self._blame_programming(theta, err)
+            raise
         return self.theta
+
+    def _blame_programming(self, requested: np.ndarray, err: ValueError) -> None:
+        """Raise an error naming the programming sources (the parameter DAC) when the value
+        they wrote is one the device cannot have but the requested ``requested`` was fine."""
+        if not self._at["program"] or np.array_equal(self.theta, requested):
+            return
+        try:
+            self.device.physical(requested)
+        except ValueError:
+            return  # the requested value is itself impossible: the original message stands
+        names = ", ".join(source_label(src.spec) for src in self._at["program"])
+        what = str(err).split(";")[0]
+        raise ValueError(
+            f"{names} wrote a θ the device cannot have ({what}), while the requested θ is "
+            f"valid: the converter rounds a group's small values to zero; give {names} more "
+            "bits, or a full_scale that fits them (by default the group's largest value sets it)"
+        ) from None
 
     def _built_physics(self, theta: np.ndarray) -> Physical:
         """Element values of this chip at ``theta``: every ``physics`` hook applied (the
