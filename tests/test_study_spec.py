@@ -100,6 +100,22 @@ def test_unknown_path_lists_the_valid_fields():
         expand(study(axes=[{"path": "chip.dt", "values": [1.0]}]))
 
 
+def test_an_axis_over_a_source_the_base_lacks_adds_it_or_says_what_it_needs():
+    """The base has no ADC: an axis over its bits adds one with its defaults; without a target
+    (the ADC needs one) the study says which paths would do, instead of failing with 'bits'."""
+    with pytest.raises(
+        StudyError,
+        match=r"path 'nonideal.adc.bits': the base has no adc source, and a new one needs "
+        r"target; name its target in the path: nonideal.adc.readout.bits or "
+        r"nonideal.adc.accumulator.bits",
+    ):
+        expand(study(axes=[{"path": "nonideal.adc.bits", "values": [8, 12]}]))
+    plan = expand(study(axes=[{"path": "nonideal.adc.accumulator.bits", "values": [8, 12]}]))
+    added = [nonideal_from_json(plan.task(i).nonideal).get("adc", "accumulator") for i in (0, 2)]
+    assert [a.bits for a in added] == [8, 12]
+    assert plan.axes[0].values == [8, 12]
+
+
 def test_wrong_type_names_the_point_path_and_value():
     with pytest.raises(
         StudyError,

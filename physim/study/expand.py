@@ -115,12 +115,29 @@ def locate(trees: dict[str, dict], objs: dict[str, Any], path: str) -> tuple[Any
                 f"nonideal.{kind}.{sources[idx[0]].get('target')}.{rest[-1] if rest else 'bits'}"
             )
         if not idx:
+            fields = SOURCE_MODELS[kind].model_fields
             defaults = {
                 n: f.get_default(call_default_factory=True)
-                for n, f in SOURCE_MODELS[kind].model_fields.items()
+                for n, f in fields.items()
                 if not f.is_required()
             }
             new = {**defaults, "kind": kind, **({"target": target} if target else {})}
+            # the swept field gets the axis' values; any other field without a default is missing
+            swept = rest[0] if rest else None
+            missing = [n for n, f in fields.items() if f.is_required() and n not in new]
+            missing = [n for n in missing if n != swept]
+            if missing:
+                targets = [t for t in SOURCES.get(kind).targets if t]
+                fix = (
+                    "name its target in the path: "
+                    + " or ".join(f"nonideal.{kind}.{t}.{swept or '<field>'}" for t in targets)
+                    if missing == ["target"] and targets
+                    else f"add a {kind} source with {', '.join(missing)} to the base's nonideal"
+                )
+                raise StudyError(
+                    f"path {path!r}: the base has no {kind} source, and a new one needs "
+                    f"{', '.join(missing)}; {fix}"
+                )
             sources.append(new)
             idx = [len(sources) - 1]
             node, obj = new, None
@@ -361,7 +378,11 @@ def expand(spec: StudySpec) -> Plan:
     for axis in spec.axes:
         probe = copy.deepcopy(base)
         node, key, desc = locate(probe, objs, axis.path)
-        is_int.append(isinstance(node[key], int) and not isinstance(node[key], bool))
+        # (a field of a source the axis adds has no value yet: its values say what it is)
+        probe_value = node[key] if not isinstance(node, dict) or key in node else None
+        if probe_value is None and axis.values is not None:
+            probe_value = axis.values[0]
+        is_int.append(isinstance(probe_value, int) and not isinstance(probe_value, bool))
         roots.append(_segments(axis.path)[0])
         infos.append(
             AxisInfo(
