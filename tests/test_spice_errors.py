@@ -36,6 +36,16 @@ _TAIL = "\n.tran 1n 100n\n.end\n"
         ("C1 a 0 1p\nR1 a 0 -5", r"line 3: 'R1 a 0 -5': resistance must be > 0"),
         ("C1 a 0 1p\nK1 L1 L2 0.5", r"line 3: .*coupled inductors \(K\) are not supported"),
         ("C1 a 0 1p\nV1 a b 1", r"line 3: .*a voltage source is read only as an input channel"),
+        # a voltage source on a circuit node, or one driving nothing, was once dropped silently,
+        # leaving an undriven circuit on which gradcheck then passed
+        (
+            "C1 a 0 1p\nL1 a 0 1n\nV1 a 0 SIN(0 1 1meg)",
+            r"line 4: .*fixes the voltage of circuit node 'a'.*current source",
+        ),
+        ("C1 a 0 1p\nV1 x 0 PULSE(0 1)", r"line 3: .*drives node 'x', which no G source reads"),
+        # the offset of a SIN current (and a DC value beside a waveform) was dropped silently
+        ("C1 a 0 1p\nI1 a 0 SIN(1m 2m 1meg)", r"line 3: .*SIN offset 1m is not read"),
+        ("C1 a 0 1p\nI1 a 0 DC 1m SIN(0 2m 1meg)", r"line 3: .*a DC value \(1m\) beside a SIN"),
         ("C1 a 0 1p\nG1 0 a b 0 1m", r"line 3: .*control node 'b' is not driven by an input V"),
         ("C1 a 0 1p\n.param k", r"line 3: .*\.param takes name=value pairs"),
         ("C1 a 0 1p\n.ic v(zz)=1", r"line 3: .*v\(zz\) names no node of the circuit"),

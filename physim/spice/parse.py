@@ -7,9 +7,10 @@ comment, ``+`` continues the previous line):
 * ``C``, ``L`` (``IC=`` allowed) and ``R`` elements with values as numbers with SI suffixes
   (f p n u m k meg g t, trailing unit letters ignored: ``1nF``), ``.param`` names, or
   ``{expressions}`` of those;
-* ``I`` sources (``DC`` value, ``SIN(vo va …)``, ``PWL(…)``): one input channel each, the gain
+* ``I`` sources (``DC`` value, ``SIN(0 va …)``, ``PWL(…)``): one input channel each, the gain
   being the source's amplitude (DC value, SIN amplitude, or PWL peak) so that the input is of
-  order 1;
+  order 1 (a SIN offset, or a DC value beside a waveform, is refused: one channel carries one
+  waveform);
 * what :mod:`physim.spice.netlist` writes: input channels ``Vin_k in_k 0 PWL(…)`` driving
   ``G 0 node in_k 0 gain`` sources, flux integrators on ``flux_<node>``, Josephson B-sources,
   ``trnoise`` current sources across resistors (their temperature), ``*physim`` annotations;
@@ -19,7 +20,8 @@ comment, ``+`` continues the previous line):
 A resistor from a node to ground becomes a shunt conductance: ``damping_rate`` γ_i = 1/(R C_ii)
 of a dissipation spec (C_ii the node's total capacitance). Anything else (semiconductors,
 subcircuits, models, coupled inductors, resistors between two nodes, general voltage or
-behavioural sources) is an error naming the line.
+behavioural sources, a voltage source on a circuit node or one that drives no G source) is an
+error naming the line.
 """
 
 from __future__ import annotations
@@ -223,8 +225,20 @@ class _Reader:
         bad = set(funcs) - {"sin", "pwl"}
         if bad:
             raise ln.error(f"waveform {sorted(bad)[0].upper()} is not supported (DC, SIN, PWL)")
+        if funcs and dc != 0.0:
+            raise ln.error(
+                f"a DC value ({plain[0]}) beside a {sorted(funcs)[0].upper()} waveform is not "
+                "read (an input channel carries one waveform); put the DC part in a source of "
+                "its own"
+            )
         if "sin" in funcs:
             args = funcs["sin"].replace(",", " ").split()
+            offset = self.val(ln, args[0]) if args else 0.0
+            if offset != 0.0:
+                raise ln.error(
+                    f"SIN offset {args[0]} is not read (an input channel carries the sine's "
+                    "amplitude); give SIN(0 ...) and put the offset in a DC source of its own"
+                )
             amp = self.val(ln, args[1]) if len(args) > 1 else 0.0
         elif "pwl" in funcs:
             vals = [self.val(ln, x) for x in funcs["pwl"].replace(",", " ").split()][1::2]
@@ -376,6 +390,24 @@ def import_netlist(text: str, source: str = "(netlist)") -> Imported:
     for key in rd.inputs:
         if key not in channel:
             channel[key] = max(channel.values(), default=-1) + 1
+    # a voltage source is read only as the input channel of G sources: one on a circuit node
+    # would fix its voltage (a node-flux network has no such constraint), one that drives no G
+    # source would silently leave the circuit undriven
+    read = {ctrl for _, _, ctrl, _ in rd.g_sources}
+    for key, ln in rd.inputs.items():
+        if key in rd.nodes:
+            raise ln.error(
+                f"this voltage source fixes the voltage of circuit node {rd.nodes[key]!r}, which "
+                "a node-flux LC network cannot hold; drive the node with a current source "
+                "instead (a voltage source with a series impedance Z is the current source V/Z "
+                "in parallel with Z)"
+            )
+        if key not in read and not re.fullmatch(r"in_\d+", key):
+            raise ln.error(
+                f"this voltage source drives node {key!r}, which no G source reads: physim reads "
+                "a voltage source only as an input channel 'Vname in_k 0 PWL(...)' controlling "
+                "G sources; drive the circuit with a current source instead"
+            )
     sources = []
     for ln, node, ctrl, gain in rd.g_sources:
         if ctrl not in channel:
