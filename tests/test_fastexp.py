@@ -1,4 +1,4 @@
-"""The straight-line exp, expm1 and log1p of physim.kernels.fastexp, and the NonlinHRU tanh and
+"""The straight-line exp, expm1 and log1p of physim.fastexp, and the NonlinHRU tanh and
 log cosh built on them, against numpy's libm on dense grids and at the edges."""
 
 import numba
@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from physim.families.nonlinhru_kernels import _logcosh, _tanh
-from physim.kernels.fastexp import (
+from physim.fastexp import (
     exp32_clamped,
     exp_clamped,
     exp_flushed,

@@ -17,12 +17,12 @@ inputs (u, φ) instead of storing them — with the same products on the same ro
 recomputation is bit-identical to the forward pass.
 
 Every value written to an activation array passes through
-:func:`physim.kernels.fastexp.flush_to`: with ``precision = "float32"`` a value below float32's
+:func:`physim.fastexp.flush_to`: with ``precision = "float32"`` a value below float32's
 normal range is stored as 0 rather than as a subnormal, which would slow every later product
 that reads it (float64 arrays store the value as it is).
 
 The elementwise arithmetic runs in the arrays' own precision: constants come from
-:func:`physim.kernels.fastexp.like` and the gates from :func:`physim.kernels.fastexp.sigmoid`
+:func:`physim.fastexp.like` and the gates from :func:`physim.fastexp.sigmoid`
 (the erf form of GELU stays float64), so float32 arrays, with D and the GLU biases in float32
 too, get float32 SIMD arithmetic and float64 arrays exactly the arithmetic they always had.
 """
@@ -37,7 +37,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 
-from physim.kernels.fastexp import exp_flushed, flush_to, like, sigmoid
+from physim.fastexp import exp_flushed, flush_to, like, sigmoid
 
 #: rows per row block: a block's working set (its φ, u and dx rows, and the 1024 × 2H GLU
 #: pre-activations, ~2.5 MB at H = 64) stays in cache between the products and the fused

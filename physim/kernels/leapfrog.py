@@ -42,8 +42,8 @@ import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit, prange
 from numba.extending import overload
 
+from physim.fastexp import flush_to
 from physim.kernels import dispatch as hk
-from physim.kernels.fastexp import flush_to
 from physim.kernels.steps import _axpy, echo_step, forward_step, store_p, store_q
 from physim.threads import single_threaded_blas
 
@@ -271,7 +271,7 @@ def drive_threads(B: np.ndarray):
 @njit(cache=True, inline="always")
 def _readout_into(R, q, Y, k, b):
     """Y[k, b] = R q (identity when R has no rows); a float32 Y gets no subnormals (see
-    :func:`physim.kernels.fastexp.flush_to`)."""
+    :func:`physim.fastexp.flush_to`)."""
     if R.shape[0] == 0:
         for i in range(q.shape[0]):
             Y[k, b, i] = flush_to(Y, q[i])
