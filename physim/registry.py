@@ -44,7 +44,9 @@ package imports its built-in kind modules.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import pkgutil
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -205,6 +207,15 @@ class Registry(Generic[K]):
             self._loaded = True
         finally:
             self._loading = False
+
+
+def import_kind_modules(package: str, path: list[str], skip: tuple[str, ...] = ("base",)) -> None:
+    """Import every module of ``package`` (its ``__path__``) but ``skip``: a package that holds
+    one kind per module registers physim's own kinds this way, so that adding a kind is adding
+    a module."""
+    for mod in pkgutil.iter_modules(path):
+        if mod.name not in skip:
+            importlib.import_module(f"{package}.{mod.name}")
 
 
 def _where(obj: object) -> str:

@@ -3,9 +3,6 @@
 kinds (adding a kind is adding a module here); installed plugins (``physim.sources`` entry
 points) are loaded the first time the registry is read."""
 
-import importlib
-import pkgutil
-
 from physim.instrument.sources.base import (
     HOOKS,
     SOURCES,
@@ -20,10 +17,9 @@ from physim.instrument.sources.base import (
     register_source,
     source_label,
 )
+from physim.registry import import_kind_modules
 
-for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name != "base":
-        importlib.import_module(f"{__name__}.{_mod.name}")
+import_kind_modules(__name__, __path__)
 
 __all__ = [
     "HOOKS",

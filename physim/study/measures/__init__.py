@@ -3,9 +3,7 @@ Importing this package imports every module in it, which registers physim's own 
 a kind is adding a module here); installed plugins (``physim.measures`` entry points) are
 loaded the first time the registry is read."""
 
-import importlib
-import pkgutil
-
+from physim.registry import import_kind_modules
 from physim.study.measures.base import (
     MEASURES,
     Measure,
@@ -15,9 +13,7 @@ from physim.study.measures.base import (
     register_measure,
 )
 
-for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name != "base":
-        importlib.import_module(f"{__name__}.{_mod.name}")
+import_kind_modules(__name__, __path__)
 
 __all__ = [
     "MEASURES",
