@@ -17,6 +17,12 @@ import numpy as np
 RUN_NAMES = ("forward", "echo +", "echo −", "echo ±", "echo", "adjoint", "training")
 
 
+class ChipFailure(ValueError):
+    """The chip as specified cannot run the experiment at this setting (the parameter DAC
+    wrote an element value the device cannot have): a property of the chip, which an error
+    budget reads as a level that fails, unlike an error of the software or the spec."""
+
+
 class NumericalFault(FloatingPointError):
     """A simulated quantity became NaN or ±inf.
 

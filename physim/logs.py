@@ -368,8 +368,20 @@ class LogWriter:
             d = g.create_dataset(name, data=np.asarray(arr, dtype=np.float64))
             _units(d, unit, what)
             _attach(g, d, [ax], self._dimid)
+        if self.device is not None:
+            # the step units of the unit-free (θ-scaled) fidelity, so a reader of the log can
+            # judge the gradient as physim did (physim.fidelity)
+            from physim.fidelity import step_units
+
+            d = g.create_dataset("step_unit", data=step_units(self.device))
+            _units(
+                d,
+                "parameter_unit",
+                "step unit s of each parameter: the fidelity compares s * gradient",
+            )
+            _attach(g, d, [ax], self._dimid)
         for k, v in (report or {}).items():
-            g.attrs[k] = json.dumps(v) if isinstance(v, dict) else v
+            g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
         self.f.flush()
 
     def write_array(

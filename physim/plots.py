@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from physim import logs
+from physim.fidelity import GROUP_SHARE, scaled_cosine
 
 #: a measured gradient whose cosine to the ideal twin is below this is flagged as wrong: at
 #: 0.9 a descent step still points within 26° of the true one, below it learning degrades
@@ -50,13 +51,6 @@ def decades(v: np.ndarray) -> float:
     a = np.abs(np.asarray(v, dtype=np.float64))
     a = a[np.isfinite(a) & (a > 0)]
     return float(np.log10(a.max() / a.min())) if a.size else 0.0
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0 or nb == 0 or not np.isfinite(na * nb):
-        return float("nan")
-    return float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))
 
 
 def group_spans(groups: list[str]) -> list[tuple[str, int, int]]:
@@ -124,21 +118,33 @@ def bars_side_by_side(ax, series: dict[str, np.ndarray], unit: str) -> str:
 
 
 def flag_gradient(
-    ax, measured: np.ndarray, ideal: np.ndarray, groups: list[str], report: Callable[[str], None]
+    ax,
+    measured: np.ndarray,
+    ideal: np.ndarray,
+    groups: list[str],
+    report: Callable[[str], None],
+    step_unit: np.ndarray | None = None,
 ) -> float:
-    """Overall cosine; a cosine below :data:`COSINE_FLAG` (overall or per group) is written on
-    the figure in red and passed to ``report`` (the terminal)."""
-    c = cosine(measured, ideal)
+    """Overall θ-scaled cosine (:mod:`physim.fidelity`; raw when ``step_unit`` is None, a log
+    written before step units were stored); a cosine below :data:`COSINE_FLAG`, overall or in
+    a group carrying at least :data:`~physim.fidelity.GROUP_SHARE` of the ideal's θ-scaled
+    norm, is written on the figure in red and passed to ``report`` (the terminal)."""
+    s = np.ones_like(ideal) if step_unit is None else np.asarray(step_unit, dtype=np.float64)
+    gm, gi = s * measured, s * ideal
+    c = scaled_cosine(gm, gi, None)
+    total = float(np.sum(gi**2))
     bad = []
     if not c >= COSINE_FLAG:
         bad.append(f"overall cosine {c:.3f}")
     for g, a, b in group_spans(groups):
+        if total > 0 and float(np.sum(gi[a:b] ** 2)) < GROUP_SHARE * total:
+            continue  # too small a part of the step to judge the gradient by
         if b - a == 1:  # a one-parameter "cosine" is ±1: compare the sign and ratio instead
             r = measured[a] / ideal[a] if ideal[a] != 0 else float("nan")
             if not r > 0:
                 bad.append(f"{g}: sign differs (ratio {r:.3g})")
             continue
-        cg = cosine(measured[a:b], ideal[a:b])
+        cg = scaled_cosine(gm[a:b], gi[a:b], None)
         if not cg >= COSINE_FLAG:
             bad.append(f"{g}: cosine {cg:.3f}")
     if bad:

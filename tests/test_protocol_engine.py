@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import physim
+from physim.fidelity import fidelity
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import parse_nonideal
 from physim.losses import FinalLoss
 from physim.protocol.engine import run_protocol
-from physim.protocol.estimate import estimate_gradient, fidelity
+from physim.protocol.estimate import estimate_gradient
 from physim.protocol.specs import (
     ProtocolError,
     load_protocol,

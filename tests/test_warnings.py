@@ -10,11 +10,12 @@ import pytest
 
 import physim
 from physim.cli import main
+from physim.fidelity import describe, fidelity
 from physim.gradcheck import gradcheck
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import parse_nonideal
 from physim.protocol.engine import run_protocol
-from physim.protocol.estimate import describe, estimate_gradient, fidelity, ideal_gradient
+from physim.protocol.estimate import estimate_gradient, ideal_gradient
 from physim.protocol.specs import load_protocol
 from physim.protocol.task import build_task
 from physim.specs import parse_spec

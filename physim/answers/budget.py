@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,6 +62,17 @@ def _value(source, lv: Level) -> float:
 
 
 # ---------------------------------------------------------------------------- one evaluation path
+class BudgetPointError(RuntimeError):
+    """A budget point failed for a reason that says nothing about the chip (a crash, a
+    missing package, a worker that died): the budget stops instead of reading it as a level
+    that fails."""
+
+
+#: failures that are the chip's own at that level: its dynamics blew up, or the programming
+#: DAC wrote an element value the device cannot have. Every other failure is an error.
+CHIP_FAILURES = ("NumericalFault", "ChipFailure")
+
+
 Runner = Callable[[list[PointTask]], list[dict]]
 
 
@@ -83,22 +95,35 @@ def make_runner(executor: Executor | None = None) -> Runner:
 
 
 def point_task(
-    device: Device, protocol: ProtocolSpec, nonideal: NonidealSpec, replicate: int, seed: int = 0
+    device: Device,
+    protocol: ProtocolSpec,
+    nonideal: NonidealSpec,
+    replicate: int,
+    seed: int = 0,
+    measure: dict | None = None,
 ) -> PointTask:
-    """The study task of one point (the record ``physim.study.expand.Plan.task`` builds)."""
+    """The study task of one point (the record ``physim.study.expand.Plan.task`` builds);
+    ``measure`` is the study measure table (default: ``gradient``)."""
     non, inst_seed = replicate_chip(nonideal, replicate, seed)
     return PointTask(
         index=replicate,
         device=device.spec.model_dump_json(),
         protocol=protocol.model_dump_json(),
         nonideal=non.model_dump_json(),
-        measure=json.dumps({"kind": "gradient"}),
+        measure=json.dumps(measure or {"kind": "gradient"}),
         seed=inst_seed,
     )
 
 
 def _metric(r: dict, name: str) -> float:
-    return float(r["metrics"].get(name, math.nan)) if not r["error"] else math.nan
+    """A point's metric; NaN when the chip itself failed there (:data:`CHIP_FAILURES`); a
+    failure that is not the chip's raises :class:`BudgetPointError`."""
+    err = r.get("error")
+    if err:
+        if err.split(":", 1)[0] in CHIP_FAILURES:
+            return math.nan
+        raise BudgetPointError(f"budget point {r.get('index')} failed: {err}")
+    return float(r["metrics"].get(name, math.nan))
 
 
 def with_sources(nonideal: NonidealSpec, keep: Sequence[int], name: str) -> NonidealSpec:
@@ -149,6 +174,7 @@ def attribution(
                 "rel_error": float(np.mean(err)),
                 "rel_error_std": float(np.std(err)),
                 "cosine": float(np.mean(cos)),
+                "cosine_per_replicate": cos.tolist(),
                 "cosine_vs_nominal": float(np.mean([_metric(r, "cosine") for r in part])),
                 "groups": {
                     g: float(np.mean([_metric(r, f"rel_error_as_built_{g}") for r in part]))
@@ -161,14 +187,91 @@ def attribution(
 
 
 # ---------------------------------------------------------------------------- (b) tolerances
+@dataclass(frozen=True)
+class Criterion:
+    """What "the chip still works" means for a tolerance: a study measure, one of its metrics
+    and the bound that metric must meet.
+
+    * :func:`gradient_criterion` — the θ-scaled cosine vs the as-built twin reaches a target
+      (the unit-free fidelity of :mod:`physim.fidelity`);
+    * :func:`train_criterion` — in-situ training through the chip ends within ``factor`` × the
+      ideal chip's final loss (the ``train`` measure's ``loss_ratio``).
+    """
+
+    by: str
+    measure: dict
+    metric: str
+    bound: float
+    higher_is_better: bool
+
+    def passes(self, value: float) -> bool:
+        if not np.isfinite(value):
+            return False
+        return value >= self.bound if self.higher_is_better else value <= self.bound
+
+    def describe(self) -> str:
+        op = ">=" if self.higher_is_better else "<="
+        if self.by == "train":
+            m = self.measure
+            return (
+                f"in-situ training ({m['epochs']} epochs, lr {m['lr']:g}) ends at a loss "
+                f"{op} {self.bound:g} x the ideal chip's"
+            )
+        return f"θ-scaled cosine vs the as-built twin {op} {self.bound:g}"
+
+
 def _with_level(source, lv: Level, value: float):
     v = int(round(value)) if lv.integer else float(value)
     return source.model_copy(update={lv.field: v})
 
 
-def _passes(r: dict, target: float) -> bool:
-    c = _metric(r, "cosine_as_built")
-    return bool(np.isfinite(c) and c >= target)
+def gradient_criterion(target: float = 0.99) -> Criterion:
+    return Criterion("gradient", {"kind": "gradient"}, "cosine_as_built", target, True)
+
+
+def train_criterion(factor: float = 2.0, epochs: int = 20, lr: float = 1e-2) -> Criterion:
+    return Criterion(
+        "train", {"kind": "train", "epochs": epochs, "lr": lr}, "loss_ratio", factor, False
+    )
+
+
+def _outcome(r: dict, crit: Criterion, what: str) -> tuple[bool, str | None]:
+    """(passes, why it failed as a chip) of one point; raises for a failure that is not the
+    chip's (see :data:`CHIP_FAILURES`)."""
+    err = r.get("error")
+    if err:
+        if err.split(":", 1)[0] in CHIP_FAILURES:
+            return False, err
+        raise BudgetPointError(f"budget point {what} failed: {err}")
+    return crit.passes(float(r["metrics"].get(crit.metric, math.nan))), None
+
+
+#: replicate chips are added (up to :data:`MAX_REPLICATES`) until the tolerance's 90 %
+#: confidence interval spans at most this factor (continuous levels) or one step (bits)
+CI_FACTOR = 2.0
+MAX_REPLICATES = 12
+#: two-sided 90 % Student t quantiles by degrees of freedom (1 … 11)
+_T90 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796)
+
+
+def _interval(levels: np.ndarray, lv: Level) -> tuple[float, float, float]:
+    """(estimate, low, high): the mean with a 90 % t interval, in log space for continuous
+    levels (a geometric mean) and linear for integer ones."""
+    x = levels if lv.integer else np.log(levels)
+    m = float(np.mean(x))
+    if x.size < 2:
+        half = math.inf
+    else:
+        half = _T90[min(x.size - 2, len(_T90) - 1)] * float(np.std(x, ddof=1)) / math.sqrt(x.size)
+    if lv.integer:
+        return m, m - half, m + half
+    return math.exp(m), math.exp(m - half), math.exp(m + half)
+
+
+def _pinned(lo: float, hi: float, lv: Level) -> bool:
+    if lv.integer:
+        return hi - lo <= 2.0  # ± one bit
+    return lo > 0 and hi / lo <= CI_FACTOR
 
 
 def tolerance(
@@ -179,27 +282,36 @@ def tolerance(
     *,
     target: float = 0.99,
     replicates: int = 3,
+    max_replicates: int = MAX_REPLICATES,
     seed: int = 0,
     run: Runner | None = None,
     level: Level | None = None,
+    criterion: Criterion | None = None,
 ) -> dict:
-    """The level of source ``index`` (alone) at which the cosine vs the as-built twin crosses
-    ``target``: the worst level that still passes, found per replicate by expanding a bracket
-    on a log scale from the preset level and bisecting it in log space.
+    """The level of source ``index`` (alone) at which ``criterion`` (default: the θ-scaled
+    cosine vs the as-built twin reaches ``target``) stops holding: per replicate chip the
+    worst level that still passes, found by expanding a bracket on a log scale from the preset
+    level and bisecting it in log space.
 
-    Every replicate advances in lockstep, so each step is one batch of ``replicates`` points.
+    Replicates start at ``replicates`` and are added, up to ``max_replicates``, until the 90 %
+    confidence interval of the tolerance spans at most :data:`CI_FACTOR` (one bit either way
+    for bits); the report gives the interval and says when it is not pinned down. A point
+    that fails for a reason that is not the chip's raises :class:`BudgetPointError`.
     ``level`` overrides the source's knob (e.g. :data:`TEMPERATURE` of a dissipation source).
     """
     run = run or make_runner()
+    crit = criterion or gradient_criterion(target)
     src = nonideal.sources[index]
     lv = level or level_of(src)
     label = source_label(src) + (f"/{lv.field}" if level is not None else "")
     if lv is None:
         return {
             "source": label,
+            "by": crit.by,
             "level": None,
             "unit": "",
             "spread": None,
+            "interval": None,
             "limiting": False,
             "note": f"no level to search ({src.kind} has none)",
         }
@@ -207,74 +319,110 @@ def tolerance(
     if start <= 0:
         start = lv.lo if lv.worse > 0 else lv.hi
 
-    def evaluate(levels: list[float]) -> list[bool]:
-        tasks = [
-            point_task(
-                device,
-                protocol,
-                nonideal.model_copy(
-                    update={"name": f"{label}={v:g}", "sources": [_with_level(src, lv, v)]}
-                ),
-                r,
-                seed,
-            )
-            for r, v in enumerate(levels)
-        ]
-        return [_passes(x, target) for x in run(tasks)]
-
-    # state per replicate: good = a passing level, bad = a failing level (None: not yet seen)
-    good: list[float | None] = [None] * replicates
-    bad: list[float | None] = [None] * replicates
-    cur = [start] * replicates
-    edge = [False] * replicates  # hit the search bound without the status flipping
-    for _ in range(64):
-        active = [
-            r
-            for r in range(replicates)
-            if not edge[r]
-            and (good[r] is None or bad[r] is None or not _narrow(good[r], bad[r], lv))
-        ]
-        if not active:
-            break
-        ok = evaluate([cur[r] for r in range(replicates)])
-        for r in active:
-            if ok[r]:
-                good[r] = cur[r]
-            else:
-                bad[r] = cur[r]
+    def search(reps: list[int]) -> tuple[dict[int, float | None], set[str], set[str]]:
+        """Per replicate: the worst passing level (None: not bracketed), with notes."""
+        good: dict[int, float | None] = dict.fromkeys(reps)
+        bad: dict[int, float | None] = dict.fromkeys(reps)
+        cur = dict.fromkeys(reps, start)
+        edge = dict.fromkeys(reps, False)
+        notes: set[str] = set()
+        chip: set[str] = set()
+        for _ in range(64):
+            active = [
+                r
+                for r in reps
+                if not edge[r]
+                and (good[r] is None or bad[r] is None or not _narrow(good[r], bad[r], lv))
+            ]
+            if not active:
+                break
+            tasks = [
+                point_task(
+                    device,
+                    protocol,
+                    nonideal.model_copy(
+                        update={
+                            "name": f"{label}={cur[r]:g}",
+                            "sources": [_with_level(src, lv, cur[r])],
+                        }
+                    ),
+                    r,
+                    seed,
+                    measure=crit.measure,
+                )
+                for r in active
+            ]
+            for r, res in zip(active, run(tasks), strict=True):
+                ok, why = _outcome(res, crit, f"{label}={cur[r]:g} (replicate {r})")
+                if why:
+                    chip.add(why)
+                if ok:
+                    good[r] = cur[r]
+                else:
+                    bad[r] = cur[r]
+                if good[r] is not None and bad[r] is not None:
+                    cur[r] = _midpoint(good[r], bad[r], lv)
+                    continue
+                # expand towards the other status: worse if passing, better if failing
+                direction = lv.worse if ok else -lv.worse
+                nxt = cur[r] + 4 * direction if lv.integer else cur[r] * EXPAND_FACTOR**direction
+                nxt = min(max(nxt, lv.lo), lv.hi)
+                if nxt == cur[r]:
+                    edge[r] = True
+                cur[r] = nxt
+        out: dict[int, float | None] = {}
+        for r in reps:
             if good[r] is not None and bad[r] is not None:
-                cur[r] = _midpoint(good[r], bad[r], lv)
-                continue
-            # expand towards the other status: worse if passing, better if failing
-            direction = lv.worse if ok[r] else -lv.worse
-            nxt = cur[r] + 4 * direction if lv.integer else cur[r] * EXPAND_FACTOR**direction
-            nxt = min(max(nxt, lv.lo), lv.hi)
-            if nxt == cur[r]:
-                edge[r] = True
-            cur[r] = nxt
-    levels, notes = [], set()
-    for r in range(replicates):
-        if good[r] is not None and bad[r] is not None:
-            levels.append(good[r])
-        elif good[r] is not None:
-            levels.append(math.nan)
-            notes.add(f"meets the target out to the search bound {cur[r]:g}")
-        else:
-            levels.append(math.nan)
-            notes.add(f"fails even at the search bound {cur[r]:g}")
-    arr = np.array(levels, dtype=float)
-    fin = arr[np.isfinite(arr)]
-    level = float(np.exp(np.median(np.log(fin)))) if fin.size else None
-    if level is not None and lv.integer:  # the median replicate, rounded to the safe side
-        med = float(np.median(fin))
-        level = float(math.ceil(med) if lv.worse < 0 else math.floor(med))
+                out[r] = good[r]
+            elif good[r] is not None:
+                out[r] = None
+                notes.add(f"meets the criterion out to the search bound {cur[r]:g}")
+            else:
+                out[r] = None
+                notes.add(f"fails even at the search bound {cur[r]:g}")
+        return out, notes, chip
+
+    found, notes, chip = search(list(range(replicates)))
+    n = replicates
+    while True:
+        fin = np.array([v for v in found.values() if v is not None], dtype=float)
+        est, lo, hi = _interval(fin, lv) if fin.size else (math.nan, math.nan, math.nan)
+        if fin.size >= 2 and _pinned(lo, hi, lv) or n >= max_replicates or fin.size == 0:
+            break
+        # add replicate chips: double, up to the cap
+        more = list(range(n, min(max_replicates, 2 * n)))
+        part, nt, ch = search(more)
+        found.update(part)
+        notes |= nt
+        chip |= ch
+        n += len(more)
+    pinned = fin.size >= 2 and _pinned(lo, hi, lv)
+    level = None
+    if fin.size:
+        level = est
+        if lv.integer:  # the estimate, rounded to the safe side
+            level = float(math.ceil(est - 1e-9) if lv.worse < 0 else math.floor(est + 1e-9))
+    if fin.size and not pinned:
+        notes.add(
+            f"not pinned down: the 90 % interval [{lo:.3g}, {hi:.3g}] over {fin.size} replicate "
+            f"chips is wider than {'one bit either way' if lv.integer else f'{CI_FACTOR:g}x'}"
+        )
+    if chip:
+        notes.add("the chip itself fails at some levels: " + sorted(chip)[0][:200])
+    arr = [found[r] for r in range(n)]
     return {
         "source": label,
+        "by": crit.by,
+        "criterion": crit.describe(),
         "field": lv.field,
+        "worse": lv.worse,
         "level": level,
         "unit": lv.unit,
         "spread": [float(np.min(fin)), float(np.max(fin))] if fin.size else None,
-        "per_replicate": [None if not np.isfinite(x) else float(x) for x in arr],
+        "interval": [lo, hi] if fin.size >= 2 else None,
+        "pinned": bool(pinned),
+        "replicates": n,
+        "per_replicate": arr,
         "preset": _value(src, lv),
         "limiting": bool(fin.size) and _worse_than(_value(src, lv), level, lv),
         "note": "; ".join(sorted(notes)),
@@ -309,17 +457,79 @@ def tolerances(
     replicates: int = 3,
     seed: int = 0,
     run: Runner | None = None,
+    criterion: Criterion | None = None,
+    max_replicates: int = MAX_REPLICATES,
 ) -> list[dict]:
     """:func:`tolerance` of every source of ``nonideal``, and of the bath temperature of a
     dissipation source at T > 0 (searched at the source's own Q)."""
     out = []
     for i, src in enumerate(nonideal.sources):
-        kw = dict(target=target, replicates=replicates, seed=seed, run=run)
+        kw = dict(
+            target=target,
+            replicates=replicates,
+            max_replicates=max(max_replicates, replicates),
+            seed=seed,
+            run=run,
+            criterion=criterion,
+        )
         out.append(tolerance(device, protocol, nonideal, i, **kw))
         # further knobs of the source (a dissipation source's bath temperature at T > 0)
         for extra in SOURCES.get(src.kind).extra_levels(src):
             out.append(tolerance(device, protocol, nonideal, i, level=extra, **kw))
     return out
+
+
+# ---------------------------------------------------------------------------- overall verdict
+def overall(
+    device: Device,
+    protocol: ProtocolSpec,
+    nonideal: NonidealSpec,
+    criterion: Criterion,
+    *,
+    replicates: int = 3,
+    seed: int = 0,
+    run: Runner | None = None,
+    values: Sequence[float] | None = None,
+) -> dict:
+    """The chip as specified (every source at its preset) against ``criterion``, per replicate
+    chip: ``values`` when already measured (the attribution's "all" row), else measured here.
+    ``meets`` is True when every replicate chip meets the criterion."""
+    if values is None:
+        run = run or make_runner()
+        tasks = [
+            point_task(device, protocol, nonideal, r, seed, measure=criterion.measure)
+            for r in range(replicates)
+        ]
+        values = [_metric(r, criterion.metric) for r in run(tasks)]
+    v = np.asarray(values, dtype=float)
+    ok = [criterion.passes(x) for x in v]
+    worst = (
+        float(np.nanmin(v) if criterion.higher_is_better else np.nanmax(v))
+        if np.any(np.isfinite(v))
+        else math.nan
+    )
+    meets = all(ok)
+    op = (
+        (">=" if criterion.higher_is_better else "<=")
+        if meets
+        else ("<" if criterion.higher_is_better else ">")
+    )
+    what = "cosine" if criterion.by == "gradient" else "final loss / ideal chip's"
+    line = (
+        f"this chip as specified {'meets' if meets else 'MISSES'} the target "
+        f"({criterion.by}): {what} {worst:.4g} {op} {criterion.bound:g} on its worst of "
+        f"{v.size} replicate chips ({sum(ok)} of {v.size} meet it)"
+    )
+    return {
+        "by": criterion.by,
+        "criterion": criterion.describe(),
+        "metric": criterion.metric,
+        "values": v.tolist(),
+        "worst": worst,
+        "passing": int(sum(ok)),
+        "meets": bool(meets),
+        "line": line,
+    }
 
 
 # ---------------------------------------------------------------------------- (c) best ε

@@ -74,6 +74,22 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         raise ValueError(f"--target is a cosine in (0, 1), got {args.target}; e.g. --target 0.99")
     if args.replicates < 1:
         raise ValueError(f"--replicates must be >= 1, got {args.replicates}")
+    if args.max_replicates is not None and args.max_replicates < args.replicates:
+        raise ValueError(
+            f"--max-replicates ({args.max_replicates}) must be >= --replicates ({args.replicates})"
+        )
+    train = None
+    if args.by == "train":
+        if not args.train_factor > 1.0:
+            raise ValueError(
+                f"--train-factor is a ratio of final losses > 1, got {args.train_factor}; "
+                "e.g. --train-factor 2"
+            )
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        if not args.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {args.lr}")
+        train = {"factor": args.train_factor, "epochs": args.epochs, "lr": args.lr}
     device = load_device(args.device)
     protocol = load_protocol(args.protocol)
     if args.steps is not None:
@@ -96,6 +112,8 @@ def _cmd_budget(args: argparse.Namespace) -> int:
             seed=args.seed,
             eps=args.eps,
             executor=ex,
+            train=train,
+            max_replicates=args.max_replicates,
         )
     rep["seconds"] = time.perf_counter() - t0
     png = None if args.no_plot else plot_budget(rep, args.out or f"budget-{device.name}.png")
@@ -118,8 +136,40 @@ def register_budget(subparsers) -> None:
     p.add_argument("device", help="catalogue name or path to a device TOML")
     p.add_argument("--nonideal", required=True, metavar="FILE", help="preset name or TOML path")
     p.add_argument("--protocol", default="rhel-centred-rerun", help="protocol (default: rerun)")
-    p.add_argument("--target", type=float, default=0.99, help="cosine vs the as-built twin")
-    p.add_argument("--replicates", type=int, default=3, help="replicate chips (default 3)")
+    p.add_argument(
+        "--target",
+        type=float,
+        default=0.99,
+        help="θ-scaled cosine vs the as-built twin (the unit-free fidelity; default 0.99)",
+    )
+    p.add_argument(
+        "--by",
+        choices=("gradient", "train"),
+        default="gradient",
+        help="tolerances by the gradient's fidelity only (default), or also in learning "
+        "terms: the level where in-situ training ends above --train-factor x the ideal "
+        "chip's final loss",
+    )
+    p.add_argument(
+        "--train-factor",
+        type=float,
+        default=2.0,
+        help="--by train: final loss over the ideal chip's that still counts as learning "
+        "(default 2)",
+    )
+    p.add_argument("--epochs", type=int, default=20, help="--by train: epochs (default 20)")
+    p.add_argument(
+        "--lr", type=float, default=1e-2, help="--by train: relative learning rate (default 0.01)"
+    )
+    p.add_argument(
+        "--replicates", type=int, default=3, help="replicate chips to start with (default 3)"
+    )
+    p.add_argument(
+        "--max-replicates",
+        type=int,
+        help="replicate chips are added until each tolerance's 90 %% interval is within 2x "
+        "(one bit for bits), up to this many (default 12)",
+    )
     p.add_argument("--seed", type=int, default=0, help="study seed of the replicate chips")
     p.add_argument("--eps", type=float, help="measure (a), (b) at this eps (default: best eps)")
     p.add_argument("--steps", type=int, help="override the task's sequence length")

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from physim.answers.budget import attribution, eps_curve, make_runner, tolerances
+from physim.answers.budget import (
+    attribution,
+    eps_curve,
+    gradient_criterion,
+    make_runner,
+    overall,
+    tolerances,
+    train_criterion,
+)
 from physim.device import Device
 from physim.instrument.specs import NonidealSpec
 from physim.plots import pyplot
@@ -28,14 +36,33 @@ def run_budget(
     seed: int = 0,
     eps: float | None = None,
     executor: Executor | None = None,
+    train: dict | None = None,
+    max_replicates: int | None = None,
 ) -> dict:
     """The whole budget as one JSON-ready dict: ``best_eps``, ``eps_curve``, ``eps_used``,
-    ``attribution`` and ``tolerances`` (per source: level, unit, spread)."""
+    ``attribution``, ``tolerances`` (per source: level, unit, interval) and ``verdicts`` (the
+    chip as specified against each criterion).
+
+    ``train`` (``{"factor", "epochs", "lr"}``) adds the tolerances in learning terms,
+    ``tolerances_train``: the level at which in-situ training through the chip ends above
+    ``factor`` × the ideal chip's final loss.
+    """
     run = make_runner(executor)
     curve = eps_curve(device, protocol, nonideal, replicates=replicates, seed=seed, run=run)
     used = float(eps) if eps is not None else curve["best_eps"]
     at = protocol.model_copy(update={"eps": used})
-    return {
+    grad = gradient_criterion(target)
+    kw = dict(replicates=replicates, seed=seed, run=run)
+    if max_replicates is not None:
+        kw_tol = {**kw, "max_replicates": max_replicates}
+    else:
+        kw_tol = kw
+    attr = attribution(device, at, nonideal, **kw)
+    everything = next(r for r in attr if r["config"] == "all")
+    verdicts = [
+        overall(device, at, nonideal, grad, values=everything["cosine_per_replicate"], **kw)
+    ]
+    out = {
         "device": device.name,
         "protocol": protocol.name,
         "nonideal": nonideal.name,
@@ -44,29 +71,56 @@ def run_budget(
         "best_eps": curve["best_eps"],
         "eps_used": used,
         "eps_curve": curve,
-        "attribution": attribution(device, at, nonideal, replicates=replicates, seed=seed, run=run),
-        "tolerances": tolerances(
-            device, at, nonideal, target=target, replicates=replicates, seed=seed, run=run
-        ),
+        "attribution": attr,
+        "tolerances": tolerances(device, at, nonideal, criterion=grad, **kw_tol),
+        "verdicts": verdicts,
     }
+    if train is not None:
+        crit = train_criterion(**train)
+        out["train"] = {**train, "criterion": crit.describe()}
+        out["tolerances_train"] = tolerances(device, at, nonideal, criterion=crit, **kw_tol)
+        verdicts.append(overall(device, at, nonideal, crit, **kw))
+    return out
 
 
 def _fmt_level(t: dict) -> str:
     if t["level"] is None:
         return t.get("note") or "-"
-    lo, hi = t["spread"]
-    return f"{t['level']:.4g} [{lo:.3g}, {hi:.3g}]"
+    if t.get("interval") is None:
+        return f"{t['level']:.4g}"
+    lo, hi = t["interval"]
+    flag = "" if t.get("pinned", True) else " (not pinned)"
+    return f"{t['level']:.4g} [{lo:.3g}, {hi:.3g}]{flag}"
+
+
+def _tolerance_lines(tols: list[dict], head: str) -> list[str]:
+    lines = ["", head]
+    lines.append(
+        f"{'source':<24}{'preset':>12}  {'tolerated level [90 % interval]':<42} chips verdict"
+    )
+    for t in tols:
+        verdict = "BREAKS the target" if t["limiting"] else "ok"
+        if t["level"] is None:
+            verdict = "-" if "fails" in (t.get("note") or "") else "not limiting"
+        preset = t.get("preset")
+        pre = f"{preset:12.4g}" if preset is not None else f"{'-':>12}"
+        n = t.get("replicates", "")
+        lines.append(f"{t['source']:<24}{pre}  {_fmt_level(t):<42} {n:>5} {verdict}  ({t['unit']})")
+        if t["level"] is not None and t.get("note"):
+            lines.append(f"{'':<24}  note: {t['note']}")
+    return lines
 
 
 def format_budget(rep: dict) -> str:
     """The terminal table."""
     lines = [
-        f"budget {rep['device']} · {rep['protocol']} · {rep['nonideal']}: target cosine "
-        f"{rep['target']} vs the as-built twin, {rep['replicates']} replicate chip(s)",
+        f"budget {rep['device']} · {rep['protocol']} · {rep['nonideal']}: target θ-scaled cosine "
+        f"{rep['target']} vs the as-built twin, {rep['replicates']} replicate chip(s) or more",
+        *(v["line"] for v in rep.get("verdicts", [])),
         f"best eps {rep['best_eps']:.3g} (error {rep['eps_curve']['best_rel_error']:.3g}); "
         f"measured at eps {rep['eps_used']:.3g}",
         "",
-        "(a) attribution: relative gradient error vs the as-built twin",
+        "(a) attribution: θ-scaled relative gradient error vs the as-built twin",
         f"{'source':<24}{'alone':>12}{'all but':>12}   cosine alone",
     ]
     rows = {(r["config"], r["source"]): r for r in rep["attribution"]}
@@ -84,16 +138,25 @@ def format_budget(rep: dict) -> str:
     for (c, s), r in rows.items():
         if c in ("alone", "all"):
             lines.append(f"{s:<24}" + "".join(f"{r['groups'][g]:20.3e}" for g in groups))
-    lines += ["", f"(b) tolerance of each source alone (cosine >= {rep['target']})"]
-    lines.append(f"{'source':<24}{'preset':>12}  {'tolerated level [spread]':<46} verdict")
-    for t in rep["tolerances"]:
-        verdict = "BREAKS the target" if t["limiting"] else "ok"
-        if t["level"] is None:
-            verdict = "-" if "fails" in (t.get("note") or "") else "not limiting"
-        preset = t.get("preset")
-        pre = f"{preset:12.4g}" if preset is not None else f"{'-':>12}"
-        lines.append(f"{t['source']:<24}{pre}  {_fmt_level(t):<46} {verdict}  ({t['unit']})")
+    lines += _tolerance_lines(
+        rep["tolerances"],
+        f"(b) tolerance of each source alone, gradient: θ-scaled cosine >= {rep['target']}",
+    )
+    if "tolerances_train" in rep:
+        lines += _tolerance_lines(
+            rep["tolerances_train"],
+            f"(b') tolerance in learning terms: {rep['train']['criterion']}",
+        )
     return "\n".join(lines)
+
+
+def _margin(t: dict, level: float) -> float:
+    """How far the preset is inside the tolerated ``level`` (> 1: within)."""
+    if t["unit"] == "bits":  # as a ratio of LSBs
+        return 2.0 ** (t["preset"] - level)
+    if t.get("worse", 1) > 0:  # a larger level is worse (σ, jitter, T)
+        return level / t["preset"]
+    return t["preset"] / level  # a smaller level is worse (Q)
 
 
 def plot_budget(rep: dict, path: str | Path) -> Path:
@@ -130,33 +193,43 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
     ax.set_title("(c) error vs eps")
     ax.legend(fontsize=8)
     ax = axes[2]
-    tol = [t for t in rep["tolerances"] if t["level"] is not None and t.get("preset")]
-    for i, t in enumerate(tol):
-        # margin > 1: the preset is better than what the target needs
-        worse_up = t["unit"] not in ("bits", "Q (1)")
-        if t["unit"] == "bits":
-            m = 2.0 ** (t["preset"] - t["level"])
-            lo, hi = (2.0 ** (t["preset"] - s) for s in t["spread"][::-1])
-        elif worse_up:
-            m = t["level"] / t["preset"]
-            lo, hi = t["spread"][0] / t["preset"], t["spread"][1] / t["preset"]
-        else:
-            m = t["preset"] / t["level"]
-            lo, hi = t["preset"] / t["spread"][1], t["preset"] / t["spread"][0]
-        ax.errorbar(
-            [i],
-            [m],
-            yerr=[[max(m - lo, 0.0)], [max(hi - m, 0.0)]],
-            fmt="o",
-            color="C3" if m < 1 else "C2",
-        )
+    sets = [("gradient", rep["tolerances"], "o", 0.0)]
+    if "tolerances_train" in rep:
+        sets.append(("in-situ training", rep["tolerances_train"], "s", 0.15))
+    names: list[str] = []
+    for label, tols, marker, dx in sets:
+        first = True
+        for t in tols:
+            if t["level"] is None or not t.get("preset"):
+                continue
+            if t["source"] not in names:
+                names.append(t["source"])
+            i = names.index(t["source"])
+            lo_l, hi_l = t.get("interval") or t["spread"]
+            m, lo, hi = (_margin(t, x) for x in (t["level"], lo_l, hi_l))
+            lo, hi = min(lo, hi), max(lo, hi)
+            ax.errorbar(
+                [i + dx],
+                [m],
+                yerr=[[max(m - lo, 0.0)], [max(hi - m, 0.0)]],
+                fmt=marker,
+                color="C3" if m < 1 else "C2",
+                mfc="white" if marker == "s" else None,
+                label=f"{label} (90 % interval)" if first else None,
+            )
+            first = False
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(tol)), [t["source"] for t in tol], rotation=30, ha="right")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_ylabel(
         "margin: preset vs tolerated level\n(bits as LSB ratio; above 1 = within)", fontsize=9
     )
-    ax.set_title(f"(b) tolerance at cosine {rep['target']}")
+    title = f"(b) tolerance: θ-scaled cosine >= {rep['target']}"
+    if "train" in rep:
+        title += f"; training loss <= {rep['train']['factor']:g}x ideal"
+    ax.set_title(title, fontsize=10)
+    if names:
+        ax.legend(fontsize=8)
     fig.suptitle(f"{rep['device']} · {rep['protocol']} · {rep['nonideal']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

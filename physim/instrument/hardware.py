@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from physim.device import Device, Physical, io_array
-from physim.errors import NumericalFault, all_finite
+from physim.errors import ChipFailure, NumericalFault, all_finite
 from physim.instrument.bath import Bath, thermal_state
 from physim.instrument.converters import ADC, DAC, Reading
 from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at, source_label
@@ -239,7 +239,7 @@ class Instrument:
             return  # the requested value is itself impossible: the original message stands
         names = ", ".join(source_label(src.spec) for src in self._at["program"])
         what = str(err).split(";")[0]
-        raise ValueError(
+        raise ChipFailure(
             f"{names} wrote a θ the device cannot have ({what}), while the requested θ is "
             f"valid: the converter rounds a group's small values to zero; give {names} more "
             "bits, or a full_scale that fits them (by default the group's largest value sets it)"

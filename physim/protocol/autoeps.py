@@ -17,6 +17,10 @@ from the first significant change of the mean gradient between neighbouring grid
 up in ε. The chosen ε minimises the model on the grid's span. Nothing here reads the simulator:
 only measurement records, as the lab computer would.
 
+Every error is of the θ-scaled gradient (:mod:`physim.fidelity`), so the chosen ε is the same
+whatever units the device is written in: a raw SI norm would be the norm of whichever group
+has the smallest unit.
+
 Each grid point runs on a copy of the instrument, so that its converters range themselves for
 that ε (as a controller re-ranges per setting) and the instrument the protocol then runs on
 starts as it was; the calibration's physical runs are counted in ``n_runs``.
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physim.fidelity import step_units
 from physim.instrument.hardware import Instrument
 from physim.protocol.specs import ProtocolSpec
 from physim.protocol.task import Task
@@ -69,6 +74,7 @@ def _measure(inst: Instrument, protocol: ProtocolSpec, task: Task, theta):
 
     res = run_protocol(inst, protocol, task=task, theta=theta)
     est = estimate_gradient(res, inst.device, protocol.estimator)
+    s = step_units(inst.device)
     # quantisation error of every accumulator reading, pulled back to θ like the estimate
     q2 = 0.0
     n_w = inst.device.w_base.shape[0]
@@ -81,8 +87,8 @@ def _measure(inst: Instrument, protocol: ProtocolSpec, task: Task, theta):
             g = inst.device.pullback(
                 res.theta, row[:n_w], row[n_w:].reshape(inst.device.B_base.shape)
             )
-            q2 += float(np.sum(g**2)) / 12.0
-    return est.grad, q2, res.cost.n_runs
+            q2 += float(np.sum((s * g) ** 2)) / 12.0
+    return s * est.grad, q2, res.cost.n_runs
 
 
 def _fit_floor(eps: np.ndarray, r2: np.ndarray) -> tuple[float, float]:

@@ -95,17 +95,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if last.eps_calibration is not None:
             print(f"eps auto: {last.eps_calibration['reason']}")
         if res.fidelity is not None:
-            from physim.protocol.estimate import describe
+            from physim.fidelity import describe
 
             f = res.fidelity
-            print(f"gradient vs ideal twin: {describe(f.as_dict() | (f.overall or {}))}")
+            print(f"gradient vs ideal twin: {f.summary()}")
             for g, d in f.groups.items():
-                print(f"  {g:<20} {describe(d)}")
+                print(f"  {g:<20} {describe(d)}  ({100 * d['share']:.2g} % of the θ-scaled norm)")
         if res.fidelity_as_built is not None:
-            f = res.fidelity_as_built
             print(
-                f"gradient vs as-built twin (mismatch, drift applied): cosine {f.cosine:.6f}, "
-                f"norm ratio {f.norm_ratio:.6f}, rel. error {f.rel_error:.3e}"
+                "gradient vs as-built twin (mismatch, drift applied): "
+                f"{res.fidelity_as_built.summary()}"
             )
         if res.losses is not None:
             print(

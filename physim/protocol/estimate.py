@@ -1,4 +1,5 @@
-"""Gradient estimators from measurement records only, and fidelity against the twins.
+"""Gradient estimators from measurement records only, and the twins they are judged against
+(the judgement itself, unit-free, is :mod:`physim.fidelity`).
 
 Two references keep measurement error and model error apart: the *ideal* (nominal) twin is the
 device the designer specified; the *as-built* twin is the chip actually made (mismatch and drift
@@ -14,7 +15,6 @@ import numpy as np
 
 from physim.bptt import bptt_gradient
 from physim.device import Device
-from physim.gradients import align
 from physim.instrument.hardware import Instrument
 from physim.protocol.checks import check_gradient_resolution
 from physim.protocol.records import ProtocolCost, ProtocolResult
@@ -70,73 +70,6 @@ def estimate_gradient(
     g_B = np.ascontiguousarray(total[n_w:].reshape(device.B_base.shape))
     grad = device.pullback(result.theta, g_w, g_B)
     return GradientEstimate(grad, g_w, g_B, result.cost, result.loss)
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """Agreement of an estimate with a reference, overall and per parameter group."""
-
-    cosine: float
-    norm_ratio: float
-    rel_error: float
-    groups: dict[str, dict[str, float]]
-    overall: dict[str, float] | None = None
-
-    def as_dict(self) -> dict:
-        extra = {k: v for k, v in (self.overall or {}).items() if k in ("size", "sign", "ratio")}
-        return {
-            "cosine": self.cosine,
-            "norm_ratio": self.norm_ratio,
-            "rel_error": self.rel_error,
-            **extra,
-            "groups": self.groups,
-        }
-
-
-def _compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Cosine, norm ratio and relative error; for one parameter also its sign and signed ratio.
-
-    The cosine of two 1-vectors is ±1 whatever their sizes, so a one-parameter group also
-    gets ``sign`` (+1 when estimate and reference agree in sign, −1 when not, 0 when either
-    is zero) and ``ratio`` = estimate / reference, which is what a reader should look at.
-    """
-    cos, ratio = align(a, b)
-    nb = float(np.linalg.norm(b))
-    out = {
-        "size": int(np.size(a)),
-        "cosine": cos,
-        "norm_ratio": ratio,
-        "rel_error": float(np.linalg.norm(a - b)) / nb if nb > 0 else float("nan"),
-    }
-    if np.size(a) == 1:
-        x, y = float(np.ravel(a)[0]), float(np.ravel(b)[0])
-        out["sign"] = float(np.sign(x) * np.sign(y))
-        out["ratio"] = x / y if y != 0 else float("inf") if x != 0 else 1.0
-    return out
-
-
-def describe(d: dict[str, float]) -> str:
-    """One line for a :func:`fidelity` comparison: sign and ratio for a single parameter."""
-    if d.get("size") == 1:
-        sign = {1.0: "same sign", -1.0: "OPPOSITE sign", 0.0: "a zero"}[d["sign"]]
-        return f"1 parameter: {sign}, ratio {d['ratio']:.6g} (a cosine of one number is ±1)"
-    return (
-        f"cosine {d['cosine']:.6f}  norm ratio {d['norm_ratio']:.6f}  "
-        f"rel. error {d['rel_error']:.3e}"
-    )
-
-
-def fidelity(estimate: np.ndarray, reference: np.ndarray, device: Device) -> Fidelity:
-    """Cosine, norm ratio and relative error of ``estimate`` vs ``reference`` (θ gradients).
-
-    Groups are compared after scaling each to its own norm, so that a group in large units does
-    not dominate the overall numbers reported per group. A one-parameter group (or device)
-    also carries ``sign`` and ``ratio`` (see :func:`_compare`); :func:`describe` prints those
-    instead of its trivial cosine.
-    """
-    overall = _compare(estimate, reference)
-    groups = {n: _compare(estimate[sl], reference[sl]) for n, sl in device.slices().items()}
-    return Fidelity(overall["cosine"], overall["norm_ratio"], overall["rel_error"], groups, overall)
 
 
 def ideal_gradient(device: Device, theta: np.ndarray, task: Task) -> np.ndarray:

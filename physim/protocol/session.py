@@ -18,17 +18,12 @@ import numpy as np
 
 from physim import logs
 from physim.device import Device
+from physim.fidelity import Fidelity, fidelity
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec
 from physim.protocol.autoeps import resolve_eps
 from physim.protocol.engine import run_protocol
-from physim.protocol.estimate import (
-    Fidelity,
-    as_built_gradient,
-    estimate_gradient,
-    fidelity,
-    ideal_gradient,
-)
+from physim.protocol.estimate import as_built_gradient, estimate_gradient, ideal_gradient
 from physim.protocol.records import ProtocolResult
 from physim.protocol.specs import ProtocolSpec
 from physim.protocol.task import build_task
@@ -140,9 +135,12 @@ def run_session(
                     res, device, protocol.estimator, eps=res.eps, check=True
                 ).grad
                 if compare:
-                    ideal = ideal_gradient(device, res.theta, task)
+                    # both twins at the θ that was asked for, not the θ the parameter DAC
+                    # wrote: the DAC's rounding is an error of the instrument like any other
+                    # (at the written θ a 2-bit DAC would read "cosine 1.000000")
+                    ideal = ideal_gradient(device, device.theta0, task)
                     fid = fidelity(est, ideal, device)
-                    built = as_built_gradient(inst, res.theta, task)
+                    built = as_built_gradient(inst, device.theta0, task)
                     fid_built = fidelity(est, built, device)
                 if writer is not None:
                     report = None

@@ -32,8 +32,16 @@ WORKER_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 # the initializer runs before the worker unpickles its first task (which imports physim and
-# numba); ``exec`` of a string needs no import of physim itself to be unpickled
-_WORKER_INIT = f"import os; os.environ.update({WORKER_ENV!r})"
+# numba); ``exec`` of a string needs no import of physim itself to be unpickled. A spawned
+# worker may have imported numba already, while it re-ran the parent's main module (the
+# ``physim`` console script imports the CLI): numba then holds the thread count it read at
+# import, and changing NUMBA_NUM_THREADS under it makes every later compile fail ("Cannot set
+# NUMBA_NUM_THREADS to a different value once the threads have been launched"). There the
+# variable is left alone; run_point limits numba to one thread with set_num_threads.
+_WORKER_INIT = (
+    "import os, sys; os.environ.update({k: v for k, v in "
+    f"{WORKER_ENV!r}.items() if not (k == 'NUMBA_NUM_THREADS' and 'numba' in sys.modules)}})"
+)
 
 
 def default_workers() -> int:

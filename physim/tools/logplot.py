@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from physim import logs
+from physim.fidelity import scaled_cosine
 from physim.plots import (
     bars_side_by_side,
-    cosine,
     flag_gradient,
     name_axis,
     plot_loss,
@@ -92,7 +92,7 @@ def plot_log(
                     )
             gr = logs.gradient(f, run)
             if gr is not None:
-                for key in ("estimate", "ideal", "as_built"):
+                for key in ("estimate", "ideal", "as_built", "step_unit"):
                     if key in gr:
                         grad[key] = gr[key][()]
                 if "parameter" in gr:
@@ -166,14 +166,18 @@ def plot_log(
     if "grad" in ax:
         a = ax["grad"]
         est = grad["estimate"]
+        # the unit-free θ-scaled cosine (physim.fidelity); a log without step units: raw
+        what = "θ-scaled" if "step_unit" in grad else "raw"
         series = {}
         if "ideal" in grad:
-            series[f"measured (cosine to ideal {cosine(est, grad['ideal']):.6f})"] = est
+            c = scaled_cosine(est, grad["ideal"], grad.get("step_unit"))
+            series[f"measured ({what} cosine to ideal {c:.6f})"] = est
             series["ideal twin"] = grad["ideal"]
         else:
             series["measured"] = est
         if "as_built" in grad:
-            series[f"as-built twin (cosine to measured {cosine(est, grad['as_built']):.6f})"] = (
+            c = scaled_cosine(est, grad["as_built"], grad.get("step_unit"))
+            series[f"as-built twin ({what} cosine to measured {c:.6f})"] = (
                 grad["as_built"]
             )
         scale = bars_side_by_side(a, series, grad.get("unit", "1"))
@@ -181,7 +185,9 @@ def plot_log(
         if names_:
             name_axis(a, names_, groups_)
         if "ideal" in grad:
-            flag_gradient(a, est, grad["ideal"], groups_ or ["θ"] * est.size, report)
+            flag_gradient(
+                a, est, grad["ideal"], groups_ or ["θ"] * est.size, report, grad.get("step_unit")
+            )
         a.set_title(f"gradient dL/dθ per parameter ({scale} axis)", fontsize=9, pad=16)
         a.legend(fontsize=7)
     if "train" in ax:

@@ -1,5 +1,9 @@
 """``gradient``: one protocol execution — the measured gradient vs the ideal twin (and vs the
-twin of the chip as built), and the protocol's cost."""
+twin of the chip as built), and the protocol's cost.
+
+``cosine``, ``norm_ratio`` and ``rel_error`` (and their ``_as_built`` twins) are of the θ-scaled
+gradient, the unit-free fidelity of :mod:`physim.fidelity`; ``cosine_si`` is the raw SI cosine,
+kept for reference and never a verdict."""
 
 from __future__ import annotations
 
@@ -10,14 +14,24 @@ from physim.spec_base import SpecModel
 from physim.study.measures.base import Measure, MetricTable, Point, register_measure
 
 GRADIENT_METRICS = {
-    "cosine": ("1", "cosine of the measured vs the ideal-twin gradient"),
-    "norm_ratio": ("1", "norm of the measured over the ideal-twin gradient"),
-    "rel_error": ("1", "relative error of the measured gradient, |g - g_ideal| / |g_ideal|"),
-    "cosine_as_built": ("1", "cosine of the measured vs the as-built-twin gradient"),
-    "norm_ratio_as_built": ("1", "norm of the measured over the as-built-twin gradient"),
+    "cosine": ("1", "θ-scaled cosine of the measured vs the ideal-twin gradient (the verdict)"),
+    "norm_ratio": ("1", "θ-scaled norm of the measured over the ideal-twin gradient"),
+    "rel_error": ("1", "θ-scaled relative error of the measured gradient vs the ideal twin"),
+    "cosine_si": ("1", "raw SI cosine vs the ideal twin (unit-dependent; not a verdict)"),
+    "worst_group_cosine": (
+        "1",
+        "lowest cosine vs the ideal twin among groups carrying >= 1 % of the θ-scaled norm",
+    ),
+    "cosine_as_built": ("1", "θ-scaled cosine of the measured vs the as-built-twin gradient"),
+    "norm_ratio_as_built": ("1", "θ-scaled norm of the measured over the as-built-twin gradient"),
     "rel_error_as_built": (
         "1",
-        "relative error vs the twin of the chip as built (mismatch, drift applied)",
+        "θ-scaled relative error vs the twin of the chip as built (mismatch, drift applied)",
+    ),
+    "cosine_si_as_built": ("1", "raw SI cosine vs the as-built twin (not a verdict)"),
+    "worst_group_cosine_as_built": (
+        "1",
+        "lowest cosine vs the as-built twin among groups carrying >= 1 % of the θ-scaled norm",
     ),
     "loss": ("readout unit²", "loss measured by the protocol"),
     "n_runs": ("1", "physical runs of one protocol execution"),
@@ -41,15 +55,17 @@ def gradient_metrics(device, protocol, nonideal, seed, log) -> dict[str, float]:
     res = run_session(device, protocol, nonideal, seed=seed, log=log)
     last = res.results[-1]
     out: dict[str, float] = {}
-    if res.fidelity is not None:
-        f = res.fidelity
-        out.update(cosine=f.cosine, norm_ratio=f.norm_ratio, rel_error=f.rel_error)
-    if res.fidelity_as_built is not None:
-        f = res.fidelity_as_built
+    for suffix, f in (("", res.fidelity), ("_as_built", res.fidelity_as_built)):
+        if f is None:
+            continue
         out.update(
-            cosine_as_built=f.cosine,
-            norm_ratio_as_built=f.norm_ratio,
-            rel_error_as_built=f.rel_error,
+            {
+                f"cosine{suffix}": f.cosine,
+                f"norm_ratio{suffix}": f.norm_ratio,
+                f"rel_error{suffix}": f.rel_error,
+                f"cosine_si{suffix}": f.cosine_si,
+                f"worst_group_cosine{suffix}": f.worst_group_cosine,
+            }
         )
     out["loss"] = float(last.loss) if last.loss is not None else math.nan
     out.update({k: float(v) for k, v in last.cost.as_dict().items()})
