@@ -10,6 +10,7 @@ import numpy as np
 
 from physim.device import Device
 from physim.errors import NumericalFault, check_training
+from physim.fidelity import step_units
 from physim.instrument.hardware import Instrument
 from physim.optim import AdamState, adam_update
 from physim.protocol.engine import OnStep, run_protocol
@@ -111,8 +112,9 @@ class RelativeAdam:
     """The one update rule of every θ learner of a device (in situ, and the offline twin):
     Adam (:func:`physim.optim.adam_update`) on z = θ / unit, the parameter in its own step unit.
 
-    ``scale``: ``"relative"`` steps θ_i by ``lr · |θ0_i|`` times the Adam direction (``lr``
-    absolute where θ0_i = 0), because device parameters span many decades (farads next to
+    ``scale``: ``"relative"`` steps θ_i by ``lr · s_i`` times the Adam direction, s_i the step
+    unit of :func:`physim.fidelity.step_units` (|θ0_i|; the rms of its group's nonzero nominal
+    values where θ0_i = 0; 1 for a group that is all 0), because device parameters span many decades (farads next to
     inverse henries); ``"absolute"`` steps every θ_i by ``lr`` in its own unit; an array gives
     the unit per parameter.
     """
@@ -122,8 +124,9 @@ class RelativeAdam:
         if isinstance(scale, str):
             if scale not in ("relative", "absolute"):
                 raise ValueError(f"scale must be 'relative', 'absolute' or an array, got {scale!r}")
-            unit = np.where(theta0 != 0, np.abs(theta0), 1.0)
-            unit = unit if scale == "relative" else np.ones_like(unit)
+            # the step units of the unit-free fidelity (physim.fidelity): |θ0|, the group's
+            # rms where θ0 = 0, so a coupling at 0 F does not step by lr farads
+            unit = step_units(device) if scale == "relative" else np.ones_like(theta0)
         else:
             unit = np.asarray(scale, dtype=np.float64)
             if unit.shape != theta0.shape or not np.all(np.isfinite(unit) & (unit > 0)):
