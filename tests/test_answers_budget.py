@@ -70,7 +70,7 @@ def test_tolerance_of_mismatch_is_not_limiting_for_in_situ_learning():
     device = load_device("chain-16")
     non = parse_nonideal({"sources": [{"kind": "mismatch", "relative_dtod": 0.05, "seed": 1}]})
     tol = tolerance(device, _protocol(1e-3), non, 0, target=TARGET, replicates=1)
-    assert tol["level"] is None and "meets the target out to the search bound" in tol["note"]
+    assert tol["level"] is None and "meets the criterion out to the search bound" in tol["note"]
 
 
 def test_attribution_separates_mismatch_from_measurement_error():
