@@ -165,3 +165,27 @@ def test_a_local_pool_compiles_when_the_main_module_imported_numba(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "[3, 5, 7]", res.stdout + res.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"kind": "mismatch", "relative_dtod": 0.9},
+        {"kind": "drift", "model": "random_walk", "relative_std": 1.0},
+    ],
+    ids=["mismatch", "drift"],
+)
+def test_a_spread_that_makes_an_element_impossible_names_its_source(source):
+    """A 90 % fabrication spread gives a negative mass on some chip: the error names the
+    mismatch (or drift) source, not "a learned value crossed zero — lower the learning rate",
+    and it is a ChipFailure, which a budget reads as a failing level."""
+    from physim.errors import ChipFailure
+
+    dev = load_device("mems-array-8")
+    p = load_protocol("rhel-centred-rerun")
+    with warnings.catch_warnings(), pytest.raises(ChipFailure, match=source["kind"]) as err:
+        warnings.simplefilter("ignore")
+        for seed in range(20):
+            non = parse_nonideal({"name": "x", "sources": [{**source, "seed": seed}]})
+            run_session(dev, p, non, seed=seed)
+    assert "learning rate" not in str(err.value)

@@ -258,7 +258,18 @@ class Instrument:
         if w is None:
             prm = nominal.prm
         else:
-            dev.check_fn(w)
+            try:
+                dev.check_fn(w)
+            except ValueError as err:
+                # the nominal values passed (dev.physical checked them): the fabrication
+                # spread or the drift made the element impossible, not a learning step
+                names = ", ".join(source_label(src.spec) for src in self._at["physics"])
+                what = str(err).split(";")[0]
+                raise ChipFailure(
+                    f"{names} made an element value the device cannot have ({what}) from valid "
+                    f"nominal values: a chip with this spread or drift cannot be built or run; "
+                    f"lower the spread (relative_dtod) or the drift (relative_std)"
+                ) from None
             prm = (w, *dev.aux_fn(w))
         return Physical(prm=prm, B=np.ascontiguousarray(nominal.B if B is None else B))
 

@@ -74,6 +74,11 @@ class NonidealSpec(SpecModel):
 
     name: str = Field("ideal", description="label used in logs and plots")
     description: str = ""
+    pairs_with: str | None = Field(
+        None,
+        description="the catalogue device this technology preset describes (the README's "
+        "budget tables run each preset on it)",
+    )
     sources: list[SourceSpec] = Field(default_factory=list, description="non-ideality sources")
 
     @model_validator(mode="after")

@@ -62,8 +62,10 @@ def summary(path: str | Path) -> str:
                 )
             gr = logs.gradient(f, run)
             if gr is not None and "cosine" in gr.attrs:
+                # logs since the unit-free fidelity say which metric; older ones hold the raw
+                kind = "θ-scaled " if gr.attrs.get("metric") == "theta_scaled" else "raw SI "
                 lines.append(
-                    f"    gradient vs ideal twin: cosine {gr.attrs['cosine']:.6f}, "
+                    f"    gradient vs ideal twin: {kind}cosine {gr.attrs['cosine']:.6f}, "
                     f"norm ratio {gr.attrs['norm_ratio']:.6f}, rel. error "
                     f"{gr.attrs['rel_error']:.3e}"
                 )
