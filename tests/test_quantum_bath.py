@@ -3,6 +3,7 @@ limit, and the classical bath unchanged bit for bit where ħω ≪ k_BT."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -219,3 +220,19 @@ def test_spice_export_refuses_the_quantum_bath():
     inst.program(None)
     with pytest.raises(ValueError, match=r"classical Johnson noise .* quantum = 'off'"):
         inst.source("dissipation").spice_values()
+
+
+def test_run_says_the_bath_is_quantum(capsys):
+    from physim.cli import main
+
+    args = ["run", "jj-array-4", "rhel-centred", "--nonideal", "superconducting-20mk"]
+    assert main([*args, "--steps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "bath: quantum at 0.02 K (max ħω/k_BT = 12.9): mode energies 5.58–6.47 × k_BT" in out
+    assert main([*args, "--steps", "50", "--json"]) == 0
+    bath = json.loads(capsys.readouterr().out)["bath"]
+    assert bath["spectrum"] == "quantum" and 12 < bath["max_hbar_omega_over_kT"] < 14
+    assert (
+        main(["run", "lc-ladder-8", "rhel-centred", "--nonideal", "pcb-c0g", "--steps", "50"]) == 0
+    )
+    assert "bath:" not in capsys.readouterr().out  # 300 K: the classical bath, no line

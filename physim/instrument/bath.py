@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from physim.device import Device, Physical
-from physim.instrument.sources.dissipation import DissipationSpec
+from physim.instrument.sources.dissipation import QUANTUM_THRESHOLD, DissipationSpec
 from physim.stability import hessian
 
 #: reduced Planck constant, J·s (CODATA 2018, exact with h)
@@ -59,12 +59,6 @@ HBAR = 1.054571817e-34
 #: the (position, momentum, time) units of the devices whose energy is in joules, so that ħ
 #: applies: LC networks (flux × charge = J·s) and oscillator networks (m × kg·m/s = J·s)
 SI_UNITS = frozenset({("Wb", "C", "s"), ("m", "kg*m/s", "s")})
-#: 'auto' switches the quantum bath on above this max ħω/k_BT. Below it the classical bath
-#: understates a mode's energy by at most x²/12 ≈ 8e-4 (relative), which an equipartition
-#: measurement resolves at one standard error only from ~1.4e6 independent samples of that
-#: mode's energy (an exponential variable: relative error 1/√n); 4.2 K devices (x ≈ 0.06 at
-#: 5 GHz) and room temperature stay on the classical arithmetic, bit for bit
-QUANTUM_THRESHOLD = 0.1
 
 
 def mass_and_stiffness(device: Device, phys: Physical) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +120,23 @@ def quantum_on(device: Device, phys: Physical, kT: float, quantum: str) -> bool:
             )
         return True
     return si and kT > 0.0 and quantum_ratio(device, phys, kT) > QUANTUM_THRESHOLD
+
+
+def bath_summary(device: Device, phys: Physical, spec: DissipationSpec) -> dict | None:
+    """What the quantum bath of ``spec`` gives the modes of ``device`` at ``phys`` (for a run's
+    summary): max ħω/k_BT and the range of E(ω_i, T)/k_BT; ``None`` for the classical bath."""
+    kT = spec.boltzmann * spec.temperature
+    if not quantum_on(device, phys, kT, spec.quantum):
+        return None
+    omega = normal_modes(device, phys)[0]
+    E = mode_energy(omega, kT)
+    return {
+        "spectrum": "quantum",
+        "temperature": spec.temperature,
+        "max_hbar_omega_over_kT": quantum_ratio(device, phys, kT),
+        "mode_energy": [float(E.min()), float(E.max())],
+        "mode_energy_over_kT": [float(E.min() / kT), float(E.max() / kT)] if kT > 0 else None,
+    }
 
 
 def _per_dof(value, n: int, what: str) -> np.ndarray:

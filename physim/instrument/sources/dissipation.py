@@ -33,6 +33,12 @@ BOLTZMANN = 1.380649e-23  # J/K
 #: smallest quality factor: Q = 0.5 is critical damping, and below 1e-3 a mode loses its
 #: energy within 1/6000 of a period — a resistor, not a resonator (and exp(−ωh/Q) underflows)
 Q_MIN = 1e-3
+#: 'auto' switches the quantum bath on above this max ħω/k_BT. Below it the classical bath
+#: understates a mode's energy by at most x²/12 ≈ 8e-4 (relative), which an equipartition
+#: measurement resolves at one standard error only from ~1.4e6 independent samples of that
+#: mode's energy (an exponential variable: relative error 1/√n); 4.2 K devices (x ≈ 0.06 at
+#: 5 GHz) and room temperature stay on the classical arithmetic, bit for bit
+QUANTUM_THRESHOLD = 0.1
 
 
 class DissipationSpec(SpecModel):
@@ -74,11 +80,12 @@ class DissipationSpec(SpecModel):
     )
     quantum: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="fluctuation spectrum of the bath and of a thermal preparation: 'off' gives "
-        "every mode k_B T (classical); 'on' gives normal mode i the quantum mean energy "
+        description="quantum or classical fluctuation spectrum of the bath and of a thermal "
+        "preparation; 'off' gives every mode k_B T (classical); 'on' gives normal mode i the "
+        "quantum mean energy "
         "(ħω_i/2)·coth(ħω_i/2k_BT), zero point included (also at T = 0), and needs a device in "
         "SI units (energy in J) and the loss as quality_factor; 'auto' is 'on' when the device "
-        "is in SI units, T > 0 and max ħω/k_BT > 0.1 (physim.instrument.bath.QUANTUM_THRESHOLD), "
+        f"is in SI units, T > 0 and max ħω/k_BT > {QUANTUM_THRESHOLD:g}, "
         "else 'off' — bit for bit the classical bath",
     )
     seed: Seed = Field(0, description="seed of the thermal-noise stream")
