@@ -35,8 +35,9 @@ for what the device does off its linearisation — a junction or a Duffing sprin
 the modes of its linearisation at q = 0, s = 0 (the bottom of its well; a DC bias that moves
 the operating point is not followed), and the trajectories of a nonlinear device are classical
 (truncated Wigner). A per-dof ``damping_rate`` couples modes of different E, and no white
-noise then reproduces their quantum populations (G Θ + Θ G is not positive): the quantum bath
-needs ``quality_factor`` and refuses ``damping_rate`` with that reason.
+noise then reproduces their quantum populations (the noise covariance G Θ + Θ G that the
+Lyapunov equation asks for is in general not positive semi-definite): the quantum bath needs
+``quality_factor`` and refuses ``damping_rate`` with that reason.
 
 ħ is known in J·s only: the quantum bath acts on devices whose units are SI (positions times
 momenta an action in J·s, time in s — LC networks and oscillator networks, :data:`SI_UNITS`).
