@@ -236,3 +236,53 @@ def test_run_says_the_bath_is_quantum(capsys):
         main(["run", "lc-ladder-8", "rhel-centred", "--nonideal", "pcb-c0g", "--steps", "50"]) == 0
     )
     assert "bath:" not in capsys.readouterr().out  # 300 K: the classical bath, no line
+
+
+def _stationary_covariance(device, inst):
+    """Stationary covariance of (q, p) under the instrument's splitting O·(drift–kick–drift)·O
+    on the linearised device, from the discrete Lyapunov equation (no sampling): an
+    independent check of the O-step matrices A, N as built."""
+    from scipy.linalg import solve_discrete_lyapunov
+
+    from physim.instrument.bath import mass_and_stiffness
+
+    n, dt = device.n_dof, device.dt
+    M, K = mass_and_stiffness(device, inst.phys)
+    Minv, eye, zero = np.linalg.inv(M), np.eye(n), np.zeros((n, n))
+    drift = np.block([[eye, 0.5 * dt * Minv], [zero, eye]])
+    kick = np.block([[eye, zero], [-dt * K, eye]])
+    o_map = np.block([[eye, zero], [zero, inst.bath.A]])
+    o_noise = np.vstack([zero, inst.bath.N])
+    F = o_map @ drift @ kick @ drift @ o_map
+    first = o_map @ drift @ kick @ drift @ o_noise  # the first O step's noise, carried on
+    S = first @ first.T + o_noise @ o_noise.T
+    return solve_discrete_lyapunov(F, S)
+
+
+@pytest.mark.parametrize("case", ["cryo-lc-3 at 20 mK", "jj-array-4 preset"])
+def test_o_step_matrices_hold_the_quantum_energies_exactly(case):
+    if case == "jj-array-4 preset":
+        device = physim.load_device("jj-array-4")
+        inst = Instrument(device, load_nonideal("superconducting-20mk"))
+    else:
+        device = _cryo_device()
+        inst = _inst(device, quality_factor=[3.0, 40.0, 1e3], temperature=T_CRYO)
+    inst.program(None)
+    n = device.n_dof
+    C = _stationary_covariance(device, inst)
+    omega, U, L = normal_modes(device, inst.phys)
+    to_a = L @ U  # a = (L U)ᵀ q
+    to_b = np.linalg.solve(L, np.eye(n)).T @ U  # b = (L⁻ᵀ U)ᵀ p
+    Caa = to_a.T @ C[:n, :n] @ to_a
+    Cbb = to_b.T @ C[n:, n:] @ to_b
+    E = inst.bath.mode_energy
+    #: the discrete Lyapunov equation's condition is ~1/(1 − e^{−2gh}) ≈ 1/(2 g_min h) for the
+    #: least damped mode (5e6 at the preset's Q = 3e5): allow 100 ulp of float64 times that
+    g_min_h = 0.5 * device.dt * inst.bath.rates.min()
+    rtol = 100 * np.finfo(float).eps / (2 * g_min_h)
+    assert np.allclose(np.diag(Cbb), E, rtol=rtol, atol=0)
+    shadow = 1 - (omega * device.dt) ** 2 / 4  # drift–kick–drift's factor (see above)
+    assert np.allclose(omega**2 * np.diag(Caa), E * shadow, rtol=rtol, atol=0)
+    # the modes are uncorrelated with each other
+    off = Cbb - np.diag(np.diag(Cbb))
+    assert np.max(np.abs(off)) < rtol * E.max()
