@@ -49,6 +49,9 @@ class DissipationSpec(SpecModel):
     normal mode of the device linearised at q = 0, modes sorted by ascending frequency; energy
     decays as exp(−ω t / Q)) or ``damping_rate`` γ per degree of freedom (D = diag(γ_i M_ii);
     for an LC node this is a shunt conductance G = γ C to ground).
+
+    ``quantum`` chooses the fluctuation spectrum: classical (k_B T per mode) or the Markovian
+    quantum bath ((ħω/2)·coth(ħω/2k_BT) per normal mode; see :mod:`physim.instrument.bath`).
     """
 
     # Q = inf is a valid (lossless) mode; JSON must carry it as Infinity to round-trip
