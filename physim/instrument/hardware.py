@@ -333,7 +333,9 @@ class Instrument:
                 if temperature is not None
                 else (self.diss.temperature if self.diss else 0)
             )
-            q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng)
+            # the bath's fluctuation spectrum (quantum or classical); 'auto' without a bath
+            quantum = self.diss.quantum if self.diss else "auto"
+            q, p = thermal_state(self.device, self.phys, kB * T, batch, self.prep_rng, quantum)
         for name, v in (("q", q), ("p", p)):
             shape = np.shape(v)
             if shape not in ((n,), (batch, n)):

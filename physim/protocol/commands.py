@@ -78,6 +78,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if last.eps_calibration is not None:
         out["eps_calibration"] = last.eps_calibration
+    diss = nonideal.get("dissipation")
+    if diss is not None:
+        from physim.instrument.bath import bath_summary
+
+        # of the nominal element values (mismatch moves the modes by its spread)
+        bath = bath_summary(device, device.physical(), diss)
+        if bath is not None:
+            out["bath"] = bath
     if res.fidelity is not None:
         out["fidelity_vs_ideal_twin"] = res.fidelity.as_dict()
     if res.fidelity_as_built is not None:
@@ -94,6 +102,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if last.eps_calibration is not None:
             print(f"eps auto: {last.eps_calibration['reason']}")
+        if "bath" in out:
+            b = out["bath"]
+            per = (
+                "{:.3g}–{:.3g} × k_BT".format(*b["mode_energy_over_kT"])
+                if b["mode_energy_over_kT"] is not None
+                else "{:.3g}–{:.3g} J, the zero point".format(*b["mode_energy"])
+            )
+            print(
+                f"bath: quantum at {b['temperature']:g} K (max ħω/k_BT = "
+                f"{b['max_hbar_omega_over_kT']:.3g}): mode energies {per} (Markovian "
+                "approximation; quantum = 'off' for the classical bath)"
+            )
         if res.fidelity is not None:
             from physim.fidelity import describe
 

@@ -4,6 +4,11 @@ Hooks: ``built`` (the O-step matrices of :mod:`physim.instrument.bath` for the c
 values); the drive chunks run the Langevin splitting with this source's own noise stream
 (:meth:`~physim.instrument.hardware.Instrument.run`), and a thermal ``prepare`` draws from the
 Gibbs state at its temperature. Zero value: no loss and T = 0.
+
+Quantum bath: where a mode's ħω is not small against k_BT (a 5 GHz mode at 20 mK has
+ħω/k_BT ≈ 12), the noise and the thermal state carry the quantum mean energy per normal mode,
+E(ω, T) = (ħω/2)·coth(ħω/2k_BT), zero point included, instead of k_BT — a Markovian
+(semiclassical) approximation; see :mod:`physim.instrument.bath` and the ``quantum`` field.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ BOLTZMANN = 1.380649e-23  # J/K
 #: smallest quality factor: Q = 0.5 is critical damping, and below 1e-3 a mode loses its
 #: energy within 1/6000 of a period — a resistor, not a resonator (and exp(−ωh/Q) underflows)
 Q_MIN = 1e-3
+#: 'auto' switches the quantum bath on above this max ħω/k_BT. Below it the classical bath
+#: understates a mode's energy by at most x²/12 ≈ 8e-4 (relative), which an equipartition
+#: measurement resolves at one standard error only from ~1.4e6 independent samples of that
+#: mode's energy (an exponential variable: relative error 1/√n); 4.2 K devices (x ≈ 0.06 at
+#: 5 GHz) and room temperature stay on the classical arithmetic, bit for bit
+QUANTUM_THRESHOLD = 0.1
 
 
 class DissipationSpec(SpecModel):
@@ -38,6 +49,9 @@ class DissipationSpec(SpecModel):
     normal mode of the device linearised at q = 0, modes sorted by ascending frequency; energy
     decays as exp(−ω t / Q)) or ``damping_rate`` γ per degree of freedom (D = diag(γ_i M_ii);
     for an LC node this is a shunt conductance G = γ C to ground).
+
+    ``quantum`` chooses the fluctuation spectrum: classical (k_B T per mode) or the Markovian
+    quantum bath ((ħω/2)·coth(ħω/2k_BT) per normal mode; see :mod:`physim.instrument.bath`).
     """
 
     # Q = inf is a valid (lossless) mode; JSON must carry it as Infinity to round-trip
@@ -67,6 +81,16 @@ class DissipationSpec(SpecModel):
         description="loss compensation during the echo (1): a gain stage makes the echo's net "
         "damping (1 − c)·D; c = 1 makes the echo lossless, c = 2 runs it anti-damped",
     )
+    quantum: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="quantum or classical fluctuation spectrum of the bath and of a thermal "
+        "preparation; 'off' gives every mode k_B T (classical); 'on' gives normal mode i the "
+        "quantum mean energy "
+        "(ħω_i/2)·coth(ħω_i/2k_BT), zero point included (also at T = 0), and needs a device in "
+        "SI units (energy in J) and the loss as quality_factor; 'auto' is 'on' when the device "
+        f"is in SI units, T > 0 and max ħω/k_BT > {QUANTUM_THRESHOLD:g}, "
+        "else 'off' — bit for bit the classical bath",
+    )
     seed: Seed = Field(0, description="seed of the thermal-noise stream")
 
     @model_validator(mode="after")
@@ -87,6 +111,12 @@ class DissipationSpec(SpecModel):
                 )
             if name == "damping_rate" and not v >= 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
+        if self.quantum == "on" and self.damping_rate is not None:
+            raise ValueError(
+                "quantum = 'on' needs the loss per normal mode (quality_factor): a damping_rate "
+                "per dof couples modes of different quantum energy, which no white noise "
+                "reproduces; give quality_factor, or quantum = 'off' for the classical bath"
+            )
         return self
 
 
@@ -135,6 +165,14 @@ class Dissipation(Source):
         from physim.instrument.bath import friction_matrix
 
         inst = self.instrument
+        if self.bath is not None and self.bath.mode_energy is not None:
+            # a resistor's trnoise is white at 4kT/R: it cannot carry E(ω, T) per mode
+            raise ValueError(
+                f"the SPICE export realises the classical Johnson noise of the loss only; this "
+                f"bath is quantum (max ħω/k_BT = {self.bath.quantum_ratio:.3g}, noise "
+                "(ħω/2)·coth(ħω/2k_BT) per mode); set quantum = 'off' on the dissipation source "
+                "to export the classical bath, or temperature = 0"
+            )
         D = friction_matrix(inst.device, inst.phys, self.spec)
         return {"D": D, "kT": inst.kT, "noise_seed": self.spec.seed}
 

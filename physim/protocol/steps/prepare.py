@@ -18,7 +18,11 @@ class PrepareStep(SpecModel):
         "device", description="initial state of the run"
     )
     temperature: float | None = Field(
-        None, ge=0, description="thermal state temperature, K (default: the bath's)"
+        None,
+        ge=0,
+        description="thermal state temperature (default: the bath's), a quantum state where "
+        "ħω ≳ k_BT (mode energies (ħω/2)·coth(ħω/2k_BT): see the dissipation source's quantum "
+        "field), K",
     )
     q: list[float] | None = Field(None, description="given positions, device position unit")
     p: list[float] | None = Field(None, description="given momenta, device momentum unit")
