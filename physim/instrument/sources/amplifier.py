@@ -127,6 +127,7 @@ class Amplifier(Source):
         nyquist = 1.0 / (2.0 * dev.dt)
         tunit = dev.units.get("t", "s")
         fu = "Hz" if tunit == "s" else f"1/{tunit}"
+        root = fu if tunit == "s" else f"({fu})"
         if spec.bandwidth is not None and spec.bandwidth < nyquist * (1.0 - _BANDWIDTH_SLACK):
             raise ValueError(
                 f"amplifier.bandwidth = {spec.bandwidth:g} {fu} is below the step's Nyquist "
@@ -138,7 +139,7 @@ class Amplifier(Source):
             raise ValueError(
                 f"amplifier.noise_temperature = {spec.noise_temperature:g} K cannot be referred "
                 f"to device {dev.name!r}'s readout, which is in {unit or 'no unit'!r}, not node "
-                f"flux in {FLUX_UNIT}; give amplifier.density in {unit or '1'}/√{fu} instead"
+                f"flux in {FLUX_UNIT}; give amplifier.density in {unit or '1'}/√{root} instead"
             )
         #: the noise bandwidth Δf in the device's inverse time unit
         self.bandwidth = spec.bandwidth if spec.bandwidth is not None else nyquist
