@@ -112,6 +112,7 @@ def test_budget_json_has_a_tolerance_for_every_source(capsys, tmp_path):
         "dissipation/temperature",
         "mismatch",
         "drift",
+        "amplifier",
         "adc/readout",
         "adc/accumulator",
         "dac/parameters",

@@ -27,6 +27,7 @@ ZERO_SOURCES = {
         {"kind": "mismatch", "relative_dtod": 0.0, "input_dtod": 0.0, "seed": 4},
         {"kind": "drift", "model": "random_walk", "relative_std": 0.0, "seed": 5},
         {"kind": "flip_error", "gain_error": 0.0, "timing_error": 0.0, "seed": 6},
+        {"kind": "amplifier", "density": 0.0, "seed": 7},
         {"kind": "numerics", "mode": "float64"},
     ],
 }

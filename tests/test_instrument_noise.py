@@ -171,7 +171,7 @@ def test_fixed_point_echo_is_bit_reversible():
 def test_bad_nonideal_spec_names_field_value_and_fix():
     with pytest.raises(NonidealError, match=r"quality_factor must be >= 0\.001"):
         parse_nonideal({"sources": [{"kind": "dissipation", "quality_factor": -3}]})
-    with pytest.raises(NonidealError, match="valid kinds: adc, dac"):
+    with pytest.raises(NonidealError, match="valid kinds: adc, amplifier, dac"):
         parse_nonideal({"sources": [{"kind": "resistor"}]})
     with pytest.raises(NonidealError, match=r"sources\.0\.mismatch\.relative_dtod.*'big'"):
         parse_nonideal({"sources": [{"kind": "mismatch", "relative_dtod": "big"}]})

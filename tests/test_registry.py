@@ -80,6 +80,7 @@ def test_every_source_list_is_derived_from_the_registry():
         ("flip_error", ""): 4,
         ("adc", "readout"): 5,
         ("adc", "accumulator"): 6,
+        ("amplifier", ""): 7,
     }
     assert LEVELS["dac/drive"].field == "bits" and LEVELS["dissipation"].worse == -1
     for kind in kinds:

@@ -18,7 +18,7 @@ DIMENSIONLESS_KINDS = ("linhru", "nonlinhru", "train")
 #: a unit in a description: "(1)" for a dimensionless number, or an SI unit after the last
 #: comma, or a phrase naming the unit of another quantity ("in the readout unit")
 UNIT = re.compile(
-    r"\(1\)|,\s*(s|kg|N/m|N/m³|F|H|1/H|J|J/K|K|Wb|A|Hz|rad|C|V|LSB|bits|steps|runs|1/s)\b"
+    r"\(1\)|,\s*(s|kg|N/m|N/m³|F|H|1/H|J|J/K|K|Wb|A|Ω|Hz|rad|C|V|LSB|bits|steps|runs|1/s)\b"
     r"|\bunits?\b"
 )
 

@@ -90,7 +90,7 @@ def test_unknown_path_lists_the_valid_fields():
         match=r"has no field 'qualty_factor'; valid fields: quality_factor, damping_rate",
     ):
         expand(study(axes=[{"path": "nonideal.dissipation.qualty_factor", "values": [1.0]}]))
-    with pytest.raises(StudyError, match=r"valid kinds: adc, dac, dissipation"):
+    with pytest.raises(StudyError, match=r"valid kinds: adc, amplifier, dac, dissipation"):
         expand(study(axes=[{"path": "nonideal.noise.bits", "values": [1]}]))
     with pytest.raises(
         StudyError, match=r"protocol has no field 'epsilon'; valid fields: name, .*eps"
