@@ -90,7 +90,8 @@ def _level(t: dict | None) -> str:
         if "meets the criterion out to the search bound" in note:
             return "not limiting (to the search bound)"
         if "fails even at the search bound" in note:
-            return "fails at every level searched"
+            alone = note.split("(", 1)[1].split(")")[0] if "alone misses it" in note else ""
+            return "fails at every level searched" + (f" ({alone})" if alone else "")
         return note
     s = f"{t['level']:.3g}"
     if t.get("interval"):

@@ -379,7 +379,12 @@ def tolerance(
                 notes.add(f"meets the criterion out to the search bound {cur[r]:g}")
             else:
                 out[r] = None
-                notes.add(f"fails even at the search bound {cur[r]:g}")
+                why = (
+                    f" (the source's {lv0.field} = {_value(src, lv0):g} alone misses it)"
+                    if level is not None and (lv0 := level_of(src)) is not None
+                    else ""
+                )
+                notes.add(f"fails even at the search bound {cur[r]:g}{why}")
         return out, notes, chip
 
     found, notes, chip = search(list(range(replicates)))

@@ -177,9 +177,7 @@ def plot_log(
             series["measured"] = est
         if "as_built" in grad:
             c = scaled_cosine(est, grad["as_built"], grad.get("step_unit"))
-            series[f"as-built twin ({what} cosine to measured {c:.6f})"] = (
-                grad["as_built"]
-            )
+            series[f"as-built twin ({what} cosine to measured {c:.6f})"] = grad["as_built"]
         scale = bars_side_by_side(a, series, grad.get("unit", "1"))
         names_, groups_ = grad.get("names"), grad.get("groups")
         if names_:
