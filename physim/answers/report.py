@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from physim.answers.budget import attribution, eps_curve, make_runner, tolerances
+from physim.answers.budget import (
+    attribution,
+    energy_per_update,
+    eps_curve,
+    make_runner,
+    tolerances,
+)
 from physim.device import Device
 from physim.instrument.specs import NonidealSpec
 from physim.plots import pyplot
@@ -47,6 +53,9 @@ def run_budget(
         "attribution": attribution(device, at, nonideal, replicates=replicates, seed=seed, run=run),
         "tolerances": tolerances(
             device, at, nonideal, target=target, replicates=replicates, seed=seed, run=run
+        ),
+        "energy_per_update": energy_per_update(
+            device, at, nonideal, replicates=replicates, seed=seed, run=run
         ),
     }
 
@@ -93,7 +102,24 @@ def format_budget(rep: dict) -> str:
         preset = t.get("preset")
         pre = f"{preset:12.4g}" if preset is not None else f"{'-':>12}"
         lines.append(f"{t['source']:<24}{pre}  {_fmt_level(t):<46} {verdict}  ({t['unit']})")
+    if rep.get("energy_per_update"):
+        lines += ["", *format_energy(rep["energy_per_update"])]
     return "\n".join(lines)
+
+
+def format_energy(energy: dict) -> list[str]:
+    """The budget's energy lines: the chip as specified, per gradient update."""
+
+    def val(name: str) -> str:
+        e = energy[name]
+        return "n/a" if e["value"] is None else f"{e['value']:.3e} {e['unit']}"
+
+    return [
+        "(d) energy per gradient update, chip as specified (mean over replicate chips)",
+        f"    device drive {val('energy_drive')}, dissipated {val('energy_dissipated')}, "
+        f"converters {val('energy_converters')}, flip {val('energy_flip')}",
+        f"    total {val('energy_total')}; time {val('time_update')}",
+    ]
 
 
 def plot_budget(rep: dict, path: str | Path) -> Path:

@@ -73,6 +73,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "nonideal": nonideal.name,
         "loss": last.loss,
         "cost": last.cost.as_dict(),
+        # joules and seconds of the last execution (one gradient update); units beside
+        "energy_per_update": last.cost.energy.as_dict() if last.cost.energy else None,
         "saturated": last.n_saturated,
         "eps": last.eps,
     }
@@ -94,6 +96,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if last.eps_calibration is not None:
             print(f"eps auto: {last.eps_calibration['reason']}")
+        if last.cost.energy is not None:
+            print(last.cost.energy.describe())
+            for note in last.cost.energy.notes:
+                print(f"  ({note})")
         if res.fidelity is not None:
             from physim.protocol.estimate import describe
 
