@@ -1,0 +1,274 @@
+"""Energy and time per gradient update: the device side against an independent integration,
+the instrument side against a hand count, and the fields in every output."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import physim
+from physim import logs
+from physim.instrument import hardware
+from physim.instrument.energy import RING_DOWN, ring_down_time
+from physim.instrument.hardware import Instrument
+from physim.instrument.specs import load_nonideal, parse_nonideal
+from physim.protocol.engine import run_protocol
+from physim.protocol.specs import load_protocol
+from physim.protocol.task import build_task
+from physim.spec_base import with_updates
+from physim.specs import parse_spec
+
+# a lossy linear 3-mass network with two inputs, written out by hand below for the reference
+MASSES = np.array([1.0, 2.0, 0.5])
+STIFFNESS = np.array([[1.5, -0.5, 0.0], [-0.5, 1.3, -0.8], [0.0, -0.8, 2.8]])
+B_INPUT = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, -0.7]])
+GAMMA = np.array([0.05, 0.1, 0.02])  # per-dof damping rates, 1/s: D = diag(γ m)
+DT = 0.01
+N_STEPS = 1000
+
+
+def _network():
+    return parse_spec(
+        {
+            "kind": "oscillator_network",
+            "name": "energy-3",
+            "dt": DT,
+            "masses": MASSES.tolist(),
+            "springs": [{"node": 0, "k": 1.0}, {"node": 2, "k": 2.0}],
+            "couplings": [{"nodes": [0, 1], "k": 0.5}, {"nodes": [1, 2], "k": 0.8}],
+            "n_inputs": 2,
+            "input_weights": B_INPUT.tolist(),
+            "readout": [1],
+            "learnable": ["spring"],
+        }
+    ).build()
+
+
+#: leapfrog's energy error is O((ω_max δ)²) relative and bounded in time (a shadow
+#: Hamiltonian), and the per-step loss Δqᵀ D Δq / δ is the mean velocity's, O((ω_max δ)²) too
+TOL = (
+    float(np.sqrt(np.linalg.eigvalsh(STIFFNESS / np.sqrt(np.outer(MASSES, MASSES))).max()) * DT)
+    ** 2
+)
+
+
+def _drive() -> np.ndarray:
+    """(n_steps, batch 2, 2 inputs): two different drives, so that a mix-up of trajectories
+    shows."""
+    t = np.arange(N_STEPS) * DT
+    u = np.stack([np.sin(0.7 * t) + 0.3 * np.sin(1.9 * t), 0.5 * np.cos(1.3 * t)], axis=1)
+    return np.ascontiguousarray(np.stack([u, 0.3 * u[:, ::-1]], axis=1))
+
+
+def _reference(q, v, u):
+    """solve_ivp of M q̈ = −K q − D q̇ + B u with u held over each step, integrating the
+    drive power (B u)·q̇ and the friction power q̇ᵀ D q̇ alongside: (work, loss, q, v)."""
+    D = np.diag(GAMMA * MASSES)
+
+    def rhs(t, y, s):
+        q, v = y[:3], y[3:6]
+        return np.concatenate([v, (-STIFFNESS @ q - D @ v + s) / MASSES, [s @ v, v @ D @ v]])
+
+    y = np.concatenate([q, v, [0.0, 0.0]])
+    for k in range(u.shape[0]):
+        sol = solve_ivp(
+            rhs, (0.0, DT), y, args=(B_INPUT @ u[k],), method="DOP853", rtol=1e-12, atol=1e-15
+        )
+        y = sol.y[:, -1]
+    return y[6], y[7], y[:3], y[3:6]
+
+
+def _energy(q, p):
+    return 0.5 * p @ (p / MASSES) + 0.5 * q @ STIFFNESS @ q
+
+
+def _lossy(device):
+    spec = {"kind": "dissipation", "damping_rate": GAMMA.tolist(), "temperature": 0.0}
+    return Instrument(device, parse_nonideal({"sources": [spec]}))
+
+
+@pytest.mark.parametrize("chunk", [None, 3 * 7])
+def test_drive_work_and_loss_match_an_independent_integration(monkeypatch, chunk):
+    if chunk is not None:  # 7 steps per chunk: every chunk boundary of both kernels is crossed
+        monkeypatch.setattr(hardware, "CHUNK_ELEMENTS", chunk)
+    device = _network()
+    u = _drive()
+    refs = [_reference(np.zeros(3), np.zeros(3), u[:, b]) for b in range(2)]
+    for integrate in (None, "branches"):  # the forward kernel, and the echo kernel walked forward
+        inst = _lossy(device)
+        inst.program(None)
+        inst.prepare("zero", 2)
+        out = inst.run(u, integrate=integrate)
+        assert np.allclose(out.work, [r[0] for r in refs], rtol=TOL, atol=0)
+        assert out.dissipated == pytest.approx(sum(r[1] for r in refs), rel=TOL)
+        for b, r in enumerate(refs):
+            assert np.allclose(inst.Q[0, b], r[2], rtol=0, atol=TOL * np.abs(r[2]).max())
+    # the echo: flip, two lockstep branches in one differential accumulator, the input
+    # replayed backwards
+    inst.flip()
+    inst.split(2)
+    q0, v0 = inst.Q[0].copy(), inst.P[0] / MASSES
+    out = inst.run(u, reverse=True, integrate="differential", weights=np.array([1.0, -1.0]))
+    echo = [_reference(q0[b], v0[b], u[::-1, b]) for b in range(2)]
+    assert all(r[0] < 0 for r in echo)  # the echo gives the forward run's energy back
+    assert np.allclose(out.work, [r[0] for r in echo] * 2, rtol=TOL, atol=0)  # branch-major
+    assert out.dissipated == pytest.approx(2 * sum(r[1] for r in echo), rel=TOL)
+
+
+def test_energy_balance_of_the_instrument():
+    """H(end) − H(start) = drive work − dissipated energy, on the instrument's own numbers."""
+    device = _network()
+    inst = _lossy(device)
+    inst.program(None)
+    q0, p0 = np.array([0.3, -0.2, 0.1]), np.array([0.0, 0.4, -0.1])
+    inst.prepare("given", 1, q=q0, p=p0)
+    out = inst.run(_drive()[:, :1])
+    change = _energy(inst.Q[0, 0], inst.P[0, 0]) - _energy(q0, p0)
+    assert change == pytest.approx(out.work[0] - out.dissipated, abs=TOL * out.work[0])
+
+
+HAND = {
+    "fom_readout": 3e-15,
+    "fom_accumulator": 7e-15,
+    "write": 2e-12,
+    "flip_energy": 1e-12,
+    "flip_latency": 1e-6,
+    "reset": 1e-3,
+}
+
+
+def _hand_nonideal(energy: dict | None = None):
+    return parse_nonideal(
+        {
+            "name": "hand",
+            "sources": [
+                {"kind": "adc", "target": "readout", "bits": 8, "fom": HAND["fom_readout"]},
+                {
+                    "kind": "adc",
+                    "target": "accumulator",
+                    "bits": 12,
+                    "fom": HAND["fom_accumulator"],
+                },
+                {"kind": "dac", "target": "parameters", "bits": 10, "write_energy": HAND["write"]},
+            ],
+            "energy": energy
+            if energy is not None
+            else {
+                "flip_energy": HAND["flip_energy"],
+                "flip_latency": HAND["flip_latency"],
+                "reset_time": HAND["reset"],
+            },
+        }
+    )
+
+
+def test_converter_flip_and_time_of_a_hand_counted_protocol():
+    device = physim.load_device("lc-ladder-8")
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=40, batch=3))
+    task = build_task(device, protocol.task, protocol.loss)
+    K, nb = task.n_steps, task.batch
+    res = run_protocol(Instrument(device, _hand_nonideal()), protocol, task=task)
+    e = res.cost.energy
+    # prepare · forward (measured every step) · flip · split ± · kick · echo (one differential
+    # accumulator of every element value and input weight, read once)
+    n_readout = K * nb * device.n_outputs
+    n_accumulator = device.w_base.size + device.B_base.size
+    assert e.n_conversions == {"readout": n_readout, "accumulator": n_accumulator}
+    assert e.n_writes["parameters"] == device.n_params
+    assert e.n_flips == nb  # flipped once, before the split
+    assert e.n_resets == nb
+    expected = {
+        "adc_readout": n_readout * HAND["fom_readout"] * 2**8,
+        "adc_accumulator": n_accumulator * HAND["fom_accumulator"] * 2**12,
+        "dac_parameters": device.n_params * HAND["write"],
+    }
+    assert e.by_converter == pytest.approx(expected, rel=1e-12)
+    assert e.converters == pytest.approx(sum(expected.values()), rel=1e-12)
+    assert e.flip == pytest.approx(nb * HAND["flip_energy"], rel=1e-12)
+    assert e.total == pytest.approx(e.drive + e.converters + e.flip, rel=1e-12)
+    # one forward run and two lockstep echoes, each trajectory of the batch after the other
+    drive_time = 3 * K * nb * device.dt
+    assert e.drive_time == pytest.approx(drive_time, rel=1e-12)
+    assert e.time == pytest.approx(
+        drive_time + nb * HAND["flip_latency"] + nb * HAND["reset"], rel=1e-12
+    )
+    assert e.drive > 0 and e.drive_returned > 0 and e.dissipated == 0.0  # no loss modelled
+    assert any("dac drive" in n for n in e.notes)  # the drive's DAC is not in the spec
+
+
+def test_missing_figures_are_unavailable_not_zero():
+    device = physim.load_device("lc-ladder-8")
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=20))
+    e = run_protocol(Instrument(device, _hand_nonideal({})), protocol).cost.energy
+    assert e.flip is None and e.flip_time is None and e.total is None and e.time is None
+    assert any("energy.flip_energy" in n for n in e.notes)
+    assert any("reset time unavailable" in n for n in e.notes)  # no loss, no reset_time
+    ideal = run_protocol(Instrument(device), protocol).cost.energy
+    assert ideal.converters is None  # no converter modelled: not costed, not 0 J
+    assert ideal.drive is not None and ideal.drive > 0
+
+
+def test_passive_reset_rings_down_the_slowest_lossy_mode():
+    device = physim.load_device("lc-ladder-8")
+    nonideal = load_nonideal("pcb-c0g")
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=20))
+    inst = Instrument(device, nonideal)
+    e = run_protocol(inst, protocol).cost.energy
+    per_reset = ring_down_time(inst.bath.rates, RING_DOWN)
+    # mode energy decays as exp(−ω t / Q): 60 dB takes ln(1e6) Q / ω_min
+    from physim.instrument.bath import normal_modes
+
+    omega = normal_modes(device, inst.phys)[0]
+    assert per_reset == pytest.approx(math.log(1e6) * 100.0 / omega.min(), rel=1e-6)
+    assert e.reset_time == pytest.approx(e.n_resets * per_reset, rel=1e-12)
+    assert e.dissipated > 0 and e.total is not None
+
+
+def test_hru_energies_are_unavailable_with_the_reason():
+    device = physim.load_device("linhru-scp1")
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=10, batch=1))
+    inst = Instrument(device, _hand_nonideal())
+    assert not inst.account_energy
+    e = run_protocol(inst, protocol).cost.energy
+    assert e.drive is None and e.dissipated is None and e.total is None
+    assert e.drive_time is None and e.time is None  # time counts in steps
+    assert any("no energy unit" in n and "dimensionless" in n for n in e.notes)
+    assert e.converters is not None and e.converters > 0  # the converters are still costed
+
+
+def test_energy_appears_in_run_json_log_and_study_metrics(tmp_path, capsys):
+    from physim.cli import main
+    from physim.study.measures.gradient import Gradient, gradient_metrics
+
+    log = tmp_path / "run.h5"
+    args = ["run", "lc-ladder-8", "rhel-centred", "--nonideal", "pcb-c0g", "--steps", "30"]
+    assert main([*args, "--json", "--log", str(log)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    e = out["energy_per_update"]
+    assert e["units"]["total"] == "J" and e["units"]["time"] == "s"
+    assert e["total"] > 0 and e["time"] > 0 and e["flip"] > 0
+    with h5py.File(log) as f:
+        logged = logs.energy(f, logs.runs(f)[0])
+    assert logged["total"] == (pytest.approx(e["total"], rel=1e-12), "J")
+    assert logged["time"] == (pytest.approx(e["time"], rel=1e-12), "s")
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "energy per gradient update: device drive " in text and " J; time " in text
+    table = Gradient.metrics(())
+    assert table["energy_total"][0] == "J" and table["time_update"][0] == "s"
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=30))
+    m = gradient_metrics(
+        physim.load_device("lc-ladder-8"), protocol, load_nonideal("pcb-c0g"), 0, None
+    )
+    assert m["energy_total"] == pytest.approx(e["total"], rel=1e-12)
+    assert m["time_update"] == pytest.approx(e["time"], rel=1e-12)
