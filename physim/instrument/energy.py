@@ -66,19 +66,31 @@ def ring_down_time(rates: np.ndarray, fraction: float) -> float | None:
 
 
 def step_energy(
-    X: np.ndarray, S: np.ndarray, D: np.ndarray | None, dt: float, backwards: bool
+    start: np.ndarray,
+    Qrec: np.ndarray,
+    U: np.ndarray,
+    B: np.ndarray,
+    D: np.ndarray | None,
+    dt: float,
+    backwards: bool,
 ) -> tuple[np.ndarray, float]:
-    """(work per trajectory (nb,), dissipated energy) of the steps between the states ``X``.
+    """(work per trajectory (nb,), dissipated energy) of k steps.
 
-    ``X`` (k + 1, nb, n): the states at the step boundaries, in the kernel's index order;
-    ``S`` (k, nb, n): the drive B u of each step. Forwards, step i goes from X[i] to X[i+1];
-    ``backwards`` (an echo kernel walks its steps down), from X[i+1] to X[i]. ``D`` (n, n) is
-    the friction matrix, ``None`` without loss.
+    ``Qrec`` (k, nb, n): the state each step lands on, in the kernel's index order; ``start``
+    (nb, n): the state before the first step the kernel takes; ``U`` (k, nb, m): each step's
+    input, ``B`` (n, m) the input matrix (the work of a step is u·Bᵀ Δq). Forwards, step i goes
+    from Qrec[i − 1] (``start`` for i = 0) to Qrec[i]; ``backwards`` (an echo kernel walks its
+    steps down, the first it takes being k − 1), from Qrec[i + 1] (``start`` for i = k − 1) to
+    Qrec[i]. ``D`` (n, n) is the friction matrix, ``None`` without loss.
     """
-    dq = (X[:-1] - X[1:]) if backwards else (X[1:] - X[:-1])
-    dq = dq.astype(np.float64, copy=False)
-    work = np.einsum("kbi,kbi->b", S, dq)
+    dq = np.empty(Qrec.shape)
+    if backwards:
+        np.subtract(Qrec[:-1], Qrec[1:], out=dq[:-1])
+        np.subtract(Qrec[-1], start, out=dq[-1])
+    else:
+        np.subtract(Qrec[1:], Qrec[:-1], out=dq[1:])
+        np.subtract(Qrec[0], start, out=dq[0])
+    work = np.einsum("kbm,kbm->b", U, dq @ B)
     if D is None:
         return work, 0.0
-    diss = float(np.einsum("kbi,ij,kbj->", dq, D, dq)) / dt
-    return work, diss
+    return work, float(np.vdot(dq @ D, dq)) / dt

@@ -482,14 +482,21 @@ class Instrument:
             self._friction = cache
         return cache[1]
 
-    def _step_energy(self, X, U, k0, k1, backwards: bool, copies: int = 1) -> tuple:
-        """(work, friction loss) of kernel steps k0 … k1−1 of the inputs ``U`` between the
-        states ``X`` (see :func:`physim.instrument.energy.step_energy`); ``X`` holds
+    def _step_energy(self, start, Qrec, U, k0, k1, backwards: bool, copies: int = 1) -> tuple:
+        """(work per trajectory, friction loss) of kernel steps k0 … k1−1 of the inputs ``U``
+        (see :func:`physim.instrument.energy.step_energy`); ``start`` and ``Qrec`` hold
         ``copies`` branches of the batch, branch-major."""
-        S = np.ascontiguousarray(U[k0:k1], dtype=np.float64) @ self.phys.B.T
-        if copies > 1:
-            S = np.tile(S, (1, copies, 1))
-        return step_energy(X, S, self.friction(), self.device.dt, backwards)
+        n = self.device.n_dof
+        Uk = U[k0:k1] if copies == 1 else np.tile(U[k0:k1], (1, copies, 1))
+        return step_energy(
+            start.reshape(-1, n),
+            Qrec.reshape(k1 - k0, -1, n),
+            Uk,
+            self.phys.B,
+            self.friction(),
+            self.device.dt,
+            backwards,
+        )
 
     def _forward_kernel(self, Q, P, U, BT, k0, k1, dt, Qrec, Prec, Y=_EMPTY3) -> None:
         """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U``
@@ -753,8 +760,7 @@ class Instrument:
                     if chunked:
                         _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
                     if account:
-                        X = np.concatenate([start[0][None], Qrec])
-                        w, d = self._step_energy(X, U, k0, k1, backwards=False)
+                        w, d = self._step_energy(start[0], Qrec, U, k0, k1, backwards=False)
                         work[t] += w
                         diss += d
             if not account:
@@ -805,8 +811,9 @@ class Instrument:
                 if account:
                     # the kernel walks its steps down: step a0 + i lands on Qrec[i], and the
                     # chunk's start is the state before its first step, a1 − 1
-                    X = np.concatenate([Qrec, start[0][None]]).reshape(k1 - k0 + 1, -1, n)
-                    w, d = self._step_energy(X, U, a0, a1, backwards=True, copies=len(ts))
+                    w, d = self._step_energy(
+                        start[0], Qrec, U, a0, a1, backwards=True, copies=len(ts)
+                    )
                     work[sel] += w.reshape(len(ts), nb)
                     diss += d
                 if samples is not None:
