@@ -272,3 +272,45 @@ def test_energy_appears_in_run_json_log_and_study_metrics(tmp_path, capsys):
     )
     assert m["energy_total"] == pytest.approx(e["total"], rel=1e-12)
     assert m["time_update"] == pytest.approx(e["time"], rel=1e-12)
+
+
+def test_an_rlc_node_delivers_and_dissipates_joules_as_a_circuit_does():
+    """One node in circuit terms, C dV/dt = I − V/R − Φ/L with Φ' = V: the drive work ∫ I V dt
+    and the resistor's ∫ V²/R dt in joules (a per-dof damping rate γ is a shunt R = 1/(γ C))."""
+    C, L, gain, gamma, dt = 1e-9, 1e-6, 1e-3, 2e6, 2e-9  # ~5 MHz, Q ≈ 16
+    device = parse_spec(
+        {
+            "kind": "lc_network",
+            "name": "rlc-1",
+            "dt": dt,
+            "nodes": ["n1"],
+            "elements": [
+                {"type": "capacitor", "name": "C1", "a": "n1", "C": C},
+                {"type": "inductor", "name": "L1", "a": "n1", "L": L},
+            ],
+            "sources": [{"node": "n1", "gain": gain}],
+            "readout": ["n1"],
+        }
+    ).build()
+    spec = {"kind": "dissipation", "damping_rate": gamma, "temperature": 0.0}
+    inst = Instrument(device, parse_nonideal({"sources": [spec]}))
+    inst.program(None)
+    inst.prepare("zero", 1)
+    t = np.arange(400) * dt
+    u = np.sin(2 * np.pi * 4e6 * t)[:, None, None]
+    out = inst.run(u)
+    R = 1.0 / (gamma * C)
+
+    def rhs(_, y, current):
+        phi, V = y[0], y[1]
+        return [V, (current - V / R - phi / L) / C, current * V, V * V / R]
+
+    y = np.zeros(4)
+    for k in range(u.shape[0]):
+        y = solve_ivp(
+            rhs, (0.0, dt), y, args=(gain * u[k, 0, 0],), method="DOP853", rtol=1e-12, atol=1e-30
+        ).y[:, -1]
+    #: (ω δ)² with ω = 1/√(LC): the leapfrog's relative energy error and the mean-velocity loss
+    tol = (dt / np.sqrt(L * C)) ** 2
+    assert out.work[0] == pytest.approx(y[2], rel=tol)
+    assert out.dissipated == pytest.approx(y[3], rel=tol)
