@@ -25,7 +25,10 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from physim.kernels.energy import step_energy_kernel
 from physim.spec_base import SpecModel
+
+_NO_LOSS = np.zeros((0, 0))
 
 #: passive reset between runs: the device rings down until its energy has fallen by this
 #: factor (60 dB) unless the preset gives a reset time
@@ -83,14 +86,15 @@ def step_energy(
     steps down, the first it takes being k − 1), from Qrec[i + 1] (``start`` for i = k − 1) to
     Qrec[i]. ``D`` (n, n) is the friction matrix, ``None`` without loss.
     """
-    dq = np.empty(Qrec.shape)
-    if backwards:
-        np.subtract(Qrec[:-1], Qrec[1:], out=dq[:-1])
-        np.subtract(Qrec[-1], start, out=dq[-1])
-    else:
-        np.subtract(Qrec[1:], Qrec[:-1], out=dq[1:])
-        np.subtract(Qrec[0], start, out=dq[0])
-    work = np.einsum("kbm,kbm->b", U, dq @ B)
-    if D is None:
-        return work, 0.0
-    return work, float(np.vdot(dq @ D, dq)) / dt
+    f64 = np.float64
+    work = np.zeros(Qrec.shape[1])
+    diss = step_energy_kernel(
+        np.ascontiguousarray(start, dtype=f64),
+        np.ascontiguousarray(Qrec, dtype=f64),
+        np.ascontiguousarray(U, dtype=f64),
+        np.ascontiguousarray(B, dtype=f64),
+        _NO_LOSS if D is None else np.ascontiguousarray(D, dtype=f64),
+        backwards,
+        work,
+    )
+    return work, float(diss) / dt
