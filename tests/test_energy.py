@@ -314,3 +314,26 @@ def test_an_rlc_node_delivers_and_dissipates_joules_as_a_circuit_does():
     tol = (dt / np.sqrt(L * C)) ** 2
     assert out.work[0] == pytest.approx(y[2], rel=tol)
     assert out.dissipated == pytest.approx(y[3], rel=tol)
+
+
+def test_budget_reports_the_energy_of_the_chip_as_specified():
+    from physim.answers.budget import energy_per_update
+    from physim.answers.report import format_energy
+    from physim.seeding import replicate_chip
+    from physim.study.measures.gradient import gradient_metrics
+
+    device = physim.load_device("lc-ladder-8")
+    nonideal = load_nonideal("pcb-c0g")
+    protocol = load_protocol("rhel-centred-rerun")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=30))
+    e = energy_per_update(device, protocol, nonideal, replicates=1)
+    chip, seed = replicate_chip(nonideal, 0, 0)
+    m = gradient_metrics(device, protocol, chip, seed, None)
+    assert e["energy_total"] == {
+        "value": pytest.approx(m["energy_total"], rel=1e-12),
+        "unit": "J",
+        "long_name": e["energy_total"]["long_name"],
+    }
+    assert e["time_update"]["unit"] == "s" and e["time_update"]["value"] > 0
+    text = "\n".join(format_energy(e))
+    assert "(d) energy per gradient update" in text and " J; time " in text
