@@ -337,3 +337,40 @@ def test_budget_reports_the_energy_of_the_chip_as_specified():
     assert e["time_update"]["unit"] == "s" and e["time_update"]["value"] > 0
     text = "\n".join(format_energy(e))
     assert "(d) energy per gradient update" in text and " J; time " in text
+
+
+def test_loss_compensation_supplies_c_times_the_echo_loss():
+    """With c = 1 the echo is lossless: H changes by the drive work alone, so the gain stage
+    supplied exactly the friction loss it measured; the engine books c × the echoes' loss."""
+    device = _network()
+    spec = {
+        "kind": "dissipation",
+        "damping_rate": GAMMA.tolist(),
+        "temperature": 0.0,
+        "compensation": 1.0,
+    }
+    inst = Instrument(device, parse_nonideal({"sources": [spec]}))
+    inst.program(None)
+    inst.prepare("zero", 1)
+    u = _drive()[:, :1]
+    inst.run(u)
+    inst.flip()
+    q0, p0 = inst.Q[0, 0].copy(), inst.P[0, 0].copy()
+    echo = inst.run(u, reverse=True)
+    change = _energy(inst.Q[0, 0], inst.P[0, 0]) - _energy(q0, p0)
+    assert echo.dissipated > 0
+    assert change == pytest.approx(echo.work[0], abs=TOL * abs(echo.work[0]))
+
+    ladder = physim.load_device("lc-ladder-8")
+    c = 0.5
+    lossy = {"kind": "dissipation", "quality_factor": 30.0, "temperature": 0.0, "compensation": c}
+    nonideal = parse_nonideal({"sources": [lossy]})
+    protocol = load_protocol("rhel-one-sided")  # forward, flip, one +ε echo
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=50))
+    task = build_task(ladder, protocol.task, protocol.loss)
+    e = run_protocol(Instrument(ladder, nonideal), protocol, task=task).cost.energy
+    forward = Instrument(ladder, nonideal)
+    forward.program(None)
+    forward.prepare("device", task.batch)
+    loss_forward = forward.run(forward.write_drive(task.u)).dissipated
+    assert e.compensation == pytest.approx(c * (e.dissipated - loss_forward), rel=1e-9)

@@ -87,14 +87,15 @@ def energy_cost(
     work: float | None,
     work_returned: float | None,
     dissipated: float | None,
+    compensation: float | None,
     n_steps: int,
     n_prepared: int,
     batch: int,
 ) -> EnergyCost:
     """The joules and seconds of one execution (see :class:`EnergyCost` for each part).
 
-    ``work`` / ``work_returned`` / ``dissipated`` are in the device's energy unit (``None``
-    when it has none);
+    ``work`` / ``work_returned`` / ``dissipated`` / ``compensation`` are in the device's energy
+    unit (``None`` when it has none);
     ``n_steps`` counts the steps driven (each branch's), ``n_prepared`` the runs prepared,
     each for every trajectory of the ``batch``.
     """
@@ -109,7 +110,7 @@ def energy_cost(
             else f"device {dev.name!r} states energies in {unit!r}, not joules"
         )
         notes.append(f"device energies unavailable: {reason}")
-        work = work_returned = dissipated = None
+        work = work_returned = dissipated = compensation = None
     converters, by = _converters(instrument, used, notes)
     espec = instrument.spec.energy
     flip = flip_time = 0.0 if used.n_flips == 0 else None
@@ -130,7 +131,7 @@ def energy_cost(
     n_resets = n_prepared * batch
     reset = _reset_time(instrument, espec, notes)
     reset_time = n_resets * reset if reset is not None else None
-    parts = (work, converters, flip)
+    parts = (work, compensation, converters, flip)
     total = None if any(x is None for x in parts) else float(sum(parts))
     times = (drive_time, flip_time, reset_time)
     time = None if any(x is None for x in times) else float(sum(times))
@@ -140,6 +141,7 @@ def energy_cost(
         dissipated=dissipated,
         converters=converters,
         flip=flip,
+        compensation=compensation,
         total=total,
         time=time,
         drive_time=drive_time,

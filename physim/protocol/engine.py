@@ -108,6 +108,7 @@ def run_protocol(
         work=run.work if instrument.account_energy else None,
         work_returned=run.work_returned if instrument.account_energy else None,
         dissipated=run.dissipated if instrument.account_energy else None,
+        compensation=run.compensation if instrument.account_energy else None,
         n_steps=run.n_steps,
         n_prepared=run.n_prepared,
         batch=task.batch,

@@ -49,7 +49,11 @@ class EnergyCost:
       ``fom`` · 2^bits per conversion; DAC: ``write_energy`` per value written), per
       converter in ``by_converter``;
     * ``flip``: flips of a trajectory × ``energy.flip_energy``;
-    * ``total`` = drive + converters + flip (the dissipation is where drive energy goes);
+    * ``compensation``: what the loss compensation of the echoes supplies (``dissipation``'s
+      ``compensation`` c times the echoes' friction loss; 0 without);
+    * ``total`` = drive + compensation + converters + flip (the dissipation is where the drive
+      energy goes). The nudge kicks' ε-small energy and the thermal bath's exchange are not
+      counted;
     * ``time`` = drive time (steps × batch × δ) + flips × ``flip_latency`` + resets ×
       the reset time, the trajectories of a batch and the branches run one after another.
     """
@@ -59,6 +63,7 @@ class EnergyCost:
     dissipated: float | None
     converters: float | None
     flip: float | None
+    compensation: float | None
     total: float | None
     time: float | None
     drive_time: float | None
@@ -78,6 +83,7 @@ class EnergyCost:
         "dissipated": "J",
         "converters": "J",
         "flip": "J",
+        "compensation": "J",
         "total": "J",
         "time": "s",
         "drive_time": "s",
@@ -106,9 +112,10 @@ class EnergyCost:
             return "n/a" if x is None else f"{x:.3e} J"
 
         t = "n/a" if self.time is None else f"{self.time:.3e} s"
+        comp = f", loss compensation {j(self.compensation)}" if self.compensation else ""
         return (
             f"energy per gradient update: device drive {j(self.drive)}, dissipated "
-            f"{j(self.dissipated)}, converters {j(self.converters)}, flip {j(self.flip)}, "
+            f"{j(self.dissipated)}{comp}, converters {j(self.converters)}, flip {j(self.flip)}, "
             f"total {j(self.total)}; time {t}"
         )
 

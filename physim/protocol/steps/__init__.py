@@ -93,6 +93,8 @@ class RunState:
     work: float | None = None
     work_returned: float | None = None
     dissipated: float | None = None
+    #: what a loss-compensating gain stage supplied during the echoes (same unit)
+    compensation: float | None = None
     run: int = 0
     range_checked: bool = False
 

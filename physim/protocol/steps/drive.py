@@ -204,6 +204,9 @@ class Drive(Step):
             run.work = (run.work or 0.0) + float(np.maximum(out.work, 0.0).sum())
             run.work_returned = (run.work_returned or 0.0) + float(np.maximum(-out.work, 0.0).sum())
             run.dissipated = (run.dissipated or 0.0) + out.dissipated
+            # an echo's gain stage cancels c times the loss: it supplies c · the friction loss
+            c = inst.diss.compensation if (reverse and inst.lossy) else 0.0
+            run.compensation = (run.compensation or 0.0) + c * out.dissipated
         if not run.range_checked and st.input == "task" and not reverse:
             check_drive_range(dev, inst.Q, u)
             run.range_checked = True

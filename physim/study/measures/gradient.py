@@ -32,7 +32,16 @@ ENERGY_METRICS = {
     "energy_dissipated": ("J", "friction loss in the device during one update", "dissipated"),
     "energy_converters": ("J", "ADC conversions and DAC writes of one update", "converters"),
     "energy_flip": ("J", "time-reversal (flip) stage energy of one update", "flip"),
-    "energy_total": ("J", "energy per gradient update: drive + converters + flip", "total"),
+    "energy_compensation": (
+        "J",
+        "energy the echoes' loss compensation supplies in one update",
+        "compensation",
+    ),
+    "energy_total": (
+        "J",
+        "energy per gradient update: drive + compensation + converters + flip",
+        "total",
+    ),
     "time_update": ("s", "physical time of one update: runs, flips, resets", "time"),
 }
 GRADIENT_METRICS.update({k: (u, ln) for k, (u, ln, _) in ENERGY_METRICS.items()})
