@@ -247,7 +247,9 @@ def test_hru_energies_are_unavailable_with_the_reason():
 
 def test_energy_appears_in_run_json_log_and_study_metrics(tmp_path, capsys):
     from physim.cli import main
+    from physim.protocol.session import run_session
     from physim.study.measures.gradient import Gradient, gradient_metrics
+    from physim.study.measures.train import TRAIN_METRICS, _sum_of
 
     log = tmp_path / "run.h5"
     args = ["run", "lc-ladder-8", "rhel-centred", "--nonideal", "pcb-c0g", "--steps", "30"]
@@ -265,13 +267,16 @@ def test_energy_appears_in_run_json_log_and_study_metrics(tmp_path, capsys):
     assert "energy per gradient update: device drive " in text and " J; time " in text
     table = Gradient.metrics(())
     assert table["energy_total"][0] == "J" and table["time_update"][0] == "s"
+    assert TRAIN_METRICS["energy_training"][0] == "J" and TRAIN_METRICS["time_training"][0] == "s"
     protocol = load_protocol("rhel-centred")
     protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=30))
-    m = gradient_metrics(
-        physim.load_device("lc-ladder-8"), protocol, load_nonideal("pcb-c0g"), 0, None
-    )
+    device, nonideal = physim.load_device("lc-ladder-8"), load_nonideal("pcb-c0g")
+    m = gradient_metrics(device, protocol, nonideal, 0, None)
     assert m["energy_total"] == pytest.approx(e["total"], rel=1e-12)
     assert m["time_update"] == pytest.approx(e["time"], rel=1e-12)
+    trained = run_session(device, protocol, nonideal, epochs=2, lr=1e-3)
+    totals = [r.cost.energy.total for r in trained.results]
+    assert len(totals) >= 2 and _sum_of(trained.results, "total") == pytest.approx(sum(totals))
 
 
 def test_an_rlc_node_delivers_and_dissipates_joules_as_a_circuit_does():
