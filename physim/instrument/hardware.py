@@ -709,6 +709,9 @@ class Instrument:
         Σ_t weights[t] ∂H½/∂θ (a matched differential integrator, combined every step).
         Accumulator a is read out multiplied by its integrator gain ``gains[a]``.
         ``sample_every`` > 0 records R q every that many steps (``readout`` R; identity if None).
+        With ``account_energy`` (a family whose H is in joules) the positions of every step are
+        recorded a chunk at a time to measure each trajectory's drive work and the friction
+        loss (:mod:`physim.instrument.energy`; the arithmetic of the run is unchanged).
         """
         dev = self.device
         K, nb = u.shape[0], u.shape[1]
