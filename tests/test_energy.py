@@ -426,3 +426,13 @@ def test_lc_ladder_energy_converges_to_ngspice_at_second_order():
     order = -np.polyfit(np.log(REFINEMENTS), np.log(errors), 1)[0]
     assert np.all(np.abs(order - 2.0) < SPICE_ORDER_TOL), (order, errors)
     assert np.all(errors[0] < SPICE_MAX_REL_ERR), errors
+
+
+def test_a_sub_quantum_drive_is_said_to_be_outside_the_classical_model():
+    protocol = load_protocol("rhel-centred")
+    protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=50))
+    jj = run_protocol(Instrument(physim.load_device("jj-array-4")), protocol).cost.energy
+    hbar_omega = 1.054571817e-34 * 2 * np.pi * 4.6e9  # its lowest mode is ~4.6 GHz
+    assert jj.drive < hbar_omega and any("quanta ħω" in n for n in jj.notes)
+    ladder = run_protocol(Instrument(physim.load_device("lc-ladder-8")), protocol).cost.energy
+    assert not any("quanta" in n for n in ladder.notes)  # 1e-12 J at MHz: ~1e15 quanta

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from physim.instrument.energy import RING_DOWN, ring_down_time
 from physim.protocol.records import EnergyCost
+
+#: reduced Planck constant, J·s (CODATA 2018, exact)
+HBAR = 1.054571817e-34
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,24 @@ def _reset_time(instrument, energy_spec, notes: list[str]) -> float | None:
     return t
 
 
+def _quantum_note(instrument, work: float, notes: list[str]) -> None:
+    """Say so when the drive delivers less than one quantum ħω of the device's lowest mode:
+    a classical model does not describe such a device (its numbers are a classical limit)."""
+    from physim.instrument.bath import normal_modes
+
+    try:
+        omega = normal_modes(instrument.device, instrument.phys)[0]
+    except np.linalg.LinAlgError:
+        return  # no positive-definite mass matrix: no modes to compare with
+    omega = omega[omega > 0]
+    if omega.size and work < HBAR * omega.min():
+        notes.append(
+            f"the drive delivers {work / (HBAR * omega.min()):.2g} quanta ħω of the device's "
+            f"lowest mode ({omega.min() / (2 * np.pi):.3g} Hz): a quantum regime this classical "
+            "model does not describe — drive harder, or read these numbers as its classical limit"
+        )
+
+
 def energy_cost(
     instrument,
     used: Usage,
@@ -111,6 +134,8 @@ def energy_cost(
         )
         notes.append(f"device energies unavailable: {reason}")
         work = work_returned = dissipated = compensation = None
+    if work is not None and work > 0:
+        _quantum_note(instrument, work, notes)
     converters, by = _converters(instrument, used, notes)
     espec = instrument.spec.energy
     flip = flip_time = 0.0 if used.n_flips == 0 else None
