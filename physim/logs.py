@@ -384,6 +384,27 @@ class LogWriter:
             g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
         self.f.flush()
 
+    def write_energy(self, run: str, energy) -> None:
+        """Joules and seconds of protocol execution ``run`` (an
+        :class:`~physim.protocol.records.EnergyCost`): one scalar per known part with its
+        ``unit``; a part that is unavailable has no dataset, and the reasons are the group's
+        ``notes`` attribute (JSON), beside the counts (``n_conversions``, ``n_writes``, …)."""
+        g = self.f.require_group(f"{OBS}/{_safe(run)}").create_group("energy")
+        for name, unit in energy.UNITS.items():
+            value = getattr(energy, name)
+            if value is not None:
+                d = g.create_dataset(name, data=np.float64(value))
+                _units(d, unit, f"{name.replace('_', ' ')} of one protocol execution")
+        for name, value in energy.by_converter.items():
+            d = g.create_dataset(f"converter_{_safe(name)}", data=np.float64(value))
+            _units(d, "J", f"energy of converter {name} in one protocol execution")
+        g.attrs["n_conversions"] = json.dumps(energy.n_conversions)
+        g.attrs["n_writes"] = json.dumps(energy.n_writes)
+        g.attrs["n_flips"] = int(energy.n_flips)
+        g.attrs["n_resets"] = int(energy.n_resets)
+        g.attrs["notes"] = json.dumps(list(energy.notes))
+        self.f.flush()
+
     def write_array(
         self, path: str, data: np.ndarray, unit: str = "", *, dims: Sequence[str] | None = None
     ) -> None:
@@ -569,6 +590,16 @@ def theta_requested(f: h5py.File, run: str) -> np.ndarray | None:
 def gradient(f: h5py.File, run: str) -> h5py.Group | None:
     key = f"{OBS}/{run}/gradient"
     return f[key] if key in f else None
+
+
+def energy(f: h5py.File, run: str) -> dict[str, tuple[float, str]] | None:
+    """The joules and seconds written by :meth:`LogWriter.write_energy` for ``run``:
+    name → (value, unit) of every part that was available; ``None`` without an energy group."""
+    g = f[OBS].get(_safe(run))
+    if g is None or "energy" not in g:
+        return None
+    e = g["energy"]
+    return {k: (float(e[k][()]), str(e[k].attrs["unit"])) for k in e}
 
 
 def arrays(f: h5py.File) -> dict[str, h5py.Dataset]:

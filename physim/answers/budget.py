@@ -575,3 +575,35 @@ def eps_curve(
         "best_rel_error": float(mean[k]),
         "relative_eps": protocol.relative_eps,
     }
+
+
+# ---------------------------------------------------------------------------- energy per update
+def energy_per_update(
+    device: Device,
+    protocol: ProtocolSpec,
+    nonideal: NonidealSpec,
+    *,
+    replicates: int = 3,
+    seed: int = 0,
+    run: Runner | None = None,
+) -> dict:
+    """Joules and seconds of one gradient update on the chip as specified (every source),
+    mean over the replicate chips: per study metric of
+    :data:`physim.study.measures.gradient.ENERGY_METRICS`, ``value`` (``None`` when
+    unavailable: a dimensionless device, a figure the preset lacks) and ``unit``."""
+    from physim.study.measures.gradient import ENERGY_METRICS
+
+    run = run or make_runner()
+    tasks = [point_task(device, protocol, nonideal, r, seed) for r in range(replicates)]
+    res = run(tasks)
+    out: dict = {}
+    for name, (unit, long_name, _) in ENERGY_METRICS.items():
+        vals = np.array([_metric(r, name) for r in res])
+        known = bool(vals.size) and bool(np.all(np.isfinite(vals)))
+        out[name] = {
+            "value": float(np.mean(vals)) if known else None,
+            "unit": unit,
+            "long_name": long_name,
+        }
+    out["errors"] = sorted({r["error"] for r in res if r["error"]})
+    return out

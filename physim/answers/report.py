@@ -13,6 +13,7 @@ import numpy as np
 
 from physim.answers.budget import (
     attribution,
+    energy_per_update,
     eps_curve,
     gradient_criterion,
     make_runner,
@@ -74,6 +75,7 @@ def run_budget(
         "attribution": attr,
         "tolerances": tolerances(device, at, nonideal, criterion=grad, **kw_tol),
         "verdicts": verdicts,
+        "energy_per_update": energy_per_update(device, at, nonideal, **kw),
     }
     if train is not None:
         crit = train_criterion(**train)
@@ -147,6 +149,8 @@ def format_budget(rep: dict) -> str:
             rep["tolerances_train"],
             f"(b') tolerance in learning terms: {rep['train']['criterion']}",
         )
+    if rep.get("energy_per_update"):
+        lines += ["", *format_energy(rep["energy_per_update"])]
     return "\n".join(lines)
 
 
@@ -157,6 +161,21 @@ def _margin(t: dict, level: float) -> float:
     if t.get("worse", 1) > 0:  # a larger level is worse (σ, jitter, T)
         return level / t["preset"]
     return t["preset"] / level  # a smaller level is worse (Q)
+
+
+def format_energy(energy: dict) -> list[str]:
+    """The budget's energy lines: the chip as specified, per gradient update."""
+
+    def val(name: str) -> str:
+        e = energy[name]
+        return "n/a" if e["value"] is None else f"{e['value']:.3e} {e['unit']}"
+
+    return [
+        "(d) energy per gradient update, chip as specified (mean over replicate chips)",
+        f"    device drive {val('energy_drive')}, dissipated {val('energy_dissipated')}, "
+        f"converters {val('energy_converters')}, flip {val('energy_flip')}",
+        f"    total {val('energy_total')}; time {val('time_update')}",
+    ]
 
 
 def plot_budget(rep: dict, path: str | Path) -> Path:

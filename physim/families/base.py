@@ -77,6 +77,10 @@ class Family:
     summary: ClassVar[str] = ""
     #: ∂²T/∂p² and ∂²V/∂q² are diagonal (one product gives them; see physim.stability)
     diagonal_hessian: ClassVar[bool] = False
+    #: the unit of H when time is in seconds and the drive enters as −qᵀ(B u) (its work over a
+    #: step is (B u)·Δq): ``"J"`` for families in SI units; ``None`` when H has no joule scale
+    #: (dimensionless HRUs) — energies per update are then reported as unavailable
+    energy_unit: ClassVar[str | None] = None
 
     @classmethod
     def family_id(cls) -> int:

@@ -202,6 +202,7 @@ class LCNetwork(Family):
     name = "lc_network"
     spec = LCNetworkSpec
     kernels = network_kernels
+    energy_unit = "J"  # SI elements, time in s, inputs as −Σ q_i (B u)_i (module docstring)
     summary = "device: an LC netlist with Josephson elements"
 
     @classmethod

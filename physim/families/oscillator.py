@@ -184,6 +184,7 @@ class OscillatorNetwork(Family):
     name = "oscillator_network"
     spec = OscillatorNetworkSpec
     kernels = network_kernels
+    energy_unit = "J"  # SI elements, time in s, inputs as −Σ q_i (B u)_i (module docstring)
     summary = "device: masses, springs, couplings, Duffing terms"
 
     @classmethod

@@ -25,6 +25,7 @@ from physim.device import Device, Physical, io_array
 from physim.errors import ChipFailure, NumericalFault, all_finite
 from physim.instrument.bath import Bath, thermal_state
 from physim.instrument.converters import ADC, DAC, Reading
+from physim.instrument.energy import step_energy
 from physim.instrument.sources import HOOKS, SOURCES, Source, acts_at, source_label
 from physim.instrument.specs import BOLTZMANN, NonidealSpec
 from physim.kernels.fixedpoint import FixedPointSteps
@@ -63,6 +64,11 @@ class DriveOutput:
     acc_w: np.ndarray | None
     acc_B: np.ndarray | None
     drive_energy: float
+    #: drive work ∫ (B u)·q̇ dt per trajectory (n_branches · batch, branch-major) and friction
+    #: loss ∫ q̇ᵀ D q̇ dt summed over them, in the device's energy unit (``None``: the family
+    #: has none; see :mod:`physim.instrument.energy`)
+    work: np.ndarray | None = None
+    dissipated: float | None = None
 
 
 class Instrument:
@@ -98,6 +104,14 @@ class Instrument:
         self.kT = (self.diss.boltzmann if self.diss else BOLTZMANN) * (
             self.diss.temperature if self.diss else 0.0
         )
+        # what the experiment used so far, for its energy and time (physim.instrument.energy):
+        # values converted by each ADC, written by each DAC, trajectories flipped
+        self.n_conversions = {"readout": 0, "accumulator": 0}
+        self.n_writes = {"parameters": 0, "drive": 0}
+        self.n_flips = 0
+        #: measure drive work and friction loss along every drive (the family's H has a unit)
+        self.account_energy = getattr(device.family_kind, "energy_unit", None) is not None
+        self._friction: tuple | None = None
         # the controller's ε calibrations (eps = "auto"), per protocol JSON
         self.eps_calibrations: dict = {}
         self.theta: np.ndarray | None = None
@@ -216,6 +230,7 @@ class Instrument:
     def program(self, theta: np.ndarray | None) -> np.ndarray:
         """Write ``theta`` through the parameter DAC; returns the value actually written."""
         theta = self.device.check_theta(theta)
+        self.n_writes["parameters"] += theta.size
         groups = list(self.device.slices().values())
         written = theta
         for src in self._at["program"]:
@@ -357,6 +372,7 @@ class Instrument:
     def flip(self) -> None:
         """Reverse the momenta, with the flip's gain and timing errors if any."""
         hooks = self._at["flip"]
+        self.n_flips += self.Q.shape[0] * self.Q.shape[1]  # every trajectory of every branch
         if not hooks:
             self.P = -self.P
             return
@@ -378,6 +394,7 @@ class Instrument:
         sources acting on ``target`` ("readout" or "accumulator"), analog ones first, then the
         converter. With none the reading is ``x`` itself (as float64, not copied)."""
         reading = Reading(np.asarray(x, dtype=np.float64), None, None, 0)
+        self.n_conversions[target] = self.n_conversions.get(target, 0) + reading.value.size
         for src in self._at["read"]:
             reading = src.read(target, name, reading)
         return reading
@@ -464,6 +481,35 @@ class Instrument:
             )
             self._o_rows = cache
         return cache[2] if echo else cache[1]
+
+    def friction(self) -> np.ndarray | None:
+        """The loss's friction matrix D (dp = −D M⁻¹p dt) of the chip now, ``None`` without
+        loss (built once per bath: drift rebuilds the bath)."""
+        if not self.lossy:
+            return None
+        from physim.instrument.bath import friction_matrix
+
+        bath, cache = self.bath, self._friction
+        if cache is None or cache[0] is not bath:
+            cache = (bath, friction_matrix(self.device, self.phys, self.diss))
+            self._friction = cache
+        return cache[1]
+
+    def _step_energy(self, start, Qrec, U, k0, k1, backwards: bool, copies: int = 1) -> tuple:
+        """(work per trajectory, friction loss) of kernel steps k0 … k1−1 of the inputs ``U``
+        (see :func:`physim.instrument.energy.step_energy`); ``start`` and ``Qrec`` hold
+        ``copies`` branches of the batch, branch-major."""
+        n = self.device.n_dof
+        Uk = U[k0:k1] if copies == 1 else np.tile(U[k0:k1], (1, copies, 1))
+        return step_energy(
+            start.reshape(-1, n),
+            Qrec.reshape(k1 - k0, -1, n),
+            Uk,
+            self.phys.B,
+            self.friction(),
+            self.device.dt,
+            backwards,
+        )
 
     def _forward_kernel(self, Q, P, U, BT, k0, k1, dt, Qrec, Prec, Y=_EMPTY3) -> None:
         """Advance ``Q, P`` (nb, n) in place through steps k0 … k1−1 of the inputs ``U``
@@ -676,6 +722,9 @@ class Instrument:
         Σ_t weights[t] ∂H½/∂θ (a matched differential integrator, combined every step).
         Accumulator a is read out multiplied by its integrator gain ``gains[a]``.
         ``sample_every`` > 0 records R q every that many steps (``readout`` R; identity if None).
+        With ``account_energy`` (a family whose H is in joules) the positions of every step are
+        recorded a chunk at a time to measure each trajectory's drive work and the friction
+        loss (:mod:`physim.instrument.energy`; the arithmetic of the run is unchanged).
         """
         dev = self.device
         K, nb = u.shape[0], u.shape[1]
@@ -686,6 +735,9 @@ class Instrument:
             self.calibrate(u)
         x = np.ascontiguousarray(u, dtype=np.float64).reshape(-1)
         energy = float(np.dot(x, x) * dev.dt * nt)  # Σ u² without a temporary of u's size
+        self.n_writes["drive"] += x.size * nt  # the drive DAC plays the input to every branch
+        account = self.account_energy
+        work, diss = np.zeros((nt, nb)), 0.0
         samples = idx = None
         if sample_every > 0:
             idx = (
@@ -707,11 +759,13 @@ class Instrument:
                 and (readout is None or readout is dev.readout)
             )
             chunked = samples is not None and not direct
-            # without chunk-sized arrays (records, noise) a run is a few long kernel calls
-            elements = CHUNK_ELEMENTS if chunked or self.lossy else KERNEL_ELEMENTS
+            # without chunk-sized arrays (records, noise) a run is a few long kernel calls; the
+            # energy accounting records the positions of every step, a chunk at a time
+            recorded = chunked or account
+            elements = CHUNK_ELEMENTS if recorded or self.lossy else KERNEL_ELEMENTS
             for k0, k1 in chunk_bounds(K, nb * n, elements):
                 for t in range(nt):
-                    Qrec = np.empty((k1 - k0, nb, n), dtype=dtype) if chunked else empty3
+                    Qrec = np.empty((k1 - k0, nb, n), dtype=dtype) if recorded else empty3
                     Y = samples[k0:k1, 0] if direct else _EMPTY3
                     start = (self.Q[t].copy(), self.P[t].copy(), self._noise_state())
                     self._forward_kernel(
@@ -721,7 +775,13 @@ class Instrument:
                         raise self._forward_fault(t, U, BT, start, k0, k1, K, u)
                     if chunked:
                         _store(samples, t, Qrec, k0 + 1, sample_every, readout, K, False)
-            return DriveOutput(samples, idx, None, None, energy)
+                    if account:
+                        w, d = self._step_energy(start[0], Qrec, U, k0, k1, backwards=False)
+                        work[t] += w
+                        diss += d
+            if not account:
+                return DriveOutput(samples, idx, None, None, energy)
+            return DriveOutput(samples, idx, None, None, energy, work.reshape(-1), diss)
 
         if integrate not in (None, "branches", "differential"):
             raise ValueError(f"integrate must be 'branches' or 'differential', got {integrate!r}")
@@ -740,7 +800,8 @@ class Instrument:
         if not reverse:
             U = np.ascontiguousarray(U[::-1])
         G = io_array(error) if reverse and error is not None else np.zeros((0, nb, dev.n_outputs))
-        elements = CHUNK_ELEMENTS if samples is not None or self.lossy else KERNEL_ELEMENTS
+        recorded = samples is not None or account
+        elements = CHUNK_ELEMENTS if recorded or self.lossy else KERNEL_ELEMENTS
         bounds = chunk_bounds(K, nt * nb * n, elements)
         for k0, k1 in reversed(bounds) if reverse else bounds:
             a0, a1 = (k0, k1) if reverse else (K - k1, K - k0)
@@ -748,7 +809,7 @@ class Instrument:
                 sel = slice(ts[0], ts[-1] + 1)
                 Qrec = (
                     np.empty((k1 - k0, len(ts), nb, n), dtype=dtype)
-                    if samples is not None
+                    if recorded
                     else _EMPTY4.astype(dtype)
                 )
                 ops = (U, BT, B, G, kicks[sel].copy(), weights[sel].copy())
@@ -763,6 +824,14 @@ class Instrument:
                 self._echo_kernel(self.Q[sel], self.P[sel], ops, a0, a1, acc, Qrec, echo=reverse)
                 if not all_finite(self.Q[sel], self.P[sel], GW[a], GB[a]):
                     raise self._echo_fault(sel, ops, acc, start, reverse, k0, k1, K, kicks)
+                if account:
+                    # the kernel walks its steps down: step a0 + i lands on Qrec[i], and the
+                    # chunk's start is the state before its first step, a1 − 1
+                    w, d = self._step_energy(
+                        start[0], Qrec, U, a0, a1, backwards=True, copies=len(ts)
+                    )
+                    work[sel] += w.reshape(len(ts), nb)
+                    diss += d
                 if samples is not None:
                     for j, t in enumerate(ts):
                         if reverse:
@@ -778,7 +847,9 @@ class Instrument:
             if need_B:  # (∂H/∂B)ᵀ per batch group, already times the gain (the kernel's scale)
                 for a in range(n_acc):
                     acc_B[a] = GB[a].sum(axis=0).T
-        return DriveOutput(samples, idx, acc_w, acc_B, energy)
+        if not account:
+            return DriveOutput(samples, idx, acc_w, acc_B, energy)
+        return DriveOutput(samples, idx, acc_w, acc_B, energy, work.reshape(-1), diss)
 
 
 def _store(samples, t, Qrec, first_state, every, R, K, reverse) -> None:

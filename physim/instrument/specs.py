@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from physim.catalogues import Catalogue
+from physim.instrument.energy import EnergySpec
 from physim.instrument.sources import SOURCES, noise_streams
 from physim.instrument.sources.adc import ADCSpec
 from physim.instrument.sources.dac import DACSpec
@@ -40,6 +41,7 @@ __all__ = [
     "DACSpec",
     "DissipationSpec",
     "DriftSpec",
+    "EnergySpec",
     "FlipErrorSpec",
     "MismatchSpec",
     "NOISE_STREAMS",
@@ -80,6 +82,9 @@ class NonidealSpec(SpecModel):
         "budget tables run each preset on it)",
     )
     sources: list[SourceSpec] = Field(default_factory=list, description="non-ideality sources")
+    energy: EnergySpec | None = Field(
+        None, description="per-technology flip-stage and reset figures (energy per update)"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> NonidealSpec:

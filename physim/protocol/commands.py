@@ -73,6 +73,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "nonideal": nonideal.name,
         "loss": last.loss,
         "cost": last.cost.as_dict(),
+        # joules and seconds of the last execution (one gradient update); units beside
+        "energy_per_update": last.cost.energy.as_dict() if last.cost.energy else None,
         "saturated": last.n_saturated,
         "eps": last.eps,
     }
@@ -114,6 +116,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"{b['max_hbar_omega_over_kT']:.3g}): mode energies {per} (Markovian "
                 "approximation; quantum = 'off' for the classical bath)"
             )
+        if last.cost.energy is not None:
+            print(last.cost.energy.describe())
+            for note in last.cost.energy.notes:
+                print(f"  ({note})")
         if res.fidelity is not None:
             from physim.fidelity import describe
 

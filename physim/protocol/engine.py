@@ -20,6 +20,7 @@ from physim import memory
 from physim.instrument.hardware import Instrument
 from physim.protocol.autoeps import resolve_eps
 from physim.protocol.checks import check_saturation, saturation
+from physim.protocol.energy import Usage, energy_cost
 from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import ProtocolSpec
 from physim.protocol.steps import STEPS, MemoryTally, RunState
@@ -81,6 +82,7 @@ def run_protocol(
         )
     check_protocol_memory(protocol, dev, task)
     protocol, calibration = resolve_eps(instrument, protocol, task, theta)
+    used = Usage.snapshot(instrument)  # after the ε calibration: this execution's use only
     if theta is not None or instrument.theta is None:
         instrument.program(theta if theta is not None else dev.theta0)
     u_task = instrument.write_drive(task.u)
@@ -100,10 +102,21 @@ def run_protocol(
         "dac_parameters": instrument.dac_parameters.n_saturated,
         "dac_drive": instrument.dac_drive.n_saturated,
     }
+    energy = energy_cost(
+        instrument,
+        Usage.snapshot(instrument).since(used),
+        work=run.work if instrument.account_energy else None,
+        work_returned=run.work_returned if instrument.account_energy else None,
+        dissipated=run.dissipated if instrument.account_energy else None,
+        compensation=run.compensation if instrument.account_energy else None,
+        n_steps=run.n_steps,
+        n_prepared=run.n_prepared,
+        batch=task.batch,
+    )
     return ProtocolResult(
         protocol=protocol.name,
         records=tuple(records),
-        cost=ProtocolCost(run.n_runs, run.n_steps, run.energy),
+        cost=ProtocolCost(run.n_runs, run.n_steps, run.energy, energy),
         theta=instrument.theta.copy(),
         kick=run.beta,
         loss=run.loss_value,

@@ -130,6 +130,8 @@ def run_session(
             begin(device.theta0)
             res = run_protocol(inst, protocol, task=task, theta=device.theta0, on_step=on_step)
             results.append(res)
+            if writer is not None and res.cost.energy is not None:
+                writer.write_energy(_run_name(0), res.cost.energy)
             if protocol.estimator.kind == "sum":
                 est = estimate_gradient(
                     res, device, protocol.estimator, eps=res.eps, check=True
@@ -167,6 +169,8 @@ def run_session(
                     progress(epoch, res.loss)
                 if writer is not None:
                     writer.write_gradient(_run_name(epoch), estimate.grad, None)
+                    if res.cost.energy is not None:
+                        writer.write_energy(_run_name(epoch), res.cost.energy)
                     writer.append("loss", epoch, float(epoch), res.loss, logs.loss_unit(device))
                     writer.append("theta", epoch, float(epoch), res.theta, "parameter_unit")
                     writer.append(

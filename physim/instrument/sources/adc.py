@@ -11,6 +11,11 @@ from pydantic import Field
 
 from physim.instrument.sources.base import Level, NonNeg, Seed, Source, SpecModel, register_source
 
+#: default Walden figure of merit, J per conversion step: the upper end of the 1-5 fJ of published
+#: SAR ADCs below ~100 MS/s (B. Murmann, "ADC Performance Survey 1997-2024", Stanford,
+#: github.com/bmurmann/ADC-survey); GS/s converters sit at ~10-50 fJ — a preset states its own
+FOM_DEFAULT = 5e-15
+
 
 class ADCSpec(SpecModel):
     """Analog-to-digital converter on every measurement of a kind of readout.
@@ -20,7 +25,8 @@ class ADCSpec(SpecModel):
     ±½ LSB dither are added before rounding. Codes outside ±(2^(bits−1) − 1) saturate (counted).
     Without ``full_scale`` each channel's range is the smallest power of two above ``headroom``
     times its largest magnitude at the first measurement of that record (a calibration shot),
-    then fixed.
+    then fixed. Each value converted costs ``fom`` · 2^bits joules (the Walden figure of
+    merit with the resolution as ENOB: an optimistic cost when noise lowers the ENOB).
     """
 
     kind: Literal["adc"]
@@ -33,6 +39,11 @@ class ADCSpec(SpecModel):
     noise_lsb: NonNeg = Field(0.0, description="additive input noise std, LSB")
     dither: bool = Field(False, description="add uniform ±½ LSB dither before rounding")
     seed: Seed = Field(0, description="seed of the noise and dither stream")
+    fom: NonNeg = Field(
+        FOM_DEFAULT,
+        description="Walden figure of merit: energy per conversion = fom · 2^bits, J per "
+        "conversion step",
+    )
 
 
 _BITS = Level("bits", "bits", -1, 2, 40, integer=True)

@@ -7,7 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from physim.instrument.sources.base import Level, Source, SpecModel, register_source
+from physim.instrument.sources.base import Level, NonNeg, Source, SpecModel, register_source
+
+#: default energy of one DAC write, J: charging a ~1 pF capacitive DAC array through 1 V (C·V²,
+#: an estimate for a static trim/programming DAC); a preset states its own
+WRITE_ENERGY_DEFAULT = 1e-12
 
 
 class DACSpec(SpecModel):
@@ -16,7 +20,8 @@ class DACSpec(SpecModel):
     Uniform mid-tread quantiser with 2^bits codes over [−full_scale, full_scale]; values
     outside saturate (counted). Without ``full_scale`` the range of each parameter group (or
     input channel) is the smallest power of two above ``headroom`` times its largest magnitude
-    at the first programming.
+    at the first programming. Each value written costs ``write_energy`` joules (parameters:
+    every entry of θ at each programming; drive: every input sample of every run).
     """
 
     kind: Literal["dac"]
@@ -26,6 +31,9 @@ class DACSpec(SpecModel):
         None, gt=0, description="half range, in the unit of the target (θ or input unit)"
     )
     headroom: float = Field(2.0, ge=1, description="auto range = headroom × largest value (1)")
+    write_energy: NonNeg = Field(
+        WRITE_ENERGY_DEFAULT, description="energy of writing one value (one code), J"
+    )
 
 
 _BITS = Level("bits", "bits", -1, 2, 40, integer=True)

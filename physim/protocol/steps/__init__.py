@@ -87,6 +87,14 @@ class RunState:
     n_steps: int = 0
     n_prepared: int = 0
     energy: float = 0.0
+    #: work the drives delivered into the device, and received back from it, summed over
+    #: each drive's trajectories by sign, and the friction loss so far, in the device's energy
+    #: unit (None: it has none)
+    work: float | None = None
+    work_returned: float | None = None
+    dissipated: float | None = None
+    #: what a loss-compensating gain stage supplied during the echoes (same unit)
+    compensation: float | None = None
     run: int = 0
     range_checked: bool = False
 

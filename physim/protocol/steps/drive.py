@@ -198,6 +198,15 @@ class Drive(Step):
             readout=dev.readout,
         )
         run.energy += out.drive_energy
+        if out.work is not None:
+            # a trajectory whose drive takes energy back (an echo returns the forward run's)
+            # is not credited: a driver that is not regenerative dissipates it
+            run.work = (run.work or 0.0) + float(np.maximum(out.work, 0.0).sum())
+            run.work_returned = (run.work_returned or 0.0) + float(np.maximum(-out.work, 0.0).sum())
+            run.dissipated = (run.dissipated or 0.0) + out.dissipated
+            # an echo's gain stage cancels c times the loss: it supplies c · the friction loss
+            c = inst.diss.compensation if (reverse and inst.lossy) else 0.0
+            run.compensation = (run.compensation or 0.0) + c * out.dissipated
         if not run.range_checked and st.input == "task" and not reverse:
             check_drive_range(dev, inst.Q, u)
             run.range_checked = True

@@ -39,6 +39,26 @@ GRADIENT_METRICS = {
     "drive_energy": ("input unit² s", "drive energy Σ |u|² δ of one execution"),
     "n_saturated": ("1", "saturated converter samples"),
 }
+#: joules and seconds of one execution (one gradient update), from its EnergyCost field of the
+#: same name; NaN where unavailable (a dimensionless device, a figure the preset lacks)
+ENERGY_METRICS = {
+    "energy_drive": ("J", "work the drive delivers into the device in one update", "drive"),
+    "energy_dissipated": ("J", "friction loss in the device during one update", "dissipated"),
+    "energy_converters": ("J", "ADC conversions and DAC writes of one update", "converters"),
+    "energy_flip": ("J", "time-reversal (flip) stage energy of one update", "flip"),
+    "energy_compensation": (
+        "J",
+        "energy the echoes' loss compensation supplies in one update",
+        "compensation",
+    ),
+    "energy_total": (
+        "J",
+        "energy per gradient update: drive + compensation + converters + flip",
+        "total",
+    ),
+    "time_update": ("s", "physical time of one update: runs, flips, resets", "time"),
+}
+GRADIENT_METRICS.update({k: (u, ln) for k, (u, ln, _) in ENERGY_METRICS.items()})
 GROUP_METRICS = ("cosine", "norm_ratio", "rel_error")
 
 
@@ -70,6 +90,10 @@ def gradient_metrics(device, protocol, nonideal, seed, log) -> dict[str, float]:
     out["loss"] = float(last.loss) if last.loss is not None else math.nan
     out.update({k: float(v) for k, v in last.cost.as_dict().items()})
     out["n_saturated"] = float(sum(last.n_saturated.values()))
+    energy = last.cost.energy
+    for name, (_, _, field) in ENERGY_METRICS.items():
+        value = getattr(energy, field) if energy is not None else None
+        out[name] = math.nan if value is None else float(value)
     if res.fidelity is not None:
         for g, d in res.fidelity.groups.items():
             for m in GROUP_METRICS:

@@ -20,7 +20,15 @@ TRAIN_METRICS = {
     "epochs_to_threshold": ("1", "epochs until loss <= threshold × initial (NaN: never)"),
     "diverged": ("1", "1 when training diverged (non-finite or above diverge_factor × initial)"),
     "n_runs": ("1", "physical runs of the whole training"),
+    "energy_training": ("J", "energy of the whole training: Σ of each update's total (NaN: n/a)"),
+    "time_training": ("s", "physical time of the whole training (NaN: n/a)"),
 }
+
+
+def _sum_of(results, field: str) -> float:
+    """Σ over the executions of their EnergyCost ``field``; NaN when one lacks it."""
+    values = [getattr(r.cost.energy, field, None) if r.cost.energy else None for r in results]
+    return math.nan if any(v is None for v in values) else float(sum(values))
 
 
 class TrainMeasure(SpecModel):
@@ -94,4 +102,6 @@ class Train(Measure):
             "epochs_to_threshold": float(hit[0]) if hit.size else math.nan,
             "diverged": float(diverged),
             "n_runs": float(sum(r.cost.n_runs for r in res.results)),
+            "energy_training": _sum_of(res.results, "total"),
+            "time_training": _sum_of(res.results, "time"),
         }
