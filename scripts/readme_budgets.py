@@ -113,6 +113,18 @@ def table(rep: dict) -> str:
         "",
     ]
     lines += [f"- {v['line']}" for v in rep.get("verdicts", [])]
+    e = rep.get("energy_per_update")
+    if e:
+
+        def val(k: str) -> str:
+            x = e[k]
+            return "n/a" if x["value"] is None else f"{x['value']:.2g} {x['unit']}"
+
+        lines.append(
+            f"- one gradient update costs {val('energy_total')} and {val('time_update')}: "
+            f"converters {val('energy_converters')}, device drive {val('energy_drive')}, "
+            f"dissipated {val('energy_dissipated')}, flip {val('energy_flip')}"
+        )
     lines += [
         "",
         "| source | unit | preset | tolerated: gradient (θ-scaled cosine ≥ "
