@@ -183,6 +183,8 @@ def attribution(
                 "errors": sorted({r["error"] for r in part if r["error"]}),
             }
         )
+        if c == "all":  # the chip as specified: what one update costs, from the same runs
+            rows[-1]["energy"] = energy_summary(part)
     return rows
 
 
@@ -591,19 +593,25 @@ def energy_per_update(
     mean over the replicate chips: per study metric of
     :data:`physim.study.measures.gradient.ENERGY_METRICS`, ``value`` (``None`` when
     unavailable: a dimensionless device, a figure the preset lacks) and ``unit``."""
+    run = run or make_runner()
+    return energy_summary(
+        run([point_task(device, protocol, nonideal, r, seed) for r in range(replicates)])
+    )
+
+
+def energy_summary(results: list[dict]) -> dict:
+    """The energy metrics of ``gradient`` points (replicate chips of one configuration): per
+    metric the mean ``value`` (``None`` unless known on every chip) and its ``unit``."""
     from physim.study.measures.gradient import ENERGY_METRICS
 
-    run = run or make_runner()
-    tasks = [point_task(device, protocol, nonideal, r, seed) for r in range(replicates)]
-    res = run(tasks)
     out: dict = {}
     for name, (unit, long_name, _) in ENERGY_METRICS.items():
-        vals = np.array([_metric(r, name) for r in res])
+        vals = np.array([_metric(r, name) for r in results])
         known = bool(vals.size) and bool(np.all(np.isfinite(vals)))
         out[name] = {
             "value": float(np.mean(vals)) if known else None,
             "unit": unit,
             "long_name": long_name,
         }
-    out["errors"] = sorted({r["error"] for r in res if r["error"]})
+    out["errors"] = sorted({r["error"] for r in results if r["error"]})
     return out

@@ -13,7 +13,6 @@ import numpy as np
 
 from physim.answers.budget import (
     attribution,
-    energy_per_update,
     eps_curve,
     gradient_criterion,
     make_runner,
@@ -75,7 +74,7 @@ def run_budget(
         "attribution": attr,
         "tolerances": tolerances(device, at, nonideal, criterion=grad, **kw_tol),
         "verdicts": verdicts,
-        "energy_per_update": energy_per_update(device, at, nonideal, **kw),
+        "energy_per_update": everything["energy"],
     }
     if train is not None:
         crit = train_criterion(**train)
