@@ -117,6 +117,8 @@ def compare_gradients(
     y: np.ndarray | None = None,
     complex_ssm: bool = False,
     precision: str = "float64",
+    nonideal: str | None = None,
+    chip_seed: int = 0,
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
@@ -124,7 +126,10 @@ def compare_gradients(
     a time channel). Without ``X, y`` a seeded synthetic batch is used (N(0, 1) inputs, random
     labels); pass a data batch (batch-first) to use real samples. ``complex_ssm``: LinHRU
     cores with complex B, C. ``precision = "float32"``: RHEL of the float32 model against the
-    BPTT gradient of its float64 twin (same parameters and batch).
+    BPTT gradient of its float64 twin (same parameters and batch). ``nonideal``: RHEL measured
+    with every block's core on a chip (:mod:`physim.hssm.chips`, replicate chip i of
+    ``chip_seed``) against the BPTT gradient of the ideal twin — the paper's Figure 4 on
+    imperfect hardware.
     """
     spec = HSSMSpec(
         model=model,
@@ -151,7 +156,15 @@ def compare_gradients(
         raise ValueError("give the labels y together with the inputs X")
     net = HSSM.build(spec, X.shape[2], n_classes, "classification", seed=seed)
     ref = net
-    if spec.precision != "float64":
+    if nonideal is not None:
+        net = HSSM.build(
+            spec.model_copy(update={"nonideal": nonideal, "chip_seed": chip_seed}),
+            X.shape[2],
+            n_classes,
+            "classification",
+            seed=seed,
+        )
+    if spec.precision != "float64" or nonideal is not None:
         ref = HSSM.build(
             spec.model_copy(update={"precision": "float64"}),
             X.shape[2],
@@ -160,7 +173,7 @@ def compare_gradients(
             seed=seed,
         )
     params = net.init_params(seed)
-    cfg = dict(spec.model_dump(), length=X.shape[1], batch=X.shape[0], seed=seed)
+    cfg = dict(net.spec.model_dump(), length=X.shape[1], batch=X.shape[0], seed=seed)
     return compare_model_gradients(net, params, X, y, cfg, reference=ref)
 
 
