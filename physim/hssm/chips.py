@@ -141,10 +141,11 @@ def chip_specs(spec, n_blocks: int) -> list[NonidealSpec] | None:
     name or TOML path, or one per block), ``None`` for an ideal model."""
     if spec.nonideal is None:
         return None
-    names = [spec.nonideal] * n_blocks if isinstance(spec.nonideal, str) else list(spec.nonideal)
+    given = spec.nonideal
+    names = list(given) if isinstance(given, list) else [given] * n_blocks
     if len(names) != n_blocks:
         raise ValueError(
             f"model.nonideal lists {len(names)} non-ideality specs for {n_blocks} blocks; give "
             "one (shared by every block) or one per block"
         )
-    return [load_nonideal(n) for n in names]
+    return [n if isinstance(n, NonidealSpec) else load_nonideal(n) for n in names]

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from physim.catalogues import Catalogue
+from physim.instrument.specs import NonidealSpec
 from physim.spec_base import EPS_MIN, Seed, SpecModel, format_validation_error
 
 DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
@@ -92,10 +93,11 @@ class HSSMSpec(SpecModel):
         description="batch norm: weight of each batch in the running statistics",
     )
     norm_eps: float = Field(1e-5, gt=0, description="variance floor of the norm")
-    nonideal: str | list[str] | None = Field(
+    nonideal: str | NonidealSpec | list[str | NonidealSpec] | None = Field(
         None,
         description="run every block's core on a chip (physim.hssm.chips): a non-ideality "
-        "preset name or TOML path shared by the blocks, or one per block; None: ideal cores",
+        "preset name, TOML path or inline table shared by the blocks, or one per block; None: "
+        "ideal cores",
     )
     chip_seed: Seed = Field(
         0,
