@@ -43,6 +43,9 @@ class HSSMTrainMeasure(SpecModel):
     n_steps: int | None = Field(None, ge=1, description="training steps (default: the config's)")
     n_blocks: int | None = Field(None, ge=1, description="blocks (default: the config's)")
     eval_every: int | None = Field(None, ge=1, description="validation every this many steps")
+    length: int | None = Field(
+        None, ge=1, description="sequence length, steps (default: the dataset's)"
+    )
     seed: Seed = Field(0, description="training seed (initialisation, batches): same for all")
 
 
@@ -60,8 +63,9 @@ def _train_spec(m: HSSMTrainMeasure, algo: str = "rhel", nonideal=None, chip_see
     upd = {"model": model, "algo": algo, "seed": m.seed}
     if m.n_steps is not None:
         upd["n_steps"] = m.n_steps
-    if m.eval_every is not None:
-        upd["eval_every"] = m.eval_every
+    for k in ("eval_every", "length"):
+        if getattr(m, k) is not None:
+            upd[k] = getattr(m, k)
     # validated again, as a file would be
     return spec.model_validate({**spec.model_dump(), **{k: v for k, v in upd.items()}})
 
