@@ -32,15 +32,30 @@ k_B T / E_unit is the thermal energy relative to the signal, an SNR of the reado
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
-from physim.device import Device
+from physim.device import Device, Physical
 from physim.gradients import GradientResult, error_bound, error_signal
 from physim.instrument.hardware import Instrument
 from physim.instrument.specs import NonidealSpec, load_nonideal
 from physim.rhel import nudge_factor
 from physim.seeding import replicate_chip
 from physim.simulate import Trajectory
+
+
+@dataclass(frozen=True)
+class AsBuiltCore(Device):
+    """The twin of a chip as built, with the nominal device's parameter groups: its element
+    values at θ are the chip's (fabrication mismatch and the current drift applied, through
+    the instrument's own ``physics`` hooks), lossless, with ideal converters. Its gradients are
+    pulled back with the nominal map, as the chip's integrating readout is."""
+
+    chip: ChipCore | None = None
+
+    def physical(self, theta: np.ndarray | None = None) -> Physical:
+        return self.chip.instrument._built_physics(self.check_theta(theta))
 
 
 class ChipCore:
@@ -54,6 +69,11 @@ class ChipCore:
         self.block = block
         self.instrument = Instrument(device, spec, seed=inst_seed)
         self._last: dict[str, int] = {}
+
+    def as_built(self) -> AsBuiltCore:
+        """The twin of this chip as built (see :class:`AsBuiltCore`)."""
+        fields = {f: getattr(self.device, f) for f in self.device.__dataclass_fields__}
+        return AsBuiltCore(**{**fields, "name": f"{self.device.name} (as built)"}, chip=self)
 
     def forward(self, theta: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Trajectory]:
         """φ (n_steps, batch, n_outputs) as measured, and the run's final state (a Trajectory
@@ -134,6 +154,13 @@ class ChipCore:
                 grad_u = gu_read
         grad = dev.pullback(inst.theta, g_w, g_B)
         return GradientResult("rhel", float("nan"), grad, g_w, g_B, grad_u, kick=beta)
+
+
+def as_built_twin(model):
+    """The HSSM whose cores are the twins of ``model``'s chips as built (BPTT-able)."""
+    if model.chips is None:
+        raise ValueError("the model's cores are ideal: it is its own twin")
+    return replace(model, devices=tuple(c.as_built() for c in model.chips), chips=None)
 
 
 def chip_specs(spec, n_blocks: int) -> list[NonidealSpec] | None:

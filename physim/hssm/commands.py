@@ -84,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "its float64 twin",
     )
     _chip_arguments(p)
+    p.add_argument(
+        "--as-built",
+        action="store_true",
+        help="with --nonideal: compare with the BPTT gradient of the chips as built (mismatch, "
+        "drift) instead of the ideal twin",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
     p.set_defaults(func=_cmd_compare, kernels=True)
@@ -213,6 +219,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             precision=args.precision,
             nonideal=args.nonideal and _check_nonideal(args.nonideal),
             chip_seed=args.chip_seed or 0,
+            as_built=args.as_built,
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
