@@ -79,3 +79,16 @@ def test_export_spice_cli_refuses_nan_amplitude_and_input_files(tmp_path, capsys
     out = tmp_path / "x.cir"
     assert main(["export-spice", "lc-ladder-8", "--input", str(f), "--out", str(out)]) == 2
     assert "got u[2, 0] = nan" in capsys.readouterr().err and not out.exists()
+
+
+def test_lc_source_input_index_is_checked_against_the_memory_budget(monkeypatch):
+    from physim.specs import parse_spec
+
+    monkeypatch.setenv("PHYSIM_MEMORY_BUDGET", "1GiB")
+
+    d = load_spec("lc-ladder-8").model_dump(mode="json")
+    d["sources"] = [{"node": d["nodes"][0], "input": 2**31, "gain": 1.0}]
+    with pytest.raises(
+        MemoryBudgetError, match=r"8 nodes × 2147483649 input channels .* needs about 384 GiB"
+    ):
+        parse_spec(d).build()
