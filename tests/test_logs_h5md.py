@@ -193,3 +193,19 @@ def test_writer_api_for_free_form_logs(tmp_path):
         assert np.array_equal(f["observables/trajectory_q/value"][()], q)
         assert f["observables/training/loss/value"][()].tolist() == [1.0, 0.5, 1 / 3, 0.25]
         assert int(f.attrs["complete"]) == 1
+
+
+def test_replay_of_a_complete_log_with_a_deleted_record_value_fails(tmp_path, capsys):
+    import h5py
+
+    path = tmp_path / "run.h5"
+    run_session(physim.load_device("lc-ladder-8"), _protocol(60), NONIDEAL, seed=5, log=path)
+    with logs.open_log(path) as f:
+        name, group = next(iter(logs.records(f, "exec-0000").items()))
+        where = group.name
+    with h5py.File(path, "r+") as f:
+        del f[f"{where}/value"]
+    rep = replay(path)
+    assert rep.mismatches == [f"exec-0000/{name} (missing from the log)"]
+    assert _cli("replay", str(path)) == 1
+    assert "replay differs in 1 of" in capsys.readouterr().out
