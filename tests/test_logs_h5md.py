@@ -17,6 +17,7 @@ import pytest
 
 import physim
 from physim import logs
+from physim.cli import main
 from physim.instrument.specs import parse_nonideal
 from physim.protocol.commands import register
 from physim.protocol.session import run_session
@@ -209,3 +210,20 @@ def test_replay_of_a_complete_log_with_a_deleted_record_value_fails(tmp_path, ca
     assert rep.mismatches == [f"exec-0000/{name} (missing from the log)"]
     assert _cli("replay", str(path)) == 1
     assert "replay differs in 1 of" in capsys.readouterr().out
+
+
+def test_plot_out_never_replaces_a_users_file(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "run.h5"
+    run_session(physim.load_device("lc-ladder-8"), _protocol(60), NONIDEAL, seed=5, log=log)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my own figure")
+    assert main(["plot", str(log), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine} exists and physim plot did not write it" in err and "--force" in err
+    assert mine.read_bytes() == b"my own figure"
+    ours = tmp_path / "ours.png"
+    assert main(["plot", str(log), "--out", str(ours)]) == 0
+    assert main(["plot", str(log), "--out", str(ours)]) == 0  # its own figure: replotted
+    assert main(["plot", str(log), "--out", str(mine), "--force"]) == 0
+    assert mine.read_bytes()[:4] == b"\x89PNG"
