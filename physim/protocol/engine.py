@@ -25,6 +25,7 @@ from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import ProtocolSpec
 from physim.protocol.steps import STEPS, MemoryTally, RunState
 from physim.protocol.task import Task, build_task
+from physim.stability import check_programmed_stability
 
 OnStep = Callable[[int, object, list[Record]], None]
 
@@ -84,7 +85,10 @@ def run_protocol(
     protocol, calibration = resolve_eps(instrument, protocol, task, theta)
     used = Usage.snapshot(instrument)  # after the ε calibration: this execution's use only
     if theta is not None or instrument.theta is None:
-        instrument.program(theta if theta is not None else dev.theta0)
+        written = instrument.program(theta if theta is not None else dev.theta0)
+        # the build checked ω·dt at θ0; a θ that moved (training, a programmed θ, the DAC,
+        # the mismatch of this chip) is checked where it is written
+        check_programmed_stability(dev, instrument.phys, written)
     u_task = instrument.write_drive(task.u)
     run = RunState(instrument, protocol, task, u_task, check, range_checked=not check)
     records: list[Record] = []

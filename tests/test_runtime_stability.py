@@ -1,0 +1,39 @@
+"""ω·dt is checked wherever θ is written, not only at build: a programmed or learned θ that
+crosses the leapfrog limit stops before the run, naming the parameter that moved."""
+
+import numpy as np
+import pytest
+
+import physim
+from physim.instrument.hardware import Instrument
+from physim.protocol.engine import run_protocol
+from physim.protocol.specs import load_protocol
+from physim.spec_base import with_updates
+from physim.stability import UnstableStepError, stability_ratio
+
+
+def _protocol(n_steps: int = 300):
+    p = load_protocol("rhel-centred-rerun")
+    return with_updates(p, task=with_updates(p.task, n_steps=n_steps))
+
+
+def test_programmed_theta_beyond_the_limit_is_refused_naming_the_parameter():
+    dev = physim.load_device("lc-ladder-8")
+    theta = dev.theta0.copy()
+    theta[0] *= 1e-4  # C1 10^4 x smaller: its mode 100 x faster, far past ω·dt = 2
+    assert stability_ratio(dev, dev.physical(theta))[0] > 2  # the premise
+    with pytest.raises(
+        UnstableStepError,
+        match=r"dt·ω_max = \S+ at the programmed θ, beyond the leapfrog limit 2 .* the "
+        r"parameter that moved most is capacitance C1 = 1.02e-13 F \(0.0001x its θ0",
+    ):
+        run_protocol(Instrument(dev, None), _protocol(), theta=theta)
+
+
+def test_theta_that_stays_stable_runs_as_before():
+    dev = physim.load_device("lc-ladder-8")
+    theta = dev.theta0.copy()
+    theta[0] *= 0.5
+    assert stability_ratio(dev, dev.physical(theta))[0] < 2
+    res = run_protocol(Instrument(dev, None), _protocol(60), theta=theta)
+    assert all(np.all(np.isfinite(r.value)) for r in res.records)
