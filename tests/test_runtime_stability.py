@@ -37,3 +37,28 @@ def test_theta_that_stays_stable_runs_as_before():
     assert stability_ratio(dev, dev.physical(theta))[0] < 2
     res = run_protocol(Instrument(dev, None), _protocol(60), theta=theta)
     assert all(np.all(np.isfinite(r.value)) for r in res.records)
+
+
+@pytest.mark.parametrize("c", [1.5, 2.0])
+def test_anti_damped_echo_is_flagged(c):
+    from physim.instrument.specs import parse_nonideal
+    from physim.warnings import PhysimWarning
+
+    dev = physim.load_device("lc-ladder-8")
+    ni = parse_nonideal(
+        {"sources": [{"kind": "dissipation", "quality_factor": 100.0, "compensation": c}]}
+    )
+    with pytest.warns(PhysimWarning, match=rf"compensation = {c:g} ran the echo anti-damped"):
+        run_protocol(Instrument(dev, ni), _protocol(60), check=True)
+
+
+def test_lossless_or_damped_echo_is_not_flagged(recwarn):
+    from physim.instrument.specs import parse_nonideal
+
+    dev = physim.load_device("lc-ladder-8")
+    for c in (0.0, 1.0):
+        ni = parse_nonideal(
+            {"sources": [{"kind": "dissipation", "quality_factor": 100.0, "compensation": c}]}
+        )
+        run_protocol(Instrument(dev, ni), _protocol(60), check=True)
+    assert not [w for w in recwarn if "anti-damped" in str(w.message)]
