@@ -462,3 +462,13 @@ def test_out_over_a_users_own_results_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "holds results.csv but no study.json" in err and "another --out" in err
         assert (mine / "results.csv").read_text() == "my,own\n1,2\n"
+
+
+def test_sweep_expansion_checks_the_memory_budget(monkeypatch):
+    from physim.memory import MemoryBudgetError
+
+    monkeypatch.setenv("PHYSIM_MEMORY_BUDGET", "64MiB")
+    big = {**tomllib.loads(FOLDER), "replicates": 10_000, "max_points": 10**9}
+    big["axes"] = [{"path": "protocol.eps", "linspace": [1e-3, 1e-2, 1000]}]
+    with pytest.raises(MemoryBudgetError, match=r"study 'folder-test' of 10,000,000 points needs"):
+        expand(parse_study(big))
