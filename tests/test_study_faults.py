@@ -472,3 +472,13 @@ def test_sweep_expansion_checks_the_memory_budget(monkeypatch):
     big["axes"] = [{"path": "protocol.eps", "linspace": [1e-3, 1e-2, 1000]}]
     with pytest.raises(MemoryBudgetError, match=r"study 'folder-test' of 10,000,000 points needs"):
         expand(parse_study(big))
+
+
+@pytest.mark.slow
+def test_local_cluster_through_the_watched_executor(tmp_path):
+    # --executor dask without an address: a LocalCluster, heartbeats answered all along
+    spec = parse_study(_study(3000, name="watched"))
+    with dask_executor(ExecutorSpec(heartbeat=0.2, timeout=5), workers=1) as (ex, _):
+        ds = run_study(spec, executor=ex, out=tmp_path)
+        ex.check(now=True)  # still answering after the study
+    assert int(ds.failed.sum()) == 0 and ds.attrs["n_done"] == N_POINTS
