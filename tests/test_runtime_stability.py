@@ -62,3 +62,16 @@ def test_lossless_or_damped_echo_is_not_flagged(recwarn):
         )
         run_protocol(Instrument(dev, ni), _protocol(60), check=True)
     assert not [w for w in recwarn if "anti-damped" in str(w.message)]
+
+
+def test_twin_at_a_moved_theta_beyond_the_limit_is_refused():
+    # the BPTT digital twin (simulate) at a trained θ: refused before it runs to 1e160
+    from physim.bptt import bptt_gradient
+    from physim.protocol.task import build_task
+
+    dev = physim.load_device("lc-ladder-8")
+    theta = dev.theta0.copy()
+    theta[3] *= 1e-4
+    task = build_task(dev, _protocol(300).task)
+    with pytest.raises(UnstableStepError, match=r"moved most is capacitance C4"):
+        bptt_gradient(dev, theta, task.u, task.target, loss=task.loss)
