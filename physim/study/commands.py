@@ -202,7 +202,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="study folder (default physim-out/studies/NAME)")
     p.add_argument("--workers", type=int, help="local workers (default: one per core)")
     p.add_argument("--executor", choices=["local", "dask"], help="where the points run")
-    p.add_argument("--address", help="Dask scheduler to join, tcp://host:8786")
+    p.add_argument(
+        "--address",
+        help="Dask scheduler to join, tcp://host:8786; a lost or silent scheduler stops the "
+        "run within [executor] heartbeat + timeout seconds (default 5 + 30), keeping every "
+        "finished point: rerun to resume",
+    )
     p.add_argument("--dry-run", action="store_true", help="count and time; run nothing else")
     p.add_argument("--restart", action="store_true", help="discard the results in --out")
     p.add_argument("--max-points", type=int, help="override the study's point budget")

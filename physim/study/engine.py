@@ -4,6 +4,13 @@ The engine talks only to the Executor interface. The embedded default is a spawn
 with numba and BLAS single-threaded in every worker; ``dask.distributed`` provides the same
 interface through ``Client.get_executor()`` (a LocalCluster, a scheduler address or a
 dask-jobqueue cluster), so local and cluster runs are one code path.
+
+Faults: a point that fails by its own physics is a result (journaled with its message). A
+task the executor cannot finish (a broken pool, a lost or silent scheduler, a cancelled
+future) stops the study with :class:`ExecutorLost` — one line naming what was lost — and the
+points in flight are not journaled, so the same command resumes them. The Dask executor is
+watched: a scheduler that stops answering is detected within ``heartbeat + timeout`` seconds
+of ``[executor]`` (5 + 30 by default).
 """
 
 from __future__ import annotations
