@@ -482,3 +482,15 @@ def test_local_cluster_through_the_watched_executor(tmp_path):
         ds = run_study(spec, executor=ex, out=tmp_path)
         ex.check(now=True)  # still answering after the study
     assert int(ds.failed.sum()) == 0 and ds.attrs["n_done"] == N_POINTS
+
+
+def test_slurm_without_sbatch_on_the_command_line(tmp_path, monkeypatch, capsys):
+    toml = tmp_path / "s.toml"
+    toml.write_text(FOLDER + '[executor]\nkind = "slurm"\n')
+    monkeypatch.setenv("PATH", str(tmp_path))
+    t0 = time.monotonic()
+    assert main(["sweep", "run", str(toml), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert time.monotonic() - t0 < 10
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("physim sweep: error: [executor] kind = 'slurm' submits jobs with sbatch")
+    assert "\n" not in err
