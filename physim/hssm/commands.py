@@ -181,6 +181,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "--init-from DIR (see the README)",
             file=sys.stderr,
         )
+    if args.no_resume and (out / "metrics.json").exists():
+        # --no-resume ignores a checkpoint to start afresh; a finished run is not replaced
+        print(
+            f"error: {out} holds a finished training run (metrics.json); --no-resume would "
+            "replace it: choose another --out, or delete that folder to train it again",
+            file=sys.stderr,
+        )
+        return 2
     try:
         res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
     except (ConfigError, ValueError, ImportError) as err:

@@ -17,8 +17,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from physim.tools.logplot import plot_log
+    from physim.tools.logplot import check_png_out, plot_log
 
+    if args.out is not None:
+        check_png_out(args.out, args.force)
     print(f"wrote {plot_log(args.log, args.out, args.run)}")
     return 0
 
@@ -54,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("log")
     p.add_argument("--out", help="PNG path (default: next to the log)")
     p.add_argument("--run", help="protocol execution to plot (default: the first)")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite --out even if physim did not write it"
+    )
     p.set_defaults(func=_cmd_plot)
 
     p = subparsers.add_parser("replay", help="re-run a log from its provenance and compare")

@@ -36,6 +36,35 @@ def _stderr(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+#: the PNG "Software" text of every figure ``physim plot`` writes: how it knows a file at
+#: ``--out`` is its own (replotted freely) rather than a user's (refused without --force)
+PNG_SOFTWARE = "physim plot"
+
+
+def check_png_out(out: str | Path, force: bool = False) -> Path:
+    """Refuse to replace a file at ``out`` that ``physim plot`` did not write (unless
+    ``force``): a user's own figure or data is never overwritten silently."""
+    out = Path(out)
+    if force or not out.exists():
+        return out
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; give a PNG file path")
+    ours = False
+    try:
+        from PIL import Image
+
+        with Image.open(out) as im:
+            ours = im.format == "PNG" and im.info.get("Software") == PNG_SOFTWARE
+    except Exception:  # not an image at all: certainly not ours
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"{out} exists and physim plot did not write it; choose another --out, or pass "
+            "--force to overwrite it"
+        )
+    return out
+
+
 def plot_log(
     path: str | Path,
     out: str | Path | None = None,
@@ -194,6 +223,6 @@ def plot_log(
         a.set_title("in-situ training: loss measured at each epoch (before its update)", fontsize=9)
         a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
     return out
