@@ -118,7 +118,8 @@ class _Workspace:
 
     def __init__(self, n_ch: int, dtype=np.float64) -> None:
         self.n_threads = numba.get_num_threads()
-        shape = (self.n_threads, PK.CHUNK_ROWS)
+        # a row per thread id of numba's pool (the backward's lanes index it by thread id)
+        shape = (max(self.n_threads, numba.config.NUMBA_NUM_THREADS), PK.CHUNK_ROWS)
         self.z = np.empty((*shape, n_ch), dtype)
         self.cdf = np.empty((*shape, n_ch), dtype)
         self.pre = np.empty((*shape, 2 * n_ch), dtype)
@@ -488,7 +489,6 @@ class HSSM:
             dx[...] = 0.0
             dx[s - 1 :: s] = dxs
         dx2 = dx.reshape(R, H)
-        nt = numba.get_num_threads()
         n_modes = caches[0].phi.shape[2]
         # one set of row buffers for all blocks: u (the norm output, recomputed), du (dL/du:
         # the readout's share from the periphery kernel, then the core's added by its echo or
@@ -507,9 +507,10 @@ class HSSM:
             gamma = params[k + "norm.gamma"]
             PK.norm_apply(c.xhat.reshape(R, H), gamma, params[k + "norm.beta"], u.reshape(R, H))
             w = _block_weights(params, k, self._complex, dt)
-            acc_C = np.empty((nt, n_modes, H))
-            acc_W = np.empty((nt, H, 2 * H))
-            acc_v = np.empty((nt, 2, 2 * H))
+            # per-lane sums, a fixed number of lanes: the same sums on any thread count
+            acc_C = np.empty((PK.LANES, n_modes, H))
+            acc_W = np.empty((PK.LANES, H, 2 * H))
+            acc_v = np.empty((PK.LANES, 2, 2 * H))
             ws = _Workspace(H, dt)  # (freed before the core's echo, which can then use its memory)
             PK.block_bwd(
                 dx2,
@@ -524,7 +525,7 @@ class HSSM:
                 *_masks(c.mask1, c.mask2),
                 scale,
                 self.spec.gelu == "tanh",
-                nt,
+                PK.LANES,
                 ws.z,
                 ws.cdf,
                 ws.pre,
@@ -563,9 +564,10 @@ class HSSM:
             t2 = time.perf_counter()
             grads[k + "core"] = res.grad
             if self.spec.norm == "layer":
-                acc = np.empty((nt, 2, H))
+                parts = PK.norm_parts(R)  # (not the thread count: the sums stay the same)
+                acc = np.empty((parts, 2, H))
                 PK.layer_norm_bwd(
-                    du.reshape(R, H), c.xhat.reshape(R, H), c.rstd, gamma, nt, dx2, acc
+                    du.reshape(R, H), c.xhat.reshape(R, H), c.rstd, gamma, parts, dx2, acc
                 )
                 gb = acc.sum(axis=0)
                 grads[k + "norm.gamma"], grads[k + "norm.beta"] = gb[0], gb[1]

@@ -35,7 +35,7 @@ import math
 # threadpoolctl limits it too
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 from physim.fastexp import exp_flushed, flush_to, like, sigmoid
 
@@ -46,6 +46,10 @@ from physim.fastexp import exp_flushed, flush_to, like, sigmoid
 #: 3.50–3.67 s (2048); PPG 6.04–6.22 s vs 6.67 s (4096); (1024 × 64)·(64 × 128) products still
 #: run at matmul speed
 CHUNK_ROWS = 1024
+#: lanes of :func:`block_bwd`'s parameter-gradient sums: a fixed number, so that the sums do
+#: not depend on the thread count (per-thread sums made training differ by ~1e-12 between 1
+#: and 2 numba threads); up to this many threads share the work
+LANES = 16
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -117,16 +121,19 @@ def norm_apply(xhat, gamma, beta, u):
 
 
 @njit(cache=True, parallel=True)
-def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
-    """dx += layer-norm input gradient of du = dL/du; acc[t] = per-thread (dγ, dβ) sums.
+def layer_norm_bwd(du, xhat, rstd, gamma, n_parts, dx, acc):
+    """dx += layer-norm input gradient of du = dL/du; acc[t] = the (dγ, dβ) sums of part t.
 
     dx of xhat = (x − μ)·rstd from g = dL/dxhat = du·γ:
-    rstd·(g − mean(g) − xhat·mean(g·xhat)); ``acc`` is (n_threads, 2, H).
+    rstd·(g − mean(g) − xhat·mean(g·xhat)); ``acc`` is (n_parts, 2, H). The rows are split into
+    ``n_parts`` equal runs summed in parallel; the caller sums ``acc`` over parts. Give
+    :func:`norm_parts` (a function of the row count only) so that the sums, and the training,
+    are the same whatever the number of threads.
     """
     n_rows, n_ch = xhat.shape
     acc[:] = 0.0
-    per = (n_rows + n_threads - 1) // n_threads
-    for t in prange(n_threads):
+    per = (n_rows + n_parts - 1) // n_parts
+    for t in prange(n_parts):
         g = np.empty(n_ch)
         for r in range(t * per, min(n_rows, (t + 1) * per)):
             mg = 0.0
@@ -144,6 +151,17 @@ def layer_norm_bwd(du, xhat, rstd, gamma, n_threads, dx, acc):
             s = rstd[r]
             for j in range(n_ch):
                 dx[r, j] = flush_to(dx, dx[r, j] + s * (g[j] - mg - xhat[r, j] * mgx))
+
+
+#: rows per partial (dγ, dβ) sum of :func:`layer_norm_bwd` (enough parts for any thread count)
+NORM_PART_ROWS = 256
+
+
+def norm_parts(n_rows: int) -> int:
+    """The number of partial sums of :func:`layer_norm_bwd` for ``n_rows``: a function of the
+    row count alone (a partition by thread count made training differ by ~1e-12 between 1
+    and 2 numba threads)."""
+    return max(1, -(-n_rows // NORM_PART_ROWS))
 
 
 @njit(cache=True, inline="always")
@@ -218,14 +236,16 @@ def block_fwd(
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def block_bwd(
-    dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, tanh_gelu, n_threads,
+    dx, u, phi, Ct, C, D, W12t, W12, b12, m1, m2, has_mask, scale, tanh_gelu, n_lanes,
     ws_z, ws_cdf, ws_pre, dphi, du, acc_C, acc_W, acc_v,
 ):  # fmt: skip
     """Backward of :func:`block_fwd` from dx = dL/d(block output), recomputing the block.
 
-    Writes dphi = dz C (R, P) and du = dz ⊙ D (R, H), the readout's share of dL/du; per-thread
+    Writes dphi = dz C (R, P) and du = dz ⊙ D (R, H), the readout's share of dL/du; per-lane
     sums: ``acc_C[t]`` = φᵀ dz (P, H), ``acc_W[t]`` = hᵀ [da | ds] (H, 2H), ``acc_v[t]`` rows
-    [db₁ | db₂] (2H) and dD (first H of row 1), with ``acc_v`` shaped (n_threads, 2, 2H).
+    [db₁ | db₂] (2H) and dD (first H of row 1), with ``acc_v`` shaped (n_lanes, 2, 2H). Row
+    chunk c is summed in lane c mod n_lanes (give :data:`LANES`): the sums, and so training, are
+    the same whatever the thread count. The scratch ``ws_*`` has a row per thread id.
     ``dphi`` may be ``phi`` itself: each row block of φ is read before its dφ is written.
     """
     n_rows, n_ch = dx.shape
@@ -237,15 +257,16 @@ def block_bwd(
     acc_C[:] = 0.0
     acc_W[:] = 0.0
     acc_v[:] = 0.0
-    for t in prange(n_threads):
+    for t in prange(n_lanes):
         keep = np.ones(n_ch, dtype=np.uint8)
-        for c in range(t, n_chunks, n_threads):
+        w = get_thread_id()  # this thread's scratch rows (one lane at a time per thread)
+        for c in range(t, n_chunks, n_lanes):
             r0 = c * CHUNK_ROWS
             r1 = min(n_rows, r0 + CHUNK_ROWS)
             n = r1 - r0
-            z = ws_z[t, :n]
-            cdf = ws_cdf[t, :n]
-            pre = ws_pre[t, :n]
+            z = ws_z[w, :n]
+            cdf = ws_cdf[w, :n]
+            pre = ws_pre[w, :n]
             # recompute the block: z -> h (kept in z), GELU'(z) (in cdf), GLU pre-activations
             _readout_gelu(phi, Ct, u, D, m1, has_mask, scale, tanh_gelu, r0, keep, z, cdf, True)
             np.dot(z, W12t, pre)
