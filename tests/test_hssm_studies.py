@@ -25,6 +25,8 @@ def _study(name: str, **changes) -> dict:
     for key, value in changes.items():
         if key == "axes":
             for axis, values in zip(data["axes"], value, strict=True):
+                for k in ("values", "logspace", "linspace"):
+                    axis.pop(k, None)
                 axis["values"] = values
         elif key in data:
             data[key] = value if not isinstance(value, dict) else {**data[key], **value}
