@@ -117,6 +117,7 @@ def compare_gradients(
     y: np.ndarray | None = None,
     complex_ssm: bool = False,
     precision: str = "float64",
+    a_param: str = "relu",
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
@@ -124,7 +125,8 @@ def compare_gradients(
     a time channel). Without ``X, y`` a seeded synthetic batch is used (N(0, 1) inputs, random
     labels); pass a data batch (batch-first) to use real samples. ``complex_ssm``: LinHRU
     cores with complex B, C. ``precision = "float32"``: RHEL of the float32 model against the
-    BPTT gradient of its float64 twin (same parameters and batch).
+    BPTT gradient of its float64 twin (same parameters and batch). ``a_param``: the LinHRU
+    stiffness map (``relu`` or ``softplus``).
     """
     spec = HSSMSpec(
         model=model,
@@ -134,6 +136,7 @@ def compare_gradients(
         dropout=0.0,
         complex_ssm=complex_ssm,
         precision=precision,
+        a_param=a_param,
     )
     L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
     # both algorithms' training-step memory (BPTT stores more), plus the inputs
