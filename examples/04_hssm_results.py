@@ -41,11 +41,18 @@ SYNTHETIC = ("adding", "copy")
 
 
 def config(
-    data: str, model: str, steps: int, batch: int, length: int | None, lr: float = 1e-3
+    data: str,
+    model: str,
+    steps: int,
+    batch: int,
+    length: int | None,
+    lr: float = 1e-3,
+    a_param: str = "relu",
 ) -> dict:
+    arch = dict(CPU_ARCH, a_param=a_param) if model == "linhru" else CPU_ARCH
     cfg = {
         "data": data,
-        "model": {"model": model, **CPU_ARCH},
+        "model": {"model": model, **arch},
         "lr": lr,
         "batch_size": batch,
         "n_steps": steps,
@@ -115,6 +122,12 @@ def main() -> None:
     )
     ap.add_argument("--warmup-steps", type=int, default=3000, help="steps of the warm-up stage")
     ap.add_argument("--warmup-lr", type=float, default=1e-3, help="learning rate of the warm-up")
+    ap.add_argument(
+        "--a-param",
+        choices=("relu", "softplus"),
+        default="relu",
+        help="LinHRU stiffness map A(θ_A): relu (the paper's) or softplus (no zero-slope trap)",
+    )
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     ap.add_argument("--out", type=Path, default=Path("runs/hssm-table"))
     ap.add_argument("--quick", action="store_true", help="CI size: tiny data, 3 steps, 1 seed")
@@ -135,13 +148,21 @@ def main() -> None:
         for model in args.models:
             cfg_path = args.out / f"{data}-{model}.json"
             cfg_path.write_text(
-                json.dumps(config(data, model, args.steps, args.batch, args.length, args.lr))
+                json.dumps(
+                    config(data, model, args.steps, args.batch, args.length, args.lr, args.a_param)
+                )
             )
             warm = None
             if args.warmup_length is not None and data in SYNTHETIC:
                 warm = args.out / f"{data}-{model}-warmup.json"
                 wcfg = config(
-                    data, model, args.warmup_steps, args.batch, args.warmup_length, args.warmup_lr
+                    data,
+                    model,
+                    args.warmup_steps,
+                    args.batch,
+                    args.warmup_length,
+                    args.warmup_lr,
+                    args.a_param,
                 )
                 warm.write_text(json.dumps(wcfg))
             for algo in ("rhel", "bptt"):

@@ -6,9 +6,10 @@ the checks made at the Python boundary), the physical element values ``w`` those
 ``B`` that turns an input ``u`` into the drive ``s = B u``, a readout matrix, the initial state,
 and the map from the learnable vector ``theta`` (contiguous, named slices) onto ``w`` and ``B``.
 
-Raw learnable values pass through a fixed transform (``identity``, ``relu`` or ``sigmoid``) so
-that e.g. a LinHRU step ``Δt = sigmoid(θ)`` stays in (0, 1); gradients are pulled back through
-the same transform.
+Raw learnable values pass through a fixed transform (``identity``, ``relu``, ``softplus`` or
+``sigmoid``) so that e.g. a LinHRU step ``Δt = sigmoid(θ)`` stays in (0, 1); gradients are
+pulled back through the same transform. ``softplus`` (log(1 + e^θ)) keeps a value positive with
+a slope that is nowhere zero: unlike ``relu``, no region of θ freezes the value.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Transform = Literal["identity", "relu", "sigmoid"]
+Transform = Literal["identity", "relu", "softplus", "sigmoid"]
 Prm = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -58,8 +59,15 @@ def _forward_transform(kind: Transform, raw: np.ndarray) -> np.ndarray:
         return raw.copy()
     if kind == "relu":
         return np.maximum(raw, 0.0)
+    if kind == "softplus":  # log(1 + e^raw) without overflow for raw ≫ 0
+        return np.logaddexp(0.0, raw)
     with np.errstate(over="ignore"):  # exp(−raw) = inf for raw ≪ 0 gives the exact limit 0
         return 1.0 / (1.0 + np.exp(-raw))
+
+
+def transform_values(kind: Transform, raw: np.ndarray) -> np.ndarray:
+    """The values a group of transform ``kind`` sets from raw learnable values ``raw``."""
+    return _forward_transform(kind, np.asarray(raw, dtype=np.float64))
 
 
 def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
@@ -67,9 +75,10 @@ def _transform_slope(kind: Transform, raw: np.ndarray) -> np.ndarray:
         return np.ones_like(raw)
     if kind == "relu":
         return (raw > 0.0).astype(np.float64)
+    # the slope of softplus is sigmoid, the sigmoid's own slope sig (1 − sig)
     with np.errstate(over="ignore"):
         sig = 1.0 / (1.0 + np.exp(-raw))
-    return sig * (1.0 - sig)
+    return sig if kind == "softplus" else sig * (1.0 - sig)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from physim.hssm.commands import register, resolve_train_spec
+from physim.hssm.config import ConfigError
 
 #: the Figure-4 targets of the issue (RHEL exact up to echo round-off)
 MIN_COSINE = 0.999999
@@ -116,6 +117,18 @@ def test_cli_overrides_preset():
     assert (spec.model.model, spec.model.precision) == ("nonlinhru", "float32")
     with pytest.raises(SystemExit):
         _parse(["train", "--precision", "float16"])
+
+
+def test_a_param_option():
+    spec = resolve_train_spec(_parse(["train", "--config", "adding-linhru-warmup"]))
+    assert spec.model.a_param == "relu"  # the paper's default
+    spec = resolve_train_spec(
+        _parse(["train", "--config", "adding-linhru-warmup", "--a-param", "softplus"])
+    )
+    assert spec.model.a_param == "softplus"
+    assert spec.model.input_scale == 0.1  # the rest of the preset is kept
+    with pytest.raises(ConfigError, match="a_param = 'softplus' sets the LinHRU stiffness map"):
+        resolve_train_spec(_parse(["train", "--model", "nonlinhru", "--a-param", "softplus"]))
 
 
 def test_adding_presets_and_init_from_option(tmp_path):

@@ -24,6 +24,7 @@ def _tiny(
     output_step: int = 1,
     norm: str = "layer",
     complex_ssm: bool = False,
+    a_param: str = "relu",
 ):
     spec = HSSMSpec(
         model=model,
@@ -34,6 +35,7 @@ def _tiny(
         output_step=output_step,
         norm=norm,
         complex_ssm=complex_ssm,
+        a_param=a_param,
     )
     n_out = 2
     net = HSSM.build(spec, 2, n_out, task, seed=3)
@@ -79,6 +81,12 @@ def test_bptt_stack_gradient_matches_finite_differences(model):
     _fd_check(net, params, X, y, "bptt")
 
 
+@pytest.mark.parametrize("algo", ["bptt", "rhel"])
+def test_softplus_stiffness_stack_gradient_matches_finite_differences(algo):
+    net, params, X, y = _tiny("linhru", a_param="softplus", complex_ssm=True)
+    _fd_check(net, params, X, y, algo)
+
+
 def test_rhel_stack_gradient_with_dropout_matches_finite_differences():
     # dropout masks are drawn from a generator seeded identically for every loss evaluation
     net, params, X, y = _tiny("linhru", dropout=0.3)
@@ -116,11 +124,26 @@ def test_batch_norm_running_statistics():
 
 
 @pytest.mark.parametrize(
-    ("model", "complex_ssm"), [("linhru", False), ("nonlinhru", False), ("linhru", True)]
+    ("model", "complex_ssm", "a_param"),
+    [
+        ("linhru", False, "relu"),
+        ("nonlinhru", False, "relu"),
+        ("linhru", True, "relu"),
+        ("linhru", False, "softplus"),
+        ("linhru", True, "softplus"),
+    ],
 )
-def test_chained_rhel_equals_bptt_per_block_and_parameter(model, complex_ssm):
+def test_chained_rhel_equals_bptt_per_block_and_parameter(model, complex_ssm, a_param):
     res = compare_gradients(
-        model, n_blocks=3, hidden=8, ssm_dim=6, length=60, batch=3, seed=1, complex_ssm=complex_ssm
+        model,
+        n_blocks=3,
+        hidden=8,
+        ssm_dim=6,
+        length=60,
+        batch=3,
+        seed=1,
+        complex_ssm=complex_ssm,
+        a_param=a_param,
     )
     n_rows = 2 + 3 * (11 if model == "linhru" else 13) + 2 + (3 if complex_ssm else 0)
     assert len(res.rows) == n_rows

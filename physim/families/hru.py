@@ -4,6 +4,8 @@
 
     H = Σ_i Δt_i (½ π_i² + ½ A_i φ_i² − φ_i (B u)_i),   A = relu(θ_A),  Δt = sigmoid(θ_Δt)
 
+(``a_param = "softplus"``: A = log(1 + e^θ_A) instead of the paper's relu, see LinHRUSpec.)
+
 **NonlinHRU** (kernels in :mod:`physim.families.nonlinhru_kernels`)::
 
     H = ½‖π‖² + (α/2)‖φ‖² + Σ_i (c_i / W_i) log cosh(W_i φ_i + (B u)_i + b_i),   c = sigmoid(θ_c)
@@ -21,11 +23,15 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from physim import memory
-from physim.device import Device, ParamGroup
+from physim.device import Device, ParamGroup, transform_values
 from physim.families import linhru_kernels, nonlinhru_kernels
 from physim.families.base import FAMILIES, Family
 from physim.spec_base import Seed, SpecModel
 from physim.stability import check_stability
+
+#: softplus A-parametrisation: the smallest initial stiffness (θ_A = softplus⁻¹(1e-8) ≈ −18.4);
+#: relu's initial A = 0 has no finite preimage under softplus
+A_INIT_MIN = 1e-8
 
 
 def _signed_zero_free(bounds: tuple[float, float]) -> tuple[float, float]:
@@ -109,8 +115,18 @@ class LinHRUSpec(_HRUBase):
 
     kind: Literal["linhru"]
     dt: float = Field(1.0, gt=0, description="global integrator step δ (1); per-mode steps are Δt")
-    a_range: tuple[float, float] = Field((0.0, 1.0), description="θ_A ~ U[a_range]")
+    a_range: tuple[float, float] = Field(
+        (0.0, 1.0),
+        description="relu: θ_A ~ U[a_range]; softplus: θ_A starts where A equals relu's initial "
+        "stiffness, A = max(x, A_INIT_MIN) for the same draw x ~ U[a_range]",
+    )
     dt_raw_range: tuple[float, float] = Field((-2.0, 2.0), description="θ_Δt ~ U[dt_raw_range]")
+    a_param: Literal["relu", "softplus"] = Field(
+        "relu",
+        description="map from θ_A to the stiffness A: 'relu' — A = max(θ_A, 0), the paper's; "
+        "'softplus' — A = log(1 + e^θ_A) > 0, whose slope is nowhere zero (a relu mode whose "
+        "θ_A crosses 0 is a free particle with zero gradient on θ_A: it cannot recover)",
+    )
     learnable: list[Literal["A", "dt", "input_weight"]] = Field(
         default_factory=lambda: ["A", "dt", "input_weight"], description="trained groups"
     )
@@ -132,6 +148,9 @@ class LinHRUSpec(_HRUBase):
         P, H = self.n_modes, self.n_inputs
         rng = np.random.default_rng(self.seed)
         a_raw = rng.uniform(*_signed_zero_free(self.a_range), size=P)
+        if self.a_param == "softplus":  # same initial stiffnesses as relu: θ_A = softplus⁻¹(A)
+            a0 = np.maximum(a_raw, A_INIT_MIN)
+            a_raw = a0 + np.log(-np.expm1(-a0))  # log(e^A − 1) without overflow for large A
         dt_raw = rng.uniform(*_signed_zero_free(self.dt_raw_range), size=P)
         B = self._input_matrix(rng)
         tie = 1
@@ -140,10 +159,13 @@ class LinHRUSpec(_HRUBase):
             tie = 2
         n = tie * P  # degrees of freedom
         w = np.concatenate(
-            [np.tile(np.maximum(a_raw, 0.0), tie), np.tile(1.0 / (1.0 + np.exp(-dt_raw)), tie)]
+            [
+                np.tile(transform_values(self.a_param, a_raw), tie),
+                np.tile(1.0 / (1.0 + np.exp(-dt_raw)), tie),
+            ]
         )
         table = {
-            "A": (ParamGroup("A", "1", "w", np.arange(n), "relu", tie=tie), a_raw),
+            "A": (ParamGroup("A", "1", "w", np.arange(n), self.a_param, tie=tie), a_raw),
             "dt": (ParamGroup("dt", "step", "w", n + np.arange(n), "sigmoid", tie=tie), dt_raw),
             "input_weight": (ParamGroup("input_weight", "1", "B", np.arange(n * H)), B.reshape(-1)),
         }

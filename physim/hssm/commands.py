@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from physim import jsonio
 from physim.hssm.config import (
     DATASETS,
@@ -16,7 +18,7 @@ from physim.hssm.config import (
     TrainSpec,
     load_train_spec,
 )
-from physim.spec_base import with_updates
+from physim.spec_base import validation_message, with_updates
 
 MODELS = ("linhru", "nonlinhru")
 TRAIN_DATA = DATASETS  # every dataset physim.data loads (the README's table)
@@ -47,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override the model's activation precision (float32: half the memory, faster)",
     )
     p.add_argument(
+        "--a-param",
+        choices=("relu", "softplus"),
+        help="override the LinHRU stiffness map A(θ_A): relu (the paper's) or softplus (no "
+        "zero-slope trap)",
+    )
+    p.add_argument(
         "--init-from",
         help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
         "shorter-sequence stage of a length curriculum",
@@ -75,6 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--complex", action="store_true", help="LinHRU with complex B, C (the paper's default)"
+    )
+    p.add_argument(
+        "--a-param",
+        choices=("relu", "softplus"),
+        default="relu",
+        help="LinHRU stiffness map A(θ_A): relu (the paper's) or softplus",
     )
     p.add_argument(
         "--precision",
@@ -140,13 +154,16 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
         upd["init_from"] = str(Path(args.init_from).resolve())
     model_upd = {
         k: getattr(args, k)
-        for k in ("model", "precision", "nonideal", "chip_seed")
+        for k in ("model", "precision", "a_param", "nonideal", "chip_seed")
         if getattr(args, k, None) is not None
     }
     if model_upd.get("nonideal") is not None:
         model_upd["nonideal"] = _check_nonideal(model_upd["nonideal"])
     if model_upd:
-        upd["model"] = with_updates(spec.model, **model_upd)
+        try:  # e.g. --model nonlinhru --a-param softplus: a user error, not a traceback
+            upd["model"] = with_updates(spec.model, **model_upd)
+        except ValidationError as err:
+            raise ConfigError(validation_message(err, "(command line)")) from None
     # re-validate so overrides get the same checks as a file
     data = spec.model_dump()
     data.update({k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in upd.items()})
@@ -228,6 +245,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             nonideal=args.nonideal and _check_nonideal(args.nonideal),
             chip_seed=args.chip_seed or 0,
             as_built=args.as_built,
+            a_param=args.a_param,
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

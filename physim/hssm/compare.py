@@ -128,6 +128,7 @@ def compare_gradients(
     nonideal=None,
     chip_seed: int = 0,
     as_built: bool = False,
+    a_param: str = "relu",
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
@@ -140,7 +141,8 @@ def compare_gradients(
     ``chip_seed``) against the BPTT gradient of the ideal twin — the paper's Figure 4 on
     imperfect hardware. With ``as_built`` the reference is the BPTT gradient of the chips'
     as-built twins (:func:`physim.hssm.chips.as_built_twin`: mismatch and drift applied), which
-    separates measurement error from the chips' model error.
+    separates measurement error from the chips' model error. ``a_param``: the LinHRU
+    stiffness map (``relu`` or ``softplus``).
     """
     if as_built and nonideal is None:
         raise ValueError("as_built compares with the twins of chips: give nonideal too")
@@ -152,6 +154,7 @@ def compare_gradients(
         dropout=0.0,
         complex_ssm=complex_ssm,
         precision=precision,
+        a_param=a_param,
     )
     L, nb = (length, batch) if X is None else (X.shape[1], X.shape[0])
     # both algorithms' training-step memory (BPTT stores more), plus the inputs

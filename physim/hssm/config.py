@@ -60,6 +60,13 @@ class HSSMSpec(SpecModel):
         description="LinHRU: initial θ_Δt ~ U[dt_raw_range], Δt = sigmoid(θ_Δt) (None: the "
         "device default (−2, 2))",
     )
+    a_param: Literal["relu", "softplus"] = Field(
+        "relu",
+        description="LinHRU: map from θ_A to the stiffness A. 'relu' — A = max(θ_A, 0), the "
+        "paper's; a mode whose θ_A crosses 0 is a free particle whose θ_A gets zero gradient, "
+        "so it stays one (the trap of the README's adding seed 1). 'softplus' — A = "
+        "log(1 + e^θ_A): A > 0 with a nowhere-zero slope, started from relu's initial A",
+    )
     complex_ssm: bool = Field(
         False,
         description="LinHRU: complex B and C read out as Re(C φ) (the paper's default; 2P real "
@@ -133,6 +140,11 @@ class HSSMSpec(SpecModel):
             raise ValueError(
                 "nonideal (cores on chips) needs precision = 'float64', got "
                 f"{self.precision!r}; the chips' records are float64"
+            )
+        if self.model != "linhru" and self.a_param != "relu":
+            raise ValueError(
+                f"a_param = {self.a_param!r} sets the LinHRU stiffness map; model is "
+                f"{self.model!r}; drop a_param for a NonlinHRU"
             )
         for k in ("a_range", "dt_raw_range"):
             if self.model != "linhru" and getattr(self, k) is not None:

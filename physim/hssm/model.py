@@ -200,6 +200,7 @@ class HSSM:
                 dev = LinHRUSpec(
                     kind="linhru",
                     dt=spec.hru_dt or 1.0,
+                    a_param=spec.a_param,
                     complex_ssm=spec.complex_ssm,
                     **init,
                     **common,
