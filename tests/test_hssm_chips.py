@@ -178,3 +178,46 @@ def test_rhel_on_mismatched_chips_is_exact_for_the_chips_as_built(tmp_path):
         scale = np.max(np.abs(built[k]))
         assert np.max(np.abs(measured[k] - built[k])) <= 1e-10 * scale, k
         assert 1.0 - align(measured[k], nominal[k])[0] > 1e-3, k
+
+
+NOISY = """
+[[sources]]
+kind = "dissipation"
+quality_factor = 200.0
+temperature = 1e-6
+boltzmann = 1.0
+[[sources]]
+kind = "drift"
+model = "random_walk"
+relative_std = 1e-4
+[[sources]]
+kind = "adc"
+target = "readout"
+bits = 10
+noise_lsb = 0.5
+[[sources]]
+kind = "adc"
+target = "accumulator"
+bits = 14
+"""
+
+
+def test_a_training_on_noisy_chips_resumes_bit_for_bit(tmp_path):
+    """Killed after 3 steps and resumed, a training on chips with a thermal bath, drift and
+    noisy converters continues every noise stream, drift and converter range where it was:
+    the parameters after 6 steps are those of the uninterrupted run."""
+    noisy = _file(tmp_path, "noisy", NOISY)
+    spec = TrainSpec(
+        data="tiny",
+        model=SPEC.model_copy(update={"hidden": 8, "nonideal": noisy}),
+        n_steps=6,
+        eval_every=3,
+        batch_size=8,
+        checkpoint_every=1,
+    )
+    whole = train(spec, tmp_path / "whole", progress=False, plots=False)
+    train(spec, tmp_path / "parts", progress=False, plots=False, stop_after=3)
+    resumed = train(spec, tmp_path / "parts", progress=False, plots=False)
+    assert resumed.metrics["steps"] == 6
+    for k, v in whole.params.items():
+        assert np.array_equal(v, resumed.params[k]), k

@@ -156,6 +156,60 @@ class ChipCore:
         return GradientResult("rhel", float("nan"), grad, g_w, g_B, grad_u, kick=beta)
 
 
+def _state_of(obj) -> dict:
+    """The mutable state of one instrument part: its random streams, arrays, counters and
+    dicts of arrays (converter ranges), not its references to specs, devices or parts."""
+    out = {}
+    for k, v in vars(obj).items():
+        if isinstance(v, np.random.Generator):
+            out[k] = ("rng", v.bit_generator.state)
+        elif isinstance(v, np.ndarray):
+            out[k] = ("value", v.copy())
+        elif isinstance(v, (bool, int, float, str)):
+            out[k] = ("value", v)
+        elif isinstance(v, dict) and all(
+            isinstance(x, (np.ndarray, bool, int, float)) for x in v.values()
+        ):
+            out[k] = (
+                "value",
+                {n: (x.copy() if isinstance(x, np.ndarray) else x) for n, x in v.items()},
+            )
+    return out
+
+
+def _parts(inst: Instrument) -> list:
+    parts = [inst]
+    for src in inst.sources:
+        parts.append(src)
+        if getattr(src, "converter", None) is not None:
+            parts.append(src.converter)
+    return parts
+
+
+def chip_states(model) -> list[list[dict]]:
+    """What a checkpoint keeps of each chip so that a resumed training continues its noise
+    streams, drifts, converter ranges and counters exactly where they were."""
+    return [[_state_of(p) for p in _parts(c.instrument)] for c in model.chips]
+
+
+def restore_chip_states(model, states: list[list[dict]]) -> None:
+    """Put the chips of ``model`` (built afresh from the same spec) back in ``states``."""
+    if len(states) != len(model.chips):
+        raise ValueError(
+            f"the checkpoint holds {len(states)} chips, the model has {len(model.chips)}"
+        )
+    for chip, parts_state in zip(model.chips, states, strict=True):
+        parts = _parts(chip.instrument)
+        if len(parts) != len(parts_state):
+            raise ValueError(f"chip of block {chip.block}: the checkpoint's parts do not match")
+        for obj, st in zip(parts, parts_state, strict=True):
+            for k, (kind, v) in st.items():
+                if kind == "rng":
+                    getattr(obj, k).bit_generator.state = v
+                else:
+                    setattr(obj, k, v)
+
+
 def as_built_twin(model):
     """The HSSM whose cores are the twins of ``model``'s chips as built (BPTT-able)."""
     if model.chips is None:

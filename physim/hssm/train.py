@@ -15,6 +15,7 @@ and then logs exactly what an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 from physim import jsonio, memory
 from physim.errors import NumericalFault, check_training
 from physim.hssm.buffers import StepBuffers
+from physim.hssm.chips import chip_states
 from physim.hssm.config import ConfigError, TrainSpec
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.logs import Axis, LogWriter
@@ -180,14 +182,23 @@ def evaluate(model: HSSM, params, X, y, batch_size: int) -> dict[str, float]:
     return tot
 
 
-def _save(path: Path, params, adam: AdamState | None, meta: dict) -> None:
+def _save(path: Path, params, adam: AdamState | None, meta: dict, chips=None) -> None:
     arrays = {f"p/{k}": v for k, v in params.items()}
+    if chips is not None:  # the chips' noise streams, drifts and converter ranges
+        arrays["chips"] = np.frombuffer(pickle.dumps(chips), dtype=np.uint8)
     if adam is not None:
         arrays.update({f"m/{k}": v for k, v in adam.m.items()})
         arrays.update({f"v/{k}": v for k, v in adam.v.items()})
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     tmp.replace(path)  # atomic: an interrupted write never leaves a broken checkpoint
+
+
+def _load_chips(path: Path):
+    """The chips' states a checkpoint holds (``None`` for ideal cores); written by physim
+    itself (the checkpoint of this run's own folder), so unpickling it is safe."""
+    with np.load(path) as z:
+        return pickle.loads(z["chips"].tobytes()) if "chips" in z.files else None
 
 
 def _load(path: Path) -> tuple[dict, dict, dict, dict]:
@@ -272,6 +283,13 @@ def _train(
             )
         adam = AdamState(meta["adam_step"], m, v)
         state = meta["state"]
+        if model.chips is not None:
+            from physim.hssm.chips import restore_chip_states
+
+            saved = _load_chips(ckpt)
+            if saved is None:
+                raise ConfigError(f"{ckpt} holds no chip states; delete it to start afresh")
+            restore_chip_states(model, saved)
         best_params = _load(out / BEST)[0] if (out / BEST).exists() else dict(params)
     else:
         params = model.init_params(spec.seed)
@@ -368,6 +386,7 @@ def _train(
                     params,
                     adam,
                     {"config": config_json, "adam_step": adam.step, "state": state},
+                    chip_states(model) if model.chips is not None else None,
                 )
             if progress and bar is None:
                 from physim.feedback import progress as progress_bar
