@@ -156,6 +156,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         jsonio.dumps(
             {
                 "out": str(out),
+                "dataset": m["dataset"],
                 "steps": m["steps"],
                 "best_step": m["best_step"],
                 "seconds_per_step": m["seconds_per_step"],

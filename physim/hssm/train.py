@@ -15,6 +15,7 @@ and then logs exactly what an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +38,14 @@ BEST = "best.npz"
 LOG = "train_log.h5"
 
 
-def open_train_log(path: Path, spec: TrainSpec, metric: str, resume_step: int | None):
+def open_train_log(
+    path: Path, spec: TrainSpec, metric: str, resume_step: int | None, dataset: str = ""
+):
     """The run directory's training log: resumed up to ``resume_step`` (the checkpoint), else
     started afresh — ``physim train`` owns its ``--out`` directory and documents that it
-    resumes, so the log of an earlier attempt at the same directory is replaced."""
-    prov = {"train_config": spec.model_dump_json(), "metric": metric}
+    resumes, so the log of an earlier attempt at the same directory is replaced. ``dataset``
+    is the resolved dataset (``Dataset.source``: ``tiny`` names which set it used)."""
+    prov = {"train_config": spec.model_dump_json(), "metric": metric, "dataset": dataset}
     return LogWriter(path, provenance=prov, kind="training", force=True, resume_upto=resume_step)
 
 
@@ -235,6 +239,8 @@ def _train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset if dataset is not None else load_data(spec)
+    if progress:  # which data a name such as `tiny` resolved to is printed, not guessed
+        print(f"data {spec.data}: {ds.source}", file=sys.stderr)
     n_steps_seq = int(ds.X_train.shape[1])
     spec = output_step_for(spec, ds)
     check_memory(spec, n_steps_seq)
@@ -255,6 +261,14 @@ def _train(
                 f"{ckpt} belongs to a different configuration; use another --out directory "
                 "or delete the checkpoint to start afresh"
             )
+        # the same configuration can name different data (`tiny` takes what is installed):
+        # resuming a model on other data would mix two runs in one result
+        trained_on = meta.get("dataset", "(not recorded: an older physim)")
+        if trained_on != ds.source:
+            raise ConfigError(
+                f"{ckpt} was trained on {trained_on}, but data {spec.data!r} is now "
+                f"{ds.source}; use another --out directory (or --no-resume to start afresh)"
+            )
         adam = AdamState(meta["adam_step"], m, v)
         state = meta["state"]
         best_params = _load(out / BEST)[0] if (out / BEST).exists() else dict(params)
@@ -274,7 +288,11 @@ def _train(
         best_params = {k: v.copy() for k, v in params.items()}
     names = list(params)
     log = open_train_log(
-        out / LOG, spec, metric, state["step"] if ckpt.exists() and resume else None
+        out / LOG,
+        spec,
+        metric,
+        state["step"] if ckpt.exists() and resume else None,
+        dataset=ds.source,
     )
     tensors = [Axis("tensor", names)]
 
@@ -348,7 +366,12 @@ def _train(
                     ckpt,
                     params,
                     adam,
-                    {"config": config_json, "adam_step": adam.step, "state": state},
+                    {
+                        "config": config_json,
+                        "dataset": ds.source,
+                        "adam_step": adam.step,
+                        "state": state,
+                    },
                 )
             if progress and bar is None:
                 from physim.feedback import progress as progress_bar
@@ -371,6 +394,7 @@ def _train(
     finished = state["step"] >= spec.n_steps or state["stopped"]
     metrics: dict[str, Any] = {
         "config": json.loads(config_json),
+        "dataset": ds.source,
         "steps": state["step"],
         "finished": finished,
         "early_stopped": state["stopped"],
