@@ -237,3 +237,18 @@ def test_tools_on_an_incomplete_log(tmp_path, capsys):
     assert main(["plot", str(path), "--out", str(tmp_path / "p.png")]) == 0
     rep = replay(path)
     assert rep.ok and rep.n_records == 1 and "incomplete" in rep.note
+
+
+def test_plot_never_overwrites_a_figure_it_did_not_write(demo_log, tmp_path, capsys):
+    # `physim plot physim-out/demo.h5` defaults to demo.png: the demo's own figure
+    pytest.importorskip("matplotlib")
+    log, png = tmp_path / "demo.h5", tmp_path / "demo.png"
+    shutil.copy(demo_log, log)
+    shutil.copy(demo_log.with_suffix(".png"), png)
+    before = png.read_bytes()
+    assert main(["plot", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physim plot: error:") and "demo.png exists" in err and "--force" in err
+    assert png.read_bytes() == before
+    assert main(["plot", str(log), "--force"]) == 0
+    assert png.read_bytes() != before

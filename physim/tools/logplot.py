@@ -41,11 +41,18 @@ def plot_log(
     out: str | Path | None = None,
     run: str | None = None,
     report: Callable[[str], None] = _stderr,
+    force: bool = False,
 ) -> Path:
     """Write a PNG summarising a log (for a run log: one protocol execution, default the
-    first); a wrong gradient is flagged on the figure and passed to ``report``."""
+    first); a wrong gradient is flagged on the figure and passed to ``report``. An existing
+    ``out`` (e.g. the demo's own ``demo.png`` beside ``demo.h5``) is refused unless ``force``."""
     path = Path(path)
     out = Path(out) if out is not None else path.with_suffix(".png")
+    if out.exists() and not force:
+        raise FileExistsError(
+            f"{out} exists (a figure this command did not write, e.g. the demo's); "
+            "pass --force to overwrite it, or give another --out"
+        )
     with logs.open_log(path) as f:
         kind = logs.kind(f)
     if kind == "training":
