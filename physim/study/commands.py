@@ -89,6 +89,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{plan.n_points} points, {int(ds.attrs['n_failed'])} failed; wrote {out / 'results.nc'} and "
         f"{out / 'results.csv'}"
     )
+    from physim.study.outcome import report
+
+    report(plan, store.done)  # warnings per point; every point failed: an error, exit 2
     return 0
 
 

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from physim.study.expand import Plan, expand
+from physim.study.outcome import report
 from physim.study.point import PointTask
 from physim.study.spec import ExecutorSpec, StudyError, StudySpec
 from physim.study.store import StudyStore
@@ -249,6 +250,7 @@ def run_study(
         if store.pending():
             run_plan(plan, store, executor, on_result=on_result)
         ds = store.finish()
+        report(plan, store.done)  # warnings per point; raises when every point failed
         return ds.load()
 
 
