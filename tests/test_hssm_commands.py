@@ -87,9 +87,13 @@ def test_train_command_on_tiny_data(capsys, tmp_path):
 def test_train_command_reports_bad_config(capsys, tmp_path):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"lr": -1.0}))
-    args = _parse(["train", "--config", str(cfg), "--quiet"])
-    assert args.func(args) == 2
-    assert "learning rate lr must be > 0" in capsys.readouterr().err
+    from physim.cli import main
+
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    # one line, prefixed like every other command's error
+    assert err.startswith("physim train: error:") and err.count("\n") == 1
+    assert "learning rate lr must be > 0" in err
 
 
 def test_cli_overrides_preset():

@@ -132,11 +132,8 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
 def _cmd_train(args: argparse.Namespace) -> int:
     from physim.hssm.train import train
 
-    try:
-        spec = resolve_train_spec(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    # errors go to the CLI's one reporter: one line, prefixed `physim train: error:`
+    spec = resolve_train_spec(args)
     out = Path(args.out or f"runs/{spec.data}-{spec.model.model}-{spec.algo}-s{spec.seed}")
     if spec.data == "adding" and (spec.length or 0) >= 4000 and spec.init_from is None:
         print(
@@ -145,11 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "--init-from DIR (see the README)",
             file=sys.stderr,
         )
-    try:
-        res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
-    except (ConfigError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
     m = res.metrics
     shown = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}
     print(
