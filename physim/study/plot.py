@@ -124,8 +124,17 @@ def plot_study(
     default, thresholds = plot_defaults(measure)
     kind = MEASURES.get(measure)
     metric = metric or default
-    if metric not in ds.data_vars:
-        raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
+    # only numbers can be drawn: `error` (the failure messages) is listed by sweep status
+    numeric = [v for v in ds.data_vars if ds[v].dtype.kind in "fiub"]
+    if metric not in numeric:
+        hint = (
+            "; the failure messages are listed by physim sweep status DIR"
+            if metric == "error"
+            else ""
+        )
+        raise KeyError(
+            f"no numeric metric {metric!r} in {path}; choose one of {', '.join(numeric)}{hint}"
+        )
     if threshold is None:
         threshold = thresholds.get(metric)
     raw = ds[metric]
@@ -148,7 +157,10 @@ def plot_study(
     dims = [d for d in da.dims if d != "replicate"]
     title = f"{ds.attrs.get('title', 'study')}\n{_label(da)}"
     u = da.attrs.get("units", "")
-    ylabel = f"{'1 − ' if flipped else ''}{metric}" + (f" ({u})" if u and u != "1" else "")
+    # the variable's long name, not its raw name (`loss_ratio`)
+    ylabel = f"{'1 − ' if flipped else ''}{raw.attrs.get('long_name', metric)}" + (
+        f" ({u})" if u and u != "1" else ""
+    )
     if int(ds.failed.sum()):
         title += f" ({int(ds.failed.sum())} failed points left blank)"
     if dims == ["point"]:
@@ -198,7 +210,9 @@ def plot_study(
             yerr = [m - lower.values.ravel(), upper.values.ravel() - m]
             ax.errorbar([0], m, yerr=yerr, fmt="o")
         if threshold is not None:
-            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
+            note = kind.threshold_notes.get(metric, "threshold")
+            shown = f"{'1 − ' if flipped else ''}{metric} = {threshold:g}"
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"{note}: {shown}")
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
