@@ -237,6 +237,8 @@ class LogWriter:
     force
         Overwrite an existing HDF5 file at ``path``.
 
+    Notes
+    -----
     Use as a context manager; leaving the block normally marks the log complete.
     """
 
