@@ -109,6 +109,17 @@ def test_cli_overrides_preset():
         _parse(["train", "--precision", "float16"])
 
 
+def test_a_dataset_without_a_cpu_preset_gets_the_cpu_sized_model():
+    # `--data tiny` trained the paper-sized model (6 blocks, P = 256: 2.2 s a step) while
+    # `--data scp1` used the CPU preset
+    for model in ("linhru", "nonlinhru"):
+        spec = resolve_train_spec(_parse(["train", "--data", "tiny", "--model", model]))
+        cpu = resolve_train_spec(_parse(["train", "--data", "scp1", "--model", model]))
+        assert spec.data == "tiny" and spec.model == cpu.model
+        assert (spec.model.n_blocks, spec.model.ssm_dim) == (2, 32)
+        assert (spec.lr, spec.batch_size) == (cpu.lr, cpu.batch_size)
+
+
 def test_adding_presets_and_init_from_option(tmp_path):
     spec = resolve_train_spec(_parse(["train", "--data", "adding"]))
     assert spec.length == 4000 and spec.model.norm == "batch"  # the long-range preset
