@@ -68,3 +68,27 @@ def test_run_figure_colours_units_and_legends(run_log, tmp_path, monkeypatch):
     # the legend sits right of the axes, not over the bars
     legend_box = grad.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert legend_box.x0 >= grad.get_window_extent(fig.canvas.get_renderer()).x1
+
+
+def test_budget_figure_panels_in_order_legends_below_and_no_source_left_out(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from physim.answers.report import plot_budget
+
+    rep = json.loads((Path(__file__).parents[1] / "results/budget/pcb-c0g.json").read_text())
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    plot_budget(rep, tmp_path / "b.png")
+    fig = kept[-1]
+    axes = [a for a in fig.axes if a.get_title()]
+    assert [a.get_title()[:3] for a in axes] == ["(a)", "(b)", "(c)"]  # was (a), (c), (b)
+    renderer = fig.canvas.get_renderer()
+    for a in axes:
+        assert a.get_legend().get_window_extent(renderer).y1 <= a.get_window_extent(renderer).y0
+    # mismatch meets the target out to the search bound: it has no level, and was left out
+    tol = axes[1]
+    names = [t.get_text() for t in tol.get_xticklabels()]
+    no_level = [t["source"] for t in rep["tolerances"] if t["level"] is None and t.get("preset")]
+    assert no_level and set(no_level) <= set(names)
+    assert any(ln.get_marker() == "^" and len(ln.get_xdata()) for ln in tol.get_lines())
