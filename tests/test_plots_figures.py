@@ -92,3 +92,31 @@ def test_budget_figure_panels_in_order_legends_below_and_no_source_left_out(tmp_
     no_level = [t["source"] for t in rep["tolerances"] if t["level"] is None and t.get("preset")]
     assert no_level and set(no_level) <= set(names)
     assert any(ln.get_marker() == "^" and len(ln.get_xdata()) for ln in tol.get_lines())
+
+
+def test_study_plot_labels_its_axis_and_threshold_in_words(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from physim.study import parse_study, run_study
+    from physim.study.plot import plot_study
+
+    study = {
+        "name": "label-test",
+        "replicates": 1,
+        "base": {
+            "device": "lc-ladder-8",
+            "protocol": "rhel-centred-rerun",
+            "set": {"task.n_steps": 30, "protocol.eps": 1e-2},
+        },
+        "axes": [{"path": "protocol.eps", "values": [1e-3, 1e-2]}],
+    }
+    with ThreadPoolExecutor(1) as ex:
+        run_study(parse_study(study), executor=ex, out=tmp_path / "s")
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    plot_study(tmp_path / "s")
+    ax = kept[-1].axes[0]
+    # the variable's long name, not `cosine`; the threshold line says what it means
+    assert "θ-scaled cosine of the measured" in ax.get_ylabel().replace("\n", " ")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "a good gradient above cosine = 0.99 (1 − cosine = 0.01)" in labels

@@ -23,6 +23,8 @@ def plot_defaults(measure: str) -> tuple[str, dict[str, float]]:
 # a cosine near 1 is read as its distance from 1 on a log scale (0.99 vs 0.9999 matters);
 # distances below this are drawn at it (round-off of a perfect gradient)
 COSINE_FLOOR = 1e-16
+#: characters per line of a y label (a variable's long name is a sentence)
+YLABEL_WIDTH = 45
 
 
 def _label(da) -> str:
@@ -161,6 +163,7 @@ def plot_study(
     ylabel = f"{'1 − ' if flipped else ''}{raw.attrs.get('long_name', metric)}" + (
         f" ({u})" if u and u != "1" else ""
     )
+    ylabel = textwrap.fill(ylabel, YLABEL_WIDTH)
     if int(ds.failed.sum()):
         title += f" ({int(ds.failed.sum())} failed points left blank)"
     if dims == ["point"]:
@@ -210,9 +213,12 @@ def plot_study(
             yerr = [m - lower.values.ravel(), upper.values.ravel() - m]
             ax.errorbar([0], m, yerr=yerr, fmt="o")
         if threshold is not None:
-            note = kind.threshold_notes.get(metric, "threshold")
-            shown = f"{'1 − ' if flipped else ''}{metric} = {threshold:g}"
-            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"{note}: {shown}")
+            # the note reads on the metric itself (a good gradient above cosine = 0.99), then
+            # where the line sits on a flipped axis
+            note = kind.threshold_notes.get(metric, "threshold at")
+            shown = f"{note} {metric} = {1.0 - threshold if flipped else threshold:g}"
+            shown += f" (1 − {metric} = {threshold:g})" if flipped else ""
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=shown)
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")
