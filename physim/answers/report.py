@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from physim.answers.budget import (
+    PointWarnings,
     attribution,
     eps_curve,
     gradient_criterion,
@@ -24,6 +25,7 @@ from physim.device import Device
 from physim.instrument.specs import NonidealSpec
 from physim.plots import pyplot
 from physim.protocol.specs import ProtocolSpec
+from physim.warnings import warn
 
 
 def run_budget(
@@ -47,7 +49,8 @@ def run_budget(
     ``tolerances_train``: the level at which in-situ training through the chip ends above
     ``factor`` × the ideal chip's final loss.
     """
-    run = make_runner(executor)
+    warned = PointWarnings()
+    run = make_runner(executor, warned)
     curve = eps_curve(device, protocol, nonideal, replicates=replicates, seed=seed, run=run)
     used = float(eps) if eps is not None else curve["best_eps"]
     at = protocol.model_copy(update={"eps": used})
@@ -81,6 +84,19 @@ def run_budget(
         out["train"] = {**train, "criterion": crit.describe()}
         out["tolerances_train"] = tolerances(device, at, nonideal, criterion=crit, **kw_tol)
         verdicts.append(overall(device, at, nonideal, crit, **kw))
+    out["warnings"] = warned.summary()
+    if warned.n_warned:
+        # one line for the whole budget: its ε scan and level probes go past the chip on
+        # purpose, so most of its points warn (raise eps, saturated converter, ...)
+        common = max(warned.messages, key=warned.messages.get)
+        warn(
+            f"{warned.n_warned} of {warned.n_points} budget points warned "
+            f"({len(warned.messages)} distinct messages; the most common, "
+            f"{warned.messages[common]}×: {common})",
+            "the ε scan and the level probes go past the chip on purpose, so these are "
+            "expected there",
+            "read the verdict and the tolerances; every message is under warnings in --json",
+        )
     return out
 
 
