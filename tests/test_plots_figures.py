@@ -120,3 +120,25 @@ def test_study_plot_labels_its_axis_and_threshold_in_words(tmp_path, monkeypatch
     assert "θ-scaled cosine of the measured" in ax.get_ylabel().replace("\n", " ")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "a good gradient above cosine = 0.99 (1 − cosine = 0.01)" in labels
+
+
+def test_alignment_figure_reads_at_a_glance(tmp_path, monkeypatch):
+    from physim.hssm.compare import compare_gradients, plot_alignment
+
+    res = compare_gradients("linhru", n_blocks=2, hidden=8, ssm_dim=8, length=50, batch=2, seed=0)
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    plot_alignment(res, tmp_path / "alignment.png")
+    ax = kept[-1].axes[0]
+    # the title gave the cosine as 1.000000000000; now its distance from 1
+    assert "1.000000" not in ax.get_title() and "min cosine 1 − " in ax.get_title()
+    # one name per tick (blocks labelled above their span), not ~80 two-line labels
+    assert all("\n" not in t.get_text() for t in ax.get_xticklabels())
+    texts = {t.get_text() for t in ax.texts}
+    assert {"encoder", "block 0", "block 1", "decoder"} <= texts
+    # exact agreement is a cross at the bottom, not a bar at an invented 1e-18
+    heights = [p.get_height() for p in ax.patches]
+    assert heights and min(heights) > 1e-18
+    zeros = sum(r.norm_ratio == 1.0 for r in res.rows) + sum(r.cosine == 1.0 for r in res.rows)
+    crosses = sum(len(ln.get_xdata()) for ln in ax.get_lines() if ln.get_marker() == "x")
+    assert crosses == zeros
