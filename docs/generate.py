@@ -1,6 +1,6 @@
 """Write the documentation's generated pages: nothing on them is typed by hand.
 
-    python docs/generate.py            # rewrite docs/cli.md, docs/catalogues.md, docs/tour.md
+    python docs/generate.py            # rewrite docs/cli.md, catalogues.md, tour.md, img/demo.png
     python docs/generate.py --check    # exit 1 naming each page that differs from a fresh run
 
 * ``cli.md`` — the help of every ``physim`` command, from the argparse parsers;
@@ -219,6 +219,20 @@ PAGES: dict[str, Callable[[], str]] = {
 }
 
 
+def demo_figure() -> Path:
+    """``docs/img/demo.png``: the figure ``physim demo`` writes (shown by the README and the
+    getting-started page); rewritten by a plain run, not compared by ``--check``."""
+    import shutil
+    import tempfile
+
+    target = DOCS / "img" / "demo.png"
+    target.parent.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_command(["demo", "--out", tmp])
+        shutil.copy(Path(tmp) / "demo.png", target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare instead of writing")
@@ -233,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
+    if not args.check:
+        print(f"wrote {demo_figure().relative_to(ROOT)}")
     if stale:
         print(f"out of date: {', '.join(stale)}; run python docs/generate.py", file=sys.stderr)
         return 1
