@@ -8,7 +8,10 @@
   from the TOML files of the catalogues (name, kind, description with its sources);
 * ``tour.md`` — the 10-minute tour: each shown output was printed by running the command
   (``tests/test_docs.py`` reruns them and compares, so a change that moves a number fails
-  until this script is rerun).
+  until this script is rerun);
+* in every other page, each block marked ``<!-- docs-run -->`` (a ```text block whose first
+  line is ``$ physim ARGS``, run from the repository root) is rewritten with what the command
+  prints now.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import argparse
 import contextlib
 import io
 import os
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -212,6 +217,33 @@ def tour_page(blocks: list[tuple[list[str], str]] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+#: a block of a concept page whose output a command prints (see the module docstring)
+RUN_BLOCK = re.compile(
+    r"(?P<head><!-- docs-run -->\n```text\n\$ physim (?P<cmd>[^\n]*))"
+    r"(?P<out>(?:\n(?!```)[^\n]*)*)(?P<tail>\n```)"
+)
+
+
+def run_blocks(text: str) -> list[tuple[str, str]]:
+    """``(command, shown output)`` of every ``docs-run`` block of a page."""
+    return [(m["cmd"], m["out"].removeprefix("\n")) for m in RUN_BLOCK.finditer(text)]
+
+
+def refresh_run_blocks(text: str) -> str:
+    """``text`` with every ``docs-run`` block's output printed anew."""
+
+    def fresh(m: re.Match) -> str:
+        printed = run_command(shlex.split(m["cmd"]))
+        return m["head"] + (f"\n{printed}" if printed else "") + m["tail"]
+
+    return RUN_BLOCK.sub(fresh, text)
+
+
+def concept_pages() -> list[Path]:
+    """The hand-written pages (every page but the generated ones)."""
+    return [p for p in sorted(DOCS.glob("*.md")) if p.name not in PAGES]
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "cli.md": cli_page,
     "catalogues.md": catalogue_page,
@@ -247,6 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
+    for path in concept_pages():
+        text = path.read_text()
+        if not run_blocks(text):
+            continue
+        new = refresh_run_blocks(text)
+        if args.check:
+            if new != text:
+                stale.append(path.name)
+        elif new != text:
+            path.write_text(new)
+            print(f"rewrote the command outputs of {path.relative_to(ROOT)}")
     if not args.check:
         print(f"wrote {demo_figure().relative_to(ROOT)}")
     if stale:

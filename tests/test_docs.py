@@ -24,6 +24,9 @@ import generate  # noqa: E402  (docs/generate.py: not a package module)
 
 #: the tour's numbers are deterministic (seeded); this covers round-off of another BLAS build
 NUMBER_RTOL = 1e-6
+#: numbers this small on both sides are round-off (a relative error of 7.5e-11 between twins
+#: that agree): another BLAS build moves them by more than NUMBER_RTOL, and they mean "0"
+ROUNDOFF = 1e-9
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -32,6 +35,8 @@ def _same_up_to_numbers(shown: str, now: str) -> bool:
         return False
     for a, b in zip(_NUMBER.findall(shown), _NUMBER.findall(now), strict=True):
         x, y = float(a), float(b)
+        if max(abs(x), abs(y)) < ROUNDOFF:
+            continue
         if abs(x - y) > NUMBER_RTOL * max(abs(x), abs(y)):
             return False
     return True
@@ -41,6 +46,8 @@ def test_number_comparison_can_fail():
     assert _same_up_to_numbers("cosine 0.994056 ok", "cosine 0.9940560000001 ok")
     assert not _same_up_to_numbers("cosine 0.994056 ok", "cosine 0.994 ok")
     assert not _same_up_to_numbers("cosine 0.994056 ok", "cosine 0.994056 fails")
+    assert _same_up_to_numbers("rel. error 7.505e-11", "rel. error 9.1e-11")
+    assert not _same_up_to_numbers("rel. error 7.505e-11", "rel. error 2.0e-08")
 
 
 @pytest.mark.parametrize("page", ["cli.md", "catalogues.md"])
@@ -66,6 +73,35 @@ def test_every_tour_output_is_what_the_command_prints_now():
             f"docs/tour.md shows another output of `physim {cmd}` than it prints now; "
             f"run python docs/generate.py\nshown:\n{out}\nnow:\n{now}"
         )
+
+
+def _concept_blocks() -> list[tuple[str, str, str]]:
+    return [
+        (page.name, cmd, out)
+        for page in generate.concept_pages()
+        for cmd, out in generate.run_blocks(page.read_text())
+    ]
+
+
+def test_concept_pages_have_command_blocks_and_the_marker_parses():
+    blocks = _concept_blocks()
+    assert blocks, "no <!-- docs-run --> block in docs/*.md"
+    # an empty block (as written before the first generation) ends at its own fence
+    text = "<!-- docs-run -->\n```text\n$ physim devices\n```\nprose\n```text\nother\n```\n"
+    assert generate.run_blocks(text) == [("devices", "")]
+
+
+@pytest.mark.parametrize(
+    ("page", "cmd", "shown"), _concept_blocks(), ids=[f"{p}:{c}" for p, c, _ in _concept_blocks()]
+)
+def test_every_docs_run_block_is_what_the_command_prints_now(page, cmd, shown):
+    import shlex
+
+    now = generate.run_command(shlex.split(cmd))
+    assert _same_up_to_numbers(shown, now), (
+        f"docs/{page} shows another output of `physim {cmd}` than it prints now; "
+        f"run python docs/generate.py\nshown:\n{shown}\nnow:\n{now}"
+    )
 
 
 @pytest.mark.skipif(
