@@ -20,6 +20,14 @@ float32 activations of ``HSSMSpec.precision``; ``--task regression
     python benchmarks/bench_hssm.py                 # paper shapes
     python benchmarks/bench_hssm.py --complex       # paper shapes, complex B, C
     python benchmarks/bench_hssm.py --length 128 --batch 8 --repeats 2   # quick
+
+``--nonideal PRESET|FILE`` (issue 24): the RHEL step with every core on a chip
+(:mod:`physim.hssm.chips`) beside the ideal step and the step on zero-valued chips (an
+instrument with no sources), each in its own process, in one run; targets: zero-valued <= 1.2x
+the ideal step, the given non-ideality <= 2x.
+
+    python benchmarks/bench_hssm.py --nonideal hru.toml --blocks 2 --hidden 16 --ssm 32 \
+        --batch 16                                  # SCP1 CPU size
 """
 
 from __future__ import annotations
@@ -69,6 +77,18 @@ def _matmul_gflops(
     return 2.0 * rows * inner * cols / best / 1e9
 
 
+def _chips(name: str | None):
+    """The cores' non-ideality of a worker: none, an instrument with no sources ("zero"), or a
+    preset / TOML path."""
+    if name in (None, "", "none"):
+        return None
+    if name == "zero":
+        from physim.instrument.specs import NonidealSpec
+
+        return NonidealSpec(name="zero")
+    return name
+
+
 def worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
@@ -87,6 +107,7 @@ def worker(args: argparse.Namespace) -> dict:
         complex_ssm=args.complex,
         output_step=args.output_step if regression else None,
         precision=args.precision,
+        nonideal=_chips(args.nonideal),
     )
     n_out = 1 if regression else 2
     net = HSSM.build(spec, args.inputs, n_out, args.task, seed=0)
@@ -167,7 +188,7 @@ def _periphery_flops(args: argparse.Namespace) -> float:
 
 
 WORKER_OPTIONS = ("model", "blocks", "hidden", "ssm", "batch", "length", "repeats", "task")
-WORKER_OPTIONS += ("output_step", "inputs", "precision")
+WORKER_OPTIONS += ("output_step", "inputs", "precision", "nonideal")
 
 
 def run_worker(args: argparse.Namespace, algo: str) -> dict:
@@ -210,6 +231,12 @@ def main() -> None:
     ap.add_argument(
         "--algos", default="rhel,bptt", help="comma-separated algorithms to run (rhel, bptt)"
     )
+    ap.add_argument(
+        "--nonideal",
+        default="none",
+        help="time the RHEL step with every core on a chip of this preset / TOML path beside "
+        "the ideal step and zero-valued chips",
+    )
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     ap.add_argument("--worker", choices=("rhel", "bptt"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -219,6 +246,9 @@ def main() -> None:
         args.algo = args.worker
         with single_threaded_blas():
             print(json.dumps(worker(args)))
+        return
+    if args.nonideal not in ("", "none"):
+        chips(args)
         return
     res = {algo: run_worker(args, algo) for algo in args.algos.split(",")}
     if set(res) != {"rhel", "bptt"}:
@@ -278,6 +308,28 @@ def main() -> None:
     print(
         "targets:",
         ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in summary["targets_met"].items()),
+    )
+
+
+def chips(args: argparse.Namespace) -> None:
+    """The RHEL step on the ideal cores, on zero-valued chips and on chips of --nonideal, each
+    in its own process, in one run; the two ratios against the ideal step."""
+    given = args.nonideal
+    res = {}
+    for label, name in (("ideal", "none"), ("zero chips", "zero"), (given, given)):
+        args.nonideal = name
+        res[label] = run_worker(args, "rhel")
+    args.nonideal = given
+    ideal = res["ideal"]["step"]
+    zero, chip = res["zero chips"]["step"] / ideal, res[given]["step"] / ideal
+    print(f"{'':24}{'step s':>9}{'cores s':>9}{'digital s':>11}{'x ideal':>9}")
+    for name, x in res.items():
+        print(
+            f"{name:24}{x['step']:9.3f}{x['core']:9.3f}{x['digital']:11.3f}{x['step'] / ideal:9.2f}"
+        )
+    print(
+        f"targets: zero-valued chips <= 1.2x: {'yes' if zero <= 1.2 else 'NO'} ({zero:.2f}), "
+        f"{given} <= 2x: {'yes' if chip <= 2.0 else 'NO'} ({chip:.2f})"
     )
 
 

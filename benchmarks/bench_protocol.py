@@ -64,7 +64,12 @@ def ratios(name: str, L: int, repeats: int) -> dict:
     # each chip is programmed once, as in the lab, and then measured: programming the lossy
     # one builds its bath (an eigendecomposition and n × n products), a cost per θ written
     # rather than per run, reported on its own
-    ideal, lossy = Instrument(device), Instrument(device, parse_nonideal(LOSSY))
+    lossy_spec = LOSSY
+    if getattr(device.family_kind, "energy_unit", None) != "J":
+        # a dimensionless HRU: the bath's k_BT is given in the device's own energy unit
+        src = {**LOSSY["sources"][0], "boltzmann": 1.0, "temperature": 1e-4}
+        lossy_spec = {**LOSSY, "name": "Q = 100, k_BT = 1e-4", "sources": [src]}
+    ideal, lossy = Instrument(device), Instrument(device, parse_nonideal(lossy_spec))
     ideal.program(device.theta0)
     t0 = time.perf_counter()
     lossy.program(device.theta0)

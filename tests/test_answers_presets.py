@@ -26,9 +26,10 @@ NOMINAL_MOVES = 1e-2
 
 
 def _paired_device(spec: NonidealSpec) -> str:
+    assert spec.pairs_with, f"preset {spec.name} names no device to pair with (pairs_with)"
     m = re.search(r"pair with device ([\w-]+)", spec.description)
-    assert m, f"preset {spec.name} names no device to pair with"
-    return m.group(1)
+    assert m and m.group(1) == spec.pairs_with, "the description names another device"
+    return spec.pairs_with
 
 
 def test_the_catalogue_has_the_four_technologies():

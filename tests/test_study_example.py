@@ -5,7 +5,10 @@ stored at full precision, quick and full size. The Q panel (no random source) is
 numbers the example printed before it became a wrapper around catalogue studies; the ADC and
 temperature panels were re-stored when the studies moved to the one replicate-chip seeding
 (``physim.seeding``: each noise source its own stream, where the former ``seeding = "index"``
-gave every source the seed ``seed + replicate``).
+gave every source the seed ``seed + replicate``). All three were re-stored again when the
+study ``cosine`` became the unit-free θ-scaled cosine (``physim.fidelity``): at Q = 10 the raw
+SI cosine of 0.92 was carried by the capacitors' large raw gradient, the θ-scaled one is 0.11.
+``python tests/test_study_example.py quick|full`` re-stores one size.
 """
 
 import importlib.util
@@ -59,9 +62,39 @@ def test_example02_quick_numbers_are_reproduced():
         _check("quick", ex)
 
 
+def _numbers(size: str, ex) -> dict:
+    """The reference entry of one size, measured now (what ``_check`` compares with)."""
+    ds = {n: run_study(s, executor=ex) for n, s in _example().studies(size == "quick").items()}
+    q = ds["lc-ladder-q-compensation"].cosine.mean("replicate")
+    b = ds["lc-ladder-adc-eps"].cosine.mean("replicate")
+    t = ds["lc-ladder-thermal-extreme"].cosine.mean("replicate")
+    return {
+        "n_steps": REF[size]["n_steps"],
+        "q": q.Q.values.tolist(),
+        "cos_q": {c: q.sel(compensation=float(c)).values.tolist() for c in ("0.0", "1.0")},
+        "bits": b.bits.values.tolist(),
+        "cos_bits": {e: b.sel(eps=float(e)).values.tolist() for e in ("0.0001", "0.01")},
+        "temperature": t.temperature.values.tolist(),
+        "cos_t": t.values.tolist(),
+    }
+
+
 @pytest.mark.slow
 def test_example02_full_numbers_are_reproduced():
     from physim.study import local_executor
 
     with local_executor(2) as ex:
         _check("full", ex)
+
+
+if __name__ == "__main__":  # re-store one size: python tests/test_study_example.py quick|full
+    import sys
+
+    from physim.study import local_executor
+
+    size = sys.argv[1]
+    with local_executor(2) as ex:
+        REF[size] = _numbers(size, ex)
+    path = ROOT / "tests" / "reference" / "example02_numbers.json"
+    path.write_text(json.dumps(REF, indent=1) + "\n")
+    print(f"re-stored the {size} numbers in {path}")

@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
         "shorter-sequence stage of a length curriculum",
     )
+    _chip_arguments(p)
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,9 +83,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="activations of the RHEL model; float32 is held against the BPTT gradient of "
         "its float64 twin",
     )
+    _chip_arguments(p)
+    p.add_argument(
+        "--as-built",
+        action="store_true",
+        help="with --nonideal: compare with the BPTT gradient of the chips as built (mismatch, "
+        "drift) instead of the ideal twin",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.add_argument("--out", help="directory for alignment.png and alignment.json")
     p.set_defaults(func=_cmd_compare, kernels=True)
+
+
+def _chip_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nonideal",
+        metavar="PRESET|FILE",
+        help="run every block's core on a chip with this non-ideality (a preset name or TOML "
+        "path; see `physim nonideals`)",
+    )
+    p.add_argument(
+        "--chip-seed",
+        type=int,
+        help="study seed of the blocks' chips: block i is replicate chip i (default 0)",
+    )
 
 
 def _cmd_configs(args: argparse.Namespace) -> int:
@@ -134,8 +156,12 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
     model_upd = {
-        k: getattr(args, k) for k in ("model", "precision") if getattr(args, k, None) is not None
+        k: getattr(args, k)
+        for k in ("model", "precision", "nonideal", "chip_seed")
+        if getattr(args, k, None) is not None
     }
+    if model_upd.get("nonideal") is not None:
+        model_upd["nonideal"] = _check_nonideal(model_upd["nonideal"])
     if model_upd:
         upd["model"] = with_updates(spec.model, **model_upd)
     # re-validate so overrides get the same checks as a file
@@ -144,6 +170,16 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
     from physim.hssm.config import parse_train_spec
 
     return parse_train_spec(data, "(command line)")
+
+
+def _check_nonideal(name: str) -> str:
+    """The preset name or path, after checking it loads (a typo fails before any training);
+    a path is made absolute so a resumed run finds it from anywhere."""
+    from physim.instrument.specs import load_nonideal
+
+    load_nonideal(name)
+    p = Path(name)
+    return str(p.resolve()) if p.suffix == ".toml" and p.exists() else name
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -192,6 +228,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             seed=args.seed,
             complex_ssm=args.complex,
             precision=args.precision,
+            nonideal=args.nonideal and _check_nonideal(args.nonideal),
+            chip_seed=args.chip_seed or 0,
+            as_built=args.as_built,
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -52,7 +52,15 @@ class CompareResult:
         }
 
     def table(self) -> str:
-        lines = [f"{'block':<10}{'parameter':<20}{'cosine':>20}{'norm ratio - 1':>18}"]
+        lines = []
+        if self.config.get("nonideal") is not None:
+            name = self.config["nonideal"]
+            name = name.get("name", "?") if isinstance(name, dict) else name
+            lines.append(
+                f"RHEL measured on chips ({name}, chip seed {self.config.get('chip_seed', 0)}) "
+                f"vs the {self.config.get('reference', 'ideal twin (BPTT)')}"
+            )
+        lines.append(f"{'block':<10}{'parameter':<20}{'cosine':>20}{'norm ratio - 1':>18}")
         for r in self.rows:
             lines.append(f"{r.block:<10}{r.param:<20}{r.cosine:>20.15f}{r.norm_ratio - 1.0:>18.2e}")
         lines.append(
@@ -117,6 +125,9 @@ def compare_gradients(
     y: np.ndarray | None = None,
     complex_ssm: bool = False,
     precision: str = "float64",
+    nonideal=None,
+    chip_seed: int = 0,
+    as_built: bool = False,
 ) -> CompareResult:
     """Figure 4: RHEL vs BPTT alignment per block and parameter on one classification batch.
 
@@ -124,8 +135,15 @@ def compare_gradients(
     a time channel). Without ``X, y`` a seeded synthetic batch is used (N(0, 1) inputs, random
     labels); pass a data batch (batch-first) to use real samples. ``complex_ssm``: LinHRU
     cores with complex B, C. ``precision = "float32"``: RHEL of the float32 model against the
-    BPTT gradient of its float64 twin (same parameters and batch).
+    BPTT gradient of its float64 twin (same parameters and batch). ``nonideal``: RHEL measured
+    with every block's core on a chip (:mod:`physim.hssm.chips`, replicate chip i of
+    ``chip_seed``) against the BPTT gradient of the ideal twin — the paper's Figure 4 on
+    imperfect hardware. With ``as_built`` the reference is the BPTT gradient of the chips'
+    as-built twins (:func:`physim.hssm.chips.as_built_twin`: mismatch and drift applied), which
+    separates measurement error from the chips' model error.
     """
+    if as_built and nonideal is None:
+        raise ValueError("as_built compares with the twins of chips: give nonideal too")
     spec = HSSMSpec(
         model=model,
         n_blocks=n_blocks,
@@ -151,7 +169,15 @@ def compare_gradients(
         raise ValueError("give the labels y together with the inputs X")
     net = HSSM.build(spec, X.shape[2], n_classes, "classification", seed=seed)
     ref = net
-    if spec.precision != "float64":
+    if nonideal is not None:
+        net = HSSM.build(
+            spec.model_copy(update={"nonideal": nonideal, "chip_seed": chip_seed}),
+            X.shape[2],
+            n_classes,
+            "classification",
+            seed=seed,
+        )
+    if spec.precision != "float64" or nonideal is not None:
         ref = HSSM.build(
             spec.model_copy(update={"precision": "float64"}),
             X.shape[2],
@@ -159,8 +185,13 @@ def compare_gradients(
             "classification",
             seed=seed,
         )
+    if as_built:
+        from physim.hssm.chips import as_built_twin
+
+        ref = as_built_twin(net)
     params = net.init_params(seed)
-    cfg = dict(spec.model_dump(), length=X.shape[1], batch=X.shape[0], seed=seed)
+    cfg = dict(net.spec.model_dump(), length=X.shape[1], batch=X.shape[0], seed=seed)
+    cfg["reference"] = "as-built twin (BPTT)" if as_built else "ideal twin (BPTT)"
     return compare_model_gradients(net, params, X, y, cfg, reference=ref)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from physim.catalogues import Catalogue
+from physim.instrument.specs import NonidealSpec
 from physim.spec_base import EPS_MIN, Seed, SpecModel, format_validation_error
 
 DATASETS = ("scp1", "scp2", "ethanol", "ppg", "adding", "copy", "tiny")
@@ -92,6 +93,17 @@ class HSSMSpec(SpecModel):
         description="batch norm: weight of each batch in the running statistics",
     )
     norm_eps: float = Field(1e-5, gt=0, description="variance floor of the norm")
+    nonideal: str | NonidealSpec | list[str | NonidealSpec] | None = Field(
+        None,
+        description="run every block's core on a chip (physim.hssm.chips): a non-ideality "
+        "preset name, TOML path or inline table shared by the blocks, or one per block; None: "
+        "ideal cores",
+    )
+    chip_seed: Seed = Field(
+        0,
+        description="study seed of the blocks' chips: block i is replicate chip i of this seed "
+        "(its fabrication draw and noise streams)",
+    )
     eps: float | None = Field(
         None,
         description="RHEL nudge, relative to the final momenta (see physim.rhel); None: 1e-2 for "
@@ -116,6 +128,11 @@ class HSSMSpec(SpecModel):
             raise ValueError(
                 f"complex_ssm = true needs model = 'linhru' (complex B, C), got {self.model!r}; "
                 "drop complex_ssm for a NonlinHRU"
+            )
+        if self.nonideal is not None and self.precision != "float64":
+            raise ValueError(
+                "nonideal (cores on chips) needs precision = 'float64', got "
+                f"{self.precision!r}; the chips' records are float64"
             )
         for k in ("a_range", "dt_raw_range"):
             if self.model != "linhru" and getattr(self, k) is not None:

@@ -44,6 +44,7 @@ from physim.families.hru import LinHRUSpec, NonlinHRUSpec
 from physim.hssm import layers as L
 from physim.hssm import periphery_kernels as PK
 from physim.hssm.buffers import StepBuffers
+from physim.hssm.chips import ChipCore, chip_specs
 from physim.hssm.config import HSSMSpec
 from physim.rhel import default_eps, rhel_echo
 from physim.simulate import Trajectory, simulate
@@ -156,6 +157,8 @@ class HSSM:
     n_outputs: int
     task: Task
     devices: tuple[Device, ...]
+    #: one chip per block when the spec names a non-ideality (physim.hssm.chips), else None
+    chips: tuple[ChipCore, ...] | None = None
 
     @property
     def _complex(self) -> bool:
@@ -203,7 +206,14 @@ class HSSM:
             else:
                 dev = NonlinHRUSpec(kind="nonlinhru", dt=spec.hru_dt or 0.1, **common).build()
             devs.append(dev)
-        return cls(spec, n_inputs, n_outputs, task, tuple(devs))
+        specs = chip_specs(spec, spec.n_blocks)
+        chips = None
+        if specs is not None:
+            chips = tuple(
+                ChipCore(d, ns, i, spec.chip_seed)
+                for i, (d, ns) in enumerate(zip(devs, specs, strict=True))
+            )
+        return cls(spec, n_inputs, n_outputs, task, tuple(devs), chips)
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Fresh parameters: uniform ±1/√fan_in linears, C ~ N(0, 1/P), D ~ N(0, 1); a complex
@@ -343,7 +353,14 @@ class HSSM:
                 run = (params[k + "norm.mean"], params[k + "norm.var"])
                 u, xhat, rstd = L.batch_norm_forward(x, gamma, beta, self.spec.norm_eps, run)
             t1 = time.perf_counter()
-            if keep in ("bptt", "both"):
+            if self.chips is not None:
+                if keep in ("bptt", "both"):
+                    raise ValueError(
+                        "BPTT needs the core's adjoint, which a chip has not: train cores on "
+                        "chips with algo = 'rhel' (the BPTT twin runs without model.nonideal)"
+                    )
+                phi, traj = self.chips[i].forward(params[k + "core"], u)
+            elif keep in ("bptt", "both"):
                 traj = simulate(dev, params[k + "core"], u, record=True, observe=False)
                 phi = traj.q[1:].astype(dt, copy=False)
             else:
@@ -537,9 +554,8 @@ class HSSM:
             # the core's input gradient is added into du (du = readout share + core share)
             if algo == "rhel":
                 eps = self.spec.eps if self.spec.eps is not None else default_eps(dev)
-                res = rhel_echo(
-                    dev, theta, u, c.traj, dphi, eps=eps, input_grad=True, grad_u_into=du
-                )
+                echo = rhel_echo if self.chips is None else self.chips[i].echo
+                res = echo(dev, theta, u, c.traj, dphi, eps=eps, input_grad=True, grad_u_into=du)
             else:
                 if c.traj.q is None:
                     raise ValueError("BPTT needs forward(..., keep='bptt' or 'both')")

@@ -38,14 +38,32 @@ BEST = "best.npz"
 LOG = "train_log.h5"
 
 
+def chips_record(model: HSSM) -> list[dict] | None:
+    """What a log and metrics.json keep of a model whose cores are chips: per block the
+    non-ideality spec as built and the chip's instrument seed."""
+    if model.chips is None:
+        return None
+    return [
+        {"block": c.block, "seed": c.seed, "nonideal": json.loads(c.nonideal.model_dump_json())}
+        for c in model.chips
+    ]
+
+
 def open_train_log(
-    path: Path, spec: TrainSpec, metric: str, resume_step: int | None, dataset: str = ""
+    path: Path,
+    spec: TrainSpec,
+    metric: str,
+    resume_step: int | None,
+    chips: list | None = None,
+    dataset: str = "",
 ):
     """The run directory's training log: resumed up to ``resume_step`` (the checkpoint), else
     started afresh — ``physim train`` owns its ``--out`` directory and documents that it
     resumes, so the log of an earlier attempt at the same directory is replaced. ``dataset``
     is the resolved dataset (``Dataset.source``: ``tiny`` names which set it used)."""
     prov = {"train_config": spec.model_dump_json(), "metric": metric, "dataset": dataset}
+    if chips is not None:
+        prov["chips"] = json.dumps(chips)
     return LogWriter(path, provenance=prov, kind="training", force=True, resume_upto=resume_step)
 
 
@@ -292,6 +310,7 @@ def _train(
         spec,
         metric,
         state["step"] if ckpt.exists() and resume else None,
+        chips_record(model),
         dataset=ds.source,
     )
     tensors = [Axis("tensor", names)]
@@ -403,6 +422,8 @@ def _train(
         "seconds_per_step": state["train_seconds"] / max(1, state["step"]),
         "metric": metric,
     }
+    if model.chips is not None:
+        metrics["chips"] = chips_record(model)
     if finished:
         final = best_params if state["best"] is not None else params
         for split, X in (("val", ds.X_val), ("test", ds.X_test)):

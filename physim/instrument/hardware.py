@@ -556,11 +556,12 @@ class Instrument:
         """Walk the branches in ``Q, P`` (nt, nb, n) backwards through steps k1−1 … k0 of the
         inputs: ``ops`` = (U, BT, B, G, kicks, weights) as
         :func:`physim.kernels.leapfrog.echo_inputs` takes them, ``acc`` = (scale, GW, want_gb,
-        GB) the accumulators it adds to; ``Qrec`` (k1−k0, nt, nb, n) or empty. ``echo``
+        GB[, GU]) the accumulators it adds to (GU, u's shape: the input gradient ∂L/∂u); ``Qrec`` (k1−k0, nt, nb, n) or empty. ``echo``
         selects the bath's echo O steps (loss compensation)."""
         dev = self.device
         U, BT, B, G, kicks, weights = ops
-        scale, GW, want_gb, GB = acc
+        scale, GW, want_gb, GB = acc[:4]
+        GU = acc[4] if len(acc) > 4 else None
         steps = None
         QK, PK = Q, P
         if self.lossy:
@@ -569,7 +570,9 @@ class Instrument:
         elif self.mode == "fixed_point":
             steps = FixedPointSteps(self.lq, self.lp)
             QK, PK = self._on_grid(Q, P)
-        no_gu = np.zeros((0, Q.shape[1], B.shape[1]))
+        want_gu = GU is not None
+        if GU is None:
+            GU = np.zeros((0, Q.shape[1], B.shape[1]))
         with parallel_schedule(GB.shape[0]), drive_threads(self.phys.B):
             echo_inputs(
                 dev.family,
@@ -591,8 +594,8 @@ class Instrument:
                 GW,
                 want_gb,
                 GB,
-                False,
-                no_gu,
+                want_gu,
+                GU,
                 steps,
                 Qrec,
             )
@@ -648,7 +651,7 @@ class Instrument:
         first step in the time of the run (the inputs of a forward run are walked reversed)."""
         Q, P, GW, GB, noise = start
         self._restore_noise(noise)
-        acc = (acc[0], GW, acc[2], GB)
+        acc = (acc[0], GW, acc[2], GB, *acc[4:])
         nk = k1 - k0
         a0 = k0 if reverse else K - k1
         step, t, what = None, 0, "accumulated ∂H/∂θ"
@@ -712,6 +715,7 @@ class Instrument:
         gains: np.ndarray | None = None,
         sample_every: int = 0,
         readout: np.ndarray | None = None,
+        grad_u: np.ndarray | None = None,
     ) -> DriveOutput:
         """Drive every branch through ``u`` (n_steps, batch, n_inputs), already DAC-written.
 
@@ -722,6 +726,10 @@ class Instrument:
         Σ_t weights[t] ∂H½/∂θ (a matched differential integrator, combined every step).
         Accumulator a is read out multiplied by its integrator gain ``gains[a]``.
         ``sample_every`` > 0 records R q every that many steps (``readout`` R; identity if None).
+        ``grad_u`` (u's shape, float64, zeros or a sum to add to) receives the signal conjugate
+        to the input integrated by the differential accumulator's gain: ∂L/∂u of an echo
+        (``reverse``, ``integrate = "differential"``) as the twin's :func:`physim.rhel.rhel_echo`
+        forms it; it is an analog record, read through the readout chain by the caller.
         With ``account_energy`` (a family whose H is in joules) the positions of every step are
         recorded a chunk at a time to measure each trajectory's drive work and the friction
         loss (:mod:`physim.instrument.energy`; the arithmetic of the run is unchanged).
@@ -785,11 +793,18 @@ class Instrument:
 
         if integrate not in (None, "branches", "differential"):
             raise ValueError(f"integrate must be 'branches' or 'differential', got {integrate!r}")
+        if grad_u is not None and not (reverse and integrate == "differential"):
+            raise ValueError(
+                "grad_u is the input gradient of a differential echo: reverse=True, "
+                "integrate='differential'"
+            )
         accs = [[t] for t in range(nt)] if integrate != "differential" else [list(range(nt))]
         n_acc = len(accs)
         nw = self.phys.w.shape[0]
         m = self.phys.B.shape[1]
-        need_B = integrate is not None and any(g.target == "B" for g in dev.groups)
+        need_B = integrate is not None and (
+            grad_u is not None or any(g.target == "B" for g in dev.groups)
+        )
         weights = np.ones(nt) if weights is None else np.asarray(weights, dtype=np.float64)
         gains = np.ones(n_acc) if gains is None else np.asarray(gains, dtype=np.float64)
         kicks = np.zeros(nt) if kicks is None else np.asarray(kicks, dtype=np.float64)
@@ -814,6 +829,8 @@ class Instrument:
                 )
                 ops = (U, BT, B, G, kicks[sel].copy(), weights[sel].copy())
                 acc = (float(gains[a]), GW[a], need_B, GB[a])
+                if grad_u is not None:  # the kernel indexes it from the chunk's first step
+                    acc = (*acc, grad_u[a0:a1])
                 start = (
                     self.Q[sel].copy(),
                     self.P[sel].copy(),

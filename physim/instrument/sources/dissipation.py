@@ -134,6 +134,18 @@ class Dissipation(Source):
 
     def __init__(self, spec: DissipationSpec, instrument):
         super().__init__(spec, instrument)
+        dev = instrument.device
+        unit = getattr(dev.family_kind, "energy_unit", None)
+        if spec.temperature > 0 and unit != "J" and spec.boltzmann == BOLTZMANN:
+            # k_B in J/K on a device whose H has no joule scale: the noise would be ~1e-21
+            # of its signals, silently nothing
+            raise ValueError(
+                f"dissipation.temperature = {spec.temperature:g} K on device {dev.name!r}, whose "
+                "energy has no joule scale (a dimensionless HRU): the thermal noise needs one; "
+                "set dissipation.boltzmann = k_B / E_unit, E_unit the joules of one unit of the "
+                "device's energy (e.g. ½·C·V_fs² of a mode read at full scale V_fs), or 1 to "
+                "give the temperature as an energy in the device's own unit"
+            )
         self.rng = np.random.default_rng(spec.seed)
         self.bath = None
 
