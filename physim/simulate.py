@@ -26,6 +26,7 @@ from physim.kernels.leapfrog import (
     forward_inputs,
 )
 from physim.kernels.readout import readout_rows
+from physim.stability import check_programmed_stability
 
 #: elements (float64) per chunk array that :func:`iter_forward` yields (2 MiB)
 CHUNK_ELEMENTS = 1 << 18
@@ -322,6 +323,10 @@ def simulate(
         "use fewer steps or a smaller batch",
     )
     phys = device.physical(theta)
+    if theta is not device.theta0 and not np.array_equal(theta, device.theta0):
+        # the build checked ω·dt at θ0 only; a moved θ (the twin of a trained chip, a finite
+        # difference) is checked here, or it would run to 1e160 before the values reach inf
+        check_programmed_stability(device, phys, theta)
     Q, P = initial_state(device, nb, q0, p0)
     y = (np.empty(y_shape) if y_out is None else y_out) if observe else None
     qs = ps = None

@@ -159,3 +159,40 @@ def fault_cause(
         f"dt·ω_max = {r:.3g} is within the limit 2, so the drive{amp} or a nonlinear element "
         "pushed the state out of range; lower the input amplitude or the input weights"
     )
+
+
+def check_programmed_stability(device: Device, phys: Physical, theta: np.ndarray) -> None:
+    """The build-time ω·dt check at the θ actually programmed (as built: mismatch and drift
+    applied), for a θ that moved since the build: training, a programmed θ, the DAC.
+
+    Raises :class:`UnstableStepError` naming the parameter that moved most from θ0, so that
+    a learned or programmed θ that crosses ω·dt = 2 stops before it runs (a leapfrog past
+    its limit grows by orders of magnitude per step and reads 1e80 long before inf).
+    """
+    try:
+        r, w = stability_ratio(device, phys)
+    except np.linalg.LinAlgError:  # no linearisation here: the run's own finiteness checks
+        return
+    if np.isfinite(r) and r < STABILITY_LIMIT:
+        return
+    unit = device.units.get("t", "s")
+    moved = ""
+    th0 = device.theta0
+    if theta.size and theta.shape == th0.shape:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.abs(np.log(np.abs(theta) / np.abs(th0)))
+        change[~np.isfinite(change)] = -1.0
+        i = int(np.argmax(change))
+        if change[i] > 0:
+            group, k = device.locate_param(i)
+            g = next(x for x in device.groups if x.name == group)
+            label = g.labels[k] if k < len(g.labels) else f"{group}[{k}]"
+            moved = (
+                f"; the parameter that moved most is {group} {label} = {theta[i]:.4g} {g.unit} "
+                f"({theta[i] / th0[i]:.3g}x its θ0 {th0[i]:.4g})"
+            )
+    raise UnstableStepError(
+        f"device {device.name!r}: dt·ω_max = {r:.4g} at the programmed θ, beyond the leapfrog "
+        f"limit 2 (ω_max = {w:.4g} rad/{unit}, dt = {device.dt:g} {unit}){moved}; lower the "
+        "learning rate, bound that parameter, or use a smaller dt"
+    )

@@ -82,6 +82,20 @@ def test_train_command_on_tiny_data(capsys, tmp_path):
     assert out["steps"] == 2 and "test_accuracy" in out
     m = json.loads((tmp_path / "run/metrics.json").read_text())
     assert m["config"]["algo"] == "bptt" and m["config"]["seed"] == 2
+    # --no-resume over that finished run is refused, and the run is left as it was
+    before = {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir() if f.is_file()}
+    from physim.cli import main
+
+    assert main([*_train_args(cfg, tmp_path), "--no-resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physim train: error:")
+    assert "holds a finished training run (metrics.json); --no-resume would replace it" in err
+    assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir() if f.is_file()} == before
+
+
+def _train_args(cfg, tmp_path):
+    return ["train", "--config", str(cfg), "--algo", "bptt", "--seed", "2", "--quiet",
+            "--out", str(tmp_path / "run")]  # fmt: skip
 
 
 def test_train_command_reports_bad_config(capsys, tmp_path):

@@ -17,6 +17,7 @@ import pytest
 
 import physim
 from physim import logs
+from physim.cli import main
 from physim.instrument.specs import parse_nonideal
 from physim.protocol.commands import register
 from physim.protocol.session import run_session
@@ -193,3 +194,36 @@ def test_writer_api_for_free_form_logs(tmp_path):
         assert np.array_equal(f["observables/trajectory_q/value"][()], q)
         assert f["observables/training/loss/value"][()].tolist() == [1.0, 0.5, 1 / 3, 0.25]
         assert int(f.attrs["complete"]) == 1
+
+
+def test_replay_of_a_complete_log_with_a_deleted_record_value_fails(tmp_path, capsys):
+    import h5py
+
+    path = tmp_path / "run.h5"
+    run_session(physim.load_device("lc-ladder-8"), _protocol(60), NONIDEAL, seed=5, log=path)
+    with logs.open_log(path) as f:
+        name, group = next(iter(logs.records(f, "exec-0000").items()))
+        where = group.name
+    with h5py.File(path, "r+") as f:
+        del f[f"{where}/value"]
+    rep = replay(path)
+    assert rep.mismatches == [f"exec-0000/{name} (missing from the log)"]
+    assert _cli("replay", str(path)) == 1
+    assert "replay differs in 1 of" in capsys.readouterr().out
+
+
+def test_plot_out_never_replaces_a_users_file(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "run.h5"
+    run_session(physim.load_device("lc-ladder-8"), _protocol(60), NONIDEAL, seed=5, log=log)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my own figure")
+    assert main(["plot", str(log), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine} exists and physim plot did not write it" in err and "--force" in err
+    assert mine.read_bytes() == b"my own figure"
+    ours = tmp_path / "ours.png"
+    assert main(["plot", str(log), "--out", str(ours)]) == 0
+    assert main(["plot", str(log), "--out", str(ours)]) == 0  # its own figure: replotted
+    assert main(["plot", str(log), "--out", str(mine), "--force"]) == 0
+    assert mine.read_bytes()[:4] == b"\x89PNG"

@@ -586,6 +586,13 @@ def eps_curve(
     ]
     res = run(tasks)
     err = np.array([_metric(r, "rel_error_as_built") for r in res]).reshape(len(grid), replicates)
+    if not np.isfinite(err).any():
+        # the chip failed at every ε (or the protocol reports no error to minimise)
+        why = next((r["error"] for r in res if r.get("error")), "no rel_error_as_built measured")
+        raise BudgetPointError(
+            f"every point of the eps curve failed, at every eps in {grid[0]:.3g}..{grid[-1]:.3g} "
+            f"(the first: {why}); the chip as specified cannot be budgeted"
+        )
     mean = np.nanmean(np.where(np.isfinite(err), err, np.nan), axis=1)
     k = int(np.nanargmin(mean))
     best = float(grid[k])

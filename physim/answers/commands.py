@@ -7,7 +7,8 @@ function of the parsed arguments that returns the exit code.
 from __future__ import annotations
 
 import argparse
-from contextlib import nullcontext
+import math
+from contextlib import contextmanager, nullcontext
 
 
 def _sources_and_summary(spec) -> tuple[str, str]:
@@ -72,8 +73,12 @@ def _cmd_budget(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.target < 1.0:
         raise ValueError(f"--target is a cosine in (0, 1), got {args.target}; e.g. --target 0.99")
-    if args.replicates < 1:
-        raise ValueError(f"--replicates must be >= 1, got {args.replicates}")
+    for opt, n in (("--replicates", args.replicates), ("--max-replicates", args.max_replicates)):
+        if n is not None and not 1 <= n <= MAX_REPLICATES:
+            raise ValueError(
+                f"{opt} must be in 1..{MAX_REPLICATES} (simulated chips per level), got {n}; "
+                "the default 3 (up to 12 while intervals are wide) is usually enough"
+            )
     if args.max_replicates is not None and args.max_replicates < args.replicates:
         raise ValueError(
             f"--max-replicates ({args.max_replicates}) must be >= --replicates ({args.replicates})"
@@ -95,6 +100,14 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     if args.steps is not None:
         # validated like every CLI override (--steps 0 is an error, not a silent spec)
         protocol = with_updates(protocol, task=with_updates(protocol.task, n_steps=args.steps))
+    if protocol.estimator.kind != "sum":
+        raise ValueError(
+            f"--protocol {protocol.name!r} measures no gradient (estimator kind = "
+            f"{protocol.estimator.kind!r}), and a budget is of the gradient's fidelity; use an "
+            "RHEL protocol such as rhel-centred-rerun"
+        )
+    if args.eps is not None:
+        _check_eps(args.eps, protocol.relative_eps)
     nonideal = load_nonideal(args.nonideal)
     if not nonideal.sources:
         raise ValueError(f"non-ideality {nonideal.name!r} has no sources: nothing to budget")
@@ -102,7 +115,9 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     from physim.study.engine import local_executor
 
     pool = local_executor(args.workers) if args.workers else nullcontext(None)
-    with pool as ex:
+    from physim.answers.budget import BudgetPointError
+
+    with pool as ex, _point_errors(BudgetPointError):
         rep = run_budget(
             device,
             protocol,
@@ -126,6 +141,37 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         if png is not None:
             print(f"wrote {png}")
     return 0
+
+
+#: most replicate chips a budget measures per level: each is a full set of gradient runs
+MAX_REPLICATES = 1000
+#: largest relative nudge: the top of the budget's ε curve (ε is in units of the final momenta)
+EPS_MAX_RELATIVE = 1.0
+
+
+def _check_eps(eps: float, relative: bool) -> None:
+    """``--eps`` must be a nudge the protocol can apply: finite, >= EPS_MIN and, relative to
+    the final momenta, at most :data:`EPS_MAX_RELATIVE`."""
+    from physim.spec_base import EPS_MIN
+
+    top = EPS_MAX_RELATIVE if relative else math.inf
+    if not (math.isfinite(eps) and EPS_MIN <= eps <= top):
+        span = f"{EPS_MIN:.3g} <= eps <= {top:g}" if relative else f"finite eps >= {EPS_MIN:.3g}"
+        raise ValueError(
+            f"--eps must be a nudge with {span}"
+            + (" (relative to the final momenta)" if relative else "")
+            + f", got {eps}; e.g. --eps 1e-3, or leave it out to use the best eps"
+        )
+
+
+@contextmanager
+def _point_errors(kind: type[Exception]):
+    """A budget point that failed for a reason that is not the chip's (out of the memory
+    budget, a crash) ends the command with that point's one-line message."""
+    try:
+        yield
+    except kind as err:
+        raise ValueError(" ".join(str(err).split())) from None
 
 
 def register_budget(subparsers) -> None:

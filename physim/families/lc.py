@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from physim import memory
 from physim.device import Device, ParamGroup
 from physim.families import network_kernels
 from physim.families.base import FAMILIES, Family
@@ -148,6 +149,13 @@ class LCNetworkSpec(SpecModel):
             self.n_inputs
             if self.n_inputs is not None
             else 1 + max((s.input for s in self.sources), default=-1)
+        )
+        # B, its base copy and the programmed copy: n × n_in each
+        memory.check(
+            3 * memory.floats((n, n_in)),
+            f"device {self.name!r} with {n} nodes × {n_in} input channels (the largest source "
+            f"input index + 1)",
+            "number the sources' input channels from 0 without gaps (input = 0, 1, ...)",
         )
         B = np.zeros((n, n_in))
         src_index = []

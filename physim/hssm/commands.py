@@ -195,6 +195,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "--init-from DIR (see the README)",
             file=sys.stderr,
         )
+    if args.no_resume and (out / "metrics.json").exists():
+        # --no-resume ignores a checkpoint to start afresh; a finished run is not replaced
+        raise ConfigError(
+            f"{out} holds a finished training run (metrics.json); --no-resume would "
+            "replace it: choose another --out, or delete that folder to train it again"
+        )
     res = train(spec, out, resume=not args.no_resume, progress=not args.quiet)
     m = res.metrics
     shown = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}

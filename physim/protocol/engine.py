@@ -25,6 +25,8 @@ from physim.protocol.records import ProtocolCost, ProtocolResult, Record
 from physim.protocol.specs import ProtocolSpec
 from physim.protocol.steps import STEPS, MemoryTally, RunState
 from physim.protocol.task import Task, build_task
+from physim.stability import check_programmed_stability
+from physim.warnings import warn
 
 OnStep = Callable[[int, object, list[Record]], None]
 
@@ -43,6 +45,23 @@ def check_protocol_memory(protocol: ProtocolSpec, dev, task: Task) -> int:
         "lower the task's or the drives' n_steps, raise a measured drive's every, or lower "
         "the batch",
     )
+
+
+def check_anti_damped(instrument: Instrument, run: RunState) -> None:
+    """Warn when the echo ran with a loss compensation above 1: its net damping (1 − c)·D is
+    negative, so the echo grows what the forward run damped and the gradient is amplified
+    (by orders of magnitude over long sequences) — possible on a chip, but rarely meant."""
+    c = instrument.diss.compensation if (instrument.diss is not None and instrument.lossy) else 0
+    if c > 1 and run.compensation is not None:
+        warn(
+            f"dissipation.compensation = {c:g} ran the echo anti-damped (net damping "
+            f"(1 − c)·D = {1 - c:g}·D < 0)",
+            "the echo amplifies what the forward run damped, and the measured gradient grows "
+            "with it, possibly by orders of magnitude",
+            "use compensation <= 1 (1 makes the echo lossless) unless the anti-damped echo "
+            "is what you study",
+            stacklevel=3,
+        )
 
 
 def run_protocol(
@@ -84,7 +103,10 @@ def run_protocol(
     protocol, calibration = resolve_eps(instrument, protocol, task, theta)
     used = Usage.snapshot(instrument)  # after the ε calibration: this execution's use only
     if theta is not None or instrument.theta is None:
-        instrument.program(theta if theta is not None else dev.theta0)
+        written = instrument.program(theta if theta is not None else dev.theta0)
+        # the build checked ω·dt at θ0; a θ that moved (training, a programmed θ, the DAC,
+        # the mismatch of this chip) is checked where it is written
+        check_programmed_stability(dev, instrument.phys, written)
     u_task = instrument.write_drive(task.u)
     run = RunState(instrument, protocol, task, u_task, check, range_checked=not check)
     records: list[Record] = []
@@ -96,6 +118,7 @@ def run_protocol(
             on_step(i, st, new)
     if check:
         check_saturation(instrument, sat_before)
+        check_anti_damped(instrument, run)
     sat = {
         "adc_readout": instrument.adc_readout.n_saturated,
         "adc_accumulator": instrument.adc_accumulator.n_saturated,

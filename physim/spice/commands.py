@@ -33,6 +33,14 @@ def _inputs(path: Path | None) -> np.ndarray | None:
     return u[:, None] if u.ndim == 1 else u
 
 
+def _check_amplitude(amplitude: float) -> None:
+    if not (np.isfinite(amplitude) and amplitude >= 0):
+        raise ValueError(
+            f"--amplitude is the rms of the task's input and must be finite and >= 0, got "
+            f"{amplitude}; e.g. --amplitude 1"
+        )
+
+
 def _write(path: Path, text: str, force: bool) -> None:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
@@ -55,6 +63,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from physim.spice.instance import device_inputs, export_device
 
     spec, nonideal = _device_and_instance(args)
+    _check_amplitude(args.amplitude)
     u = _inputs(args.input)
     if u is None:
         u = device_inputs(spec, args.steps, args.amplitude, args.seed)
@@ -112,6 +121,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from physim.spice.check import format_agreement, spice_check
 
     spec, nonideal = _device_and_instance(args)
+    _check_amplitude(args.amplitude)
     try:
         agr = spice_check(
             spec,

@@ -157,6 +157,14 @@ def export_device(
             f"the input of {spec.name!r} must have shape (n_steps >= 1, {n_in}), got {u.shape}; "
             "give one column per input channel"
         )
+    bad = np.argwhere(~np.isfinite(u))
+    if bad.size:
+        k, j = (int(x) for x in bad[0])
+        raise ValueError(
+            f"the input of {spec.name!r} must be finite (a netlist's PWL source cannot drive "
+            f"nan or inf), got u[{k}, {j}] = {u[k, j]} ({len(bad)} non-finite entries); fix the "
+            "input file or --amplitude"
+        )
     built = built_values(spec, inst, label)
     ref = probe(inst, u)
     phi_peak = float(np.max(np.abs(ref.flux), initial=0.0))

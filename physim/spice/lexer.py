@@ -131,9 +131,15 @@ def value(token: str, params: dict[str, float]) -> float:
     expr = _NUM_IN_EXPR.sub(num, tok).replace("^", "**")
     try:
         tree = ast.parse(expr, mode="eval")
+        return _eval(tree, params)
     except SyntaxError:
         raise ValueError(f"cannot parse the expression {token!r}") from None
-    return _eval(tree, params)
+    except (RecursionError, MemoryError):
+        # a sum of thousands of terms nests as deep as it is long
+        raise ValueError(
+            f"the expression {token[:40]!r}... is too deeply nested to evaluate "
+            f"({len(tok)} characters); split it into several .param lines"
+        ) from None
 
 
 def split_card(text: str) -> list[str]:

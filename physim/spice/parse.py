@@ -27,15 +27,21 @@ error naming the line.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from physim import memory
 from physim.families.lc import LCNetworkSpec
 from physim.instrument.specs import BOLTZMANN, NonidealSpec, parse_nonideal
 from physim.specs import parse_spec
 from physim.spice.lexer import NUMBER, Line, NetlistError, logical_lines, split_card, value
+
+#: dense node x node float64 matrices an import and its device build hold at once (the
+#: capacitance matrix, its inverse, the stiffness and a work copy): the memory check's factor
+MATRICES_PER_NODE_PAIR = 4
 
 __all__ = ["Imported", "NetlistError", "import_netlist", "value"]
 
@@ -135,7 +141,9 @@ class _Reader:
             if self.node(ln, tok[4], aux_ok=True) is not None or ctrl in GROUNDS:
                 raise ln.error("a G source must be controlled by an input node against ground")
             node, sign = self._injected(ln, a, b)
-            self.g_sources.append((ln, node, ctrl, sign * self.val(ln, tok[5])))
+            gain = self.val(ln, tok[5])
+            _drives(ln, gain, "its gain", zero_ok=True)
+            self.g_sources.append((ln, node, ctrl, sign * gain))
         elif kind == "v":
             if len(tok) < 4 or tok[2].lower() not in GROUNDS:
                 raise ln.error(
@@ -245,6 +253,7 @@ class _Reader:
             amp = max(vals, key=abs) if vals else 0.0
         else:
             amp = dc
+        _drives(ln, amp, "its amplitude")
         node, sign = self._injected(ln, a, b)
         self.i_sources.append((node, sign * amp))
 
@@ -303,6 +312,17 @@ class _Reader:
         elif head not in _IGNORED_DOT:
             raise ln.error(f"unknown control card {head!r}")
         return True
+
+
+def _drives(ln: Line, gain: float, what: str, zero_ok: bool = False) -> None:
+    """A source becomes an input channel of gain ``gain``: a non-finite gain no circuit has;
+    an I source of amplitude zero is an open circuit whose channel would drive nothing (a G
+    source of gain 0 is kept: physim's own export writes a zero-gain channel that way)."""
+    if (gain == 0 and not zero_ok) or not math.isfinite(gain):
+        raise ln.error(
+            f"{what} is {gain}: an input channel of gain {gain} drives nothing physim can "
+            "simulate; give it a finite non-zero value or delete the source"
+        )
 
 
 def _params(lines: list[Line]) -> dict[str, float]:
@@ -429,6 +449,14 @@ def import_netlist(text: str, source: str = "(netlist)") -> Imported:
     for key in ("n_inputs", "readout", "learnable", "task"):
         if key in ann:
             data[key] = ann[key]
+    # the dense capacitance matrix below, and the device physim builds from it (a few
+    # node x node matrices), must fit in the memory budget
+    n = len(nodes)
+    memory.check(
+        memory.floats((n, n)) * MATRICES_PER_NODE_PAIR,
+        f"a netlist of {n} nodes",
+        f"physim builds dense node x node matrices; split the circuit or raise {memory.ENV_VAR}",
+    )
     bare = parse_spec(data, source)
 
     from physim.spice.netlist import capacitance_matrix, nominal_values
@@ -460,7 +488,26 @@ def import_netlist(text: str, source: str = "(netlist)") -> Imported:
     if np.any(phi0 != 0):
         upd["q0"] = [float(x) for x in phi0]
     spec = parse_spec({**bare.model_dump(), **upd}, source) if upd else bare
+    _check_builds(spec, source, tran[0])
     return Imported(spec, _dissipation(rd, keys, np.diag(C), seed, source))
+
+
+def _check_builds(spec, source: str, tran: Line) -> None:
+    """Refuse a netlist whose device physim could not build (a node without capacitance, a
+    .tran step beyond the leapfrog's stability limit), with the line to fix, before any file
+    is written."""
+    from physim.stability import UnstableStepError
+
+    try:
+        spec.build()
+    except UnstableStepError as err:
+        raise tran.error(
+            f"physim cannot simulate this circuit at the .tran step: {' '.join(str(err).split())}"
+        ) from None
+    except (ValueError, ArithmeticError) as err:
+        raise NetlistError(
+            f"{source}: physim cannot build the imported circuit: {' '.join(str(err).split())}"
+        ) from None
 
 
 def _dissipation(

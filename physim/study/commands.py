@@ -85,13 +85,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             run_plan(plan, store, ex, max_in_flight=window, on_result=on_result)
     ds = store.finish()
+    n_failed = int(ds.attrs["n_failed"])
     print(
-        f"{plan.n_points} points, {int(ds.attrs['n_failed'])} failed; wrote {out / 'results.nc'} and "
+        f"{plan.n_points} points, {n_failed} failed; wrote {out / 'results.nc'} and "
         f"{out / 'results.csv'}"
     )
     from physim.study.outcome import report
 
-    report(plan, store.done)  # warnings per point; every point failed: an error, exit 2
+    # the points' warnings, once each; every point failed is an error (exit 2), some are counted
+    report(plan, store.done)
     return 0
 
 
@@ -106,7 +108,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from physim.study.store import RESULTS_NC, load_spec_of, read_journal
 
     plan = expand(load_spec_of(args.dir))
-    done = read_journal(args.dir)
+    done = read_journal(args.dir, plan.n_points)
     failed = {i: r["error"] for i, r in done.items() if r["error"]}
     secs = [r["seconds"] for r in done.values() if r["seconds"] == r["seconds"]]
     state = "complete" if (Path(args.dir) / RESULTS_NC).exists() else "incomplete (rerun to resume)"
@@ -121,6 +123,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
+    from physim.study.spec import StudyError
     from physim.study.store import RESULTS_CSV
 
     path = Path(args.dir) / RESULTS_CSV
@@ -130,9 +133,27 @@ def _cmd_table(args: argparse.Namespace) -> int:
         )
     import csv
 
-    with open(path, encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    head = rows[0]
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise StudyError(f"{path} is not a table physim wrote ({err}); {_REWRITE}") from None
+    head = rows[0] if rows else []
+    if (
+        not head
+        or head[0] != "point"
+        or "replicate" not in head
+        or head[-2:] != ["error", "seconds"]
+    ):
+        raise StudyError(
+            f"{path} line 1 is not the header physim writes (point, axes..., replicate, "
+            f"metrics..., error, seconds; got {','.join(head)[:60]!r}); {_REWRITE}"
+        )
+    for k, r in enumerate(rows[1:], start=2):
+        if len(r) != len(head):
+            raise StudyError(
+                f"{path} line {k} has {len(r)} fields, the header {len(head)}; {_REWRITE}"
+            )
     keep = [
         i
         for i, h in enumerate(head)
@@ -143,6 +164,9 @@ def _cmd_table(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(_short(r[i]) for i in keep))
     return 0
+
+
+_REWRITE = "rerun physim sweep run on the folder to write it again from the journal"
 
 
 def _short(s: str) -> str:
@@ -173,7 +197,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="study folder (default physim-out/studies/NAME)")
     p.add_argument("--workers", type=int, help="local workers (default: one per core)")
     p.add_argument("--executor", choices=["local", "dask"], help="where the points run")
-    p.add_argument("--address", help="Dask scheduler to join, tcp://host:8786")
+    p.add_argument(
+        "--address",
+        help="Dask scheduler to join, tcp://host:8786; a lost or silent scheduler stops the "
+        "run within [executor] heartbeat + timeout seconds (default 5 + 30), keeping every "
+        "finished point: rerun to resume",
+    )
     p.add_argument("--dry-run", action="store_true", help="count and time; run nothing else")
     p.add_argument("--restart", action="store_true", help="discard the results in --out")
     p.add_argument("--max-points", type=int, help="override the study's point budget")

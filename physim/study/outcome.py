@@ -102,8 +102,9 @@ def check_outcome(n_points: int, done: Mapping[int, Mapping[str, Any]], where: W
         )
     if len(failed) == n_points:
         raise StudyError(
-            f"every one of the {n_points} points failed, so there is no result ({first}); "
-            "fix the cause and rerun (physim sweep status DIR lists the failures)"
+            f"every one of the {n_points} points failed (point {first_i}: {first_msg}); the "
+            "study has no result: fix the base or the axes (physim sweep status DIR lists the "
+            "failures) and rerun with --restart"
         )
     warnings.warn(
         f"{len(failed)} of {n_points} points failed ({first}): their metrics are NaN; "

@@ -146,7 +146,16 @@ class ExecutorSpec(SpecModel):
     jobs: int = Field(1, ge=1, description="jobqueue: number of jobs to start")
     queue: str | None = Field(None, description="jobqueue: partition/queue name")
     account: str | None = Field(None, description="jobqueue: account/project to charge")
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for a scheduler, s")
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="seconds to wait for a scheduler to answer (at start and at each "
+        "heartbeat); a lost scheduler is detected within heartbeat + timeout, s",
+    )
+    heartbeat: float = Field(
+        5.0, gt=0, le=3600, description="seconds between checks that the scheduler answers, s"
+    )
 
 
 class StudySpec(SpecModel):

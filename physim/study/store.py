@@ -37,10 +37,23 @@ class StudyStore:
     def __init__(self, out: str | Path, plan: Plan, *, restart: bool = False):
         self.dir = Path(out)
         self.plan = plan
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StudyError(
+                f"--out {self.dir} is a file, not a folder; choose a folder for the study"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         sj = self.dir / STUDY_JSON
+        if not sj.exists():
+            # never overwrite (or with --restart, delete) a file physim did not write
+            theirs = [n for n in (JOURNAL, RESULTS_NC, RESULTS_CSV) if (self.dir / n).exists()]
+            if theirs:
+                raise StudyError(
+                    f"{self.dir} holds {', '.join(theirs)} but no {STUDY_JSON}: not a study "
+                    "folder physim wrote, and physim does not overwrite files it did not "
+                    "write; choose another --out (or move those files away)"
+                )
         if sj.exists() and not restart:
-            old = json.loads(sj.read_text())
+            old = read_study_record(self.dir)
             if old.get("fingerprint") != plan.fingerprint:
                 raise StudyError(
                     f"{self.dir} holds a different study ({old.get('name')!r}, fingerprint "
@@ -54,7 +67,7 @@ class StudyStore:
             tmp = sj.with_suffix(".tmp")
             tmp.write_text(json.dumps(study_record(plan), indent=1, default=str))
             os.replace(tmp, sj)
-        self.done: dict[int, dict[str, Any]] = read_journal(self.dir)
+        self.done: dict[int, dict[str, Any]] = read_journal(self.dir, plan.n_points)
         self._fh = None
 
     def pending(self) -> list[int]:
@@ -63,6 +76,7 @@ class StudyStore:
     def append(self, result: dict[str, Any]) -> None:
         """Record one finished point durably (flush + fsync) before anything else happens."""
         if self._fh is None:
+            _drop_torn_tail(self.dir / JOURNAL)
             self._fh = open(self.dir / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
         self._fh.write(json.dumps(result) + "\n")
         self._fh.flush()
@@ -89,6 +103,17 @@ class StudyStore:
         return ds
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line without its newline (a kill mid-write) before appending after it,
+    so that the next result does not land on the same line."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def study_record(plan: Plan) -> dict[str, Any]:
     return {
         "name": plan.spec.name,
@@ -103,27 +128,107 @@ def study_record(plan: Plan) -> dict[str, Any]:
     }
 
 
-def read_journal(out: str | Path) -> dict[int, dict[str, Any]]:
-    """Finished points of a study folder (a torn last line from a kill is ignored)."""
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _journal_problem(r: Any, n_points: int | None) -> str | None:
+    """What is wrong with one parsed journal line (None if it is what physim writes)."""
+    if not isinstance(r, dict):
+        return f"a JSON {type(r).__name__}, not an object"
+    missing = [k for k in ("index", "metrics", "error", "seconds") if k not in r]
+    if missing:
+        return f"no {', '.join(missing)}"
+    i = r["index"]
+    if not isinstance(i, int) or isinstance(i, bool):
+        return f"index = {i!r} is not an integer"
+    if i < 0 or (n_points is not None and i >= n_points):
+        bound = f"0..{n_points - 1}" if n_points is not None else ">= 0"
+        return f"index = {i} is outside the study's points ({bound})"
+    m = r["metrics"]
+    if not isinstance(m, dict):
+        return f"metrics = {str(m)[:40]!r} is not a table of numbers"
+    bad = [k for k, v in m.items() if not _number(v)]
+    if bad:
+        return f"metric {bad[0]} = {str(m[bad[0]])[:40]!r} is not a number"
+    if r["error"] is not None and not isinstance(r["error"], str):
+        return f"error = {str(r['error'])[:40]!r} is neither null nor a message"
+    if not _number(r["seconds"]):
+        return f"seconds = {str(r['seconds'])[:40]!r} is not a number"
+    return None
+
+
+def read_journal(out: str | Path, n_points: int | None = None) -> dict[int, dict[str, Any]]:
+    """Finished points of a study folder (a torn last line from a kill is ignored).
+
+    Every other line must be what physim writes; one that is not (hand-edited, truncated in
+    the middle, an index outside the study's ``n_points``) raises :class:`StudyError` naming
+    the file, the line and the fix.
+    """
     path = Path(out) / JOURNAL
     done: dict[int, dict[str, Any]] = {}
     if not path.exists():
         return done
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line being written when the process was killed
-            done[int(r["index"])] = r
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise StudyError(
+            f"{path} is not text physim wrote; delete it to rerun every point, or rerun with "
+            "--restart"
+        ) from None
+    last = max((k for k, line in enumerate(lines) if line.strip()), default=-1)
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            why = _journal_problem(r, n_points)
+        except (json.JSONDecodeError, RecursionError):
+            if k == last and k == len(lines) - 1:
+                continue  # the line being written when the process was killed (no newline)
+            why = "not JSON"
+        if why is not None:
+            raise StudyError(
+                f"{path} line {k + 1} is not a point result physim wrote ({why}); delete that "
+                "line to rerun the point, or rerun the study with --restart"
+            )
+        done[r["index"]] = r
     return done
 
 
-def load_spec_of(out: str | Path) -> StudySpec:
+def read_study_record(out: str | Path) -> dict[str, Any]:
+    """``DIR/study.json`` as physim wrote it (a JSON object with the study), or StudyError."""
     sj = Path(out) / STUDY_JSON
     if not sj.exists():
         raise FileNotFoundError(f"{out} is not a study folder: no {STUDY_JSON}")
-    return study_from_json(json.dumps(json.loads(sj.read_text())["study"]))
+    try:
+        rec = json.loads(sj.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        why = " ".join(str(err).split())[:80]
+        rec, problem = None, f"not JSON: {why}"
+    else:
+        problem = None
+    if problem is None and not isinstance(rec, dict):
+        problem = f"a JSON {type(rec).__name__}, not an object"
+    if problem is None and not isinstance(rec.get("study"), dict):
+        problem = "no 'study' table"
+    if problem is not None:
+        raise StudyError(
+            f"{sj} is not the study record physim wrote ({problem}); rerun the study with "
+            "--restart (or another --out) to write it again"
+        )
+    return rec
+
+
+def load_spec_of(out: str | Path) -> StudySpec:
+    rec = read_study_record(out)
+    try:
+        return study_from_json(json.dumps(rec["study"]))
+    except StudyError as err:
+        raise StudyError(
+            f"{Path(out) / STUDY_JSON} holds a study physim cannot read ({err}); rerun the "
+            "study with --restart to write it again"
+        ) from None
 
 
 def _metric_names(plan: Plan, done: dict[int, dict]) -> dict[str, tuple[str, str]]:

@@ -19,6 +19,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from physim.tools.logplot import plot_log
 
+    # plot_log refuses an existing file it did not write (the default beside the log too)
     print(f"wrote {plot_log(args.log, args.out, args.run, force=args.force)}")
     return 0
 
@@ -54,7 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("log")
     p.add_argument("--out", help="PNG path (default: next to the log)")
     p.add_argument("--run", help="protocol execution to plot (default: the first)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing PNG at --out")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite --out even if physim did not write it"
+    )
     p.set_defaults(func=_cmd_plot)
 
     p = subparsers.add_parser("replay", help="re-run a log from its provenance and compare")

@@ -40,6 +40,35 @@ def _stderr(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+#: the PNG "Software" text of every figure ``physim plot`` writes: how it knows a file at
+#: ``--out`` is its own (replotted freely) rather than a user's (refused without --force)
+PNG_SOFTWARE = "physim plot"
+
+
+def check_png_out(out: str | Path, force: bool = False) -> Path:
+    """Refuse to replace a file at ``out`` that ``physim plot`` did not write (unless
+    ``force``): a user's own figure or data is never overwritten silently."""
+    out = Path(out)
+    if force or not out.exists():
+        return out
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; give a PNG file path")
+    ours = False
+    try:
+        from PIL import Image
+
+        with Image.open(out) as im:
+            ours = im.format == "PNG" and im.info.get("Software") == PNG_SOFTWARE
+    except Exception:  # not an image at all: certainly not ours
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"{out} exists and physim plot did not write it; choose another --out, or pass "
+            "--force to overwrite it"
+        )
+    return out
+
+
 def plot_log(
     path: str | Path,
     out: str | Path | None = None,
@@ -49,14 +78,10 @@ def plot_log(
 ) -> Path:
     """Write a PNG summarising a log (for a run log: one protocol execution, default the
     first); a wrong gradient is flagged on the figure and passed to ``report``. An existing
-    ``out`` (e.g. the demo's own ``demo.png`` beside ``demo.h5``) is refused unless ``force``."""
+    ``out`` that ``physim plot`` did not write — the default ``out`` beside the log included,
+    e.g. the demo's own ``demo.png`` beside ``demo.h5`` — is refused unless ``force``."""
     path = Path(path)
-    out = Path(out) if out is not None else path.with_suffix(".png")
-    if out.exists() and not force:
-        raise FileExistsError(
-            f"{out} exists (a figure this command did not write, e.g. the demo's); "
-            "pass --force to overwrite it, or give another --out"
-        )
+    out = check_png_out(out if out is not None else path.with_suffix(".png"), force)
     with logs.open_log(path) as f:
         kind = logs.kind(f)
     if kind == "training":
@@ -214,6 +239,6 @@ def plot_log(
         a.set_title("in-situ training: loss measured at each epoch (before its update)", fontsize=9)
         a.legend(**OUTSIDE)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
     return out

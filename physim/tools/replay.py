@@ -86,10 +86,16 @@ def replay(path: str | Path) -> ReplayReport:
     task = build_task(device, protocol.task, protocol.loss)
     mismatches: list[str] = []
     n_rec = n_missing = 0
+    last = stored[-1][0] if stored else None
     for run, theta, recs in stored:
         res = run_protocol(inst, protocol, task=task, theta=theta, check=False)
         for r in res.records:
             if r.name not in recs:
+                if complete or run != last:
+                    # a complete log (or an execution before the last) has every record: one
+                    # without its value was deleted or damaged, not cut short by a kill
+                    mismatches.append(f"{run}/{r.name} (missing from the log)")
+                    continue
                 n_missing += 1  # the logged run stopped before this step
                 continue
             n_rec += 1
