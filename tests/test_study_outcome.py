@@ -107,4 +107,7 @@ def test_run_study_in_a_script_without_main_guard_is_an_error_saying_so(tmp_path
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert out.returncode != 0
-    assert "StudyError" in out.stderr and 'if __name__ == "__main__":' in out.stderr
+    # the parent's own last word (the children print Python's bootstrapping tracebacks)
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("physim.study.engine.ExecutorLost: ")  # a StudyError
+    assert 'under `if __name__ == "__main__":`' in last
