@@ -3,8 +3,9 @@
 A point's warnings are raised in a worker process, where Python would print them raw (file,
 line, source) without saying which point they concern. :func:`physim.study.task.run_point`
 records them in the point's result instead; the client summarises them here once, one line
-per distinct message in physim's format, naming the points (their coordinates) that raised it. A study whose every point failed
-is not a result: :func:`check_outcome` raises, and otherwise says how many points failed.
+per distinct message in physim's format, naming the points (their coordinates) that raised
+it. A study whose every point failed is not a result: :func:`check_outcome` raises, and
+otherwise says how many points failed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def report(plan, done: Mapping[int, Mapping[str, Any]]) -> int:
 
 
 def catch_point_warnings() -> warnings.catch_warnings:
-    """A context that records every warning (instead of printing it) for one point."""
+    """A context that records every warning (instead of printing it) for one point. Like
+    :class:`warnings.catch_warnings` it is not thread-safe: one point at a time per process,
+    as in the process pools and dask workers with one thread each."""
     return warnings.catch_warnings(record=True)
 
 
