@@ -16,6 +16,9 @@ import numpy as np
 import physim
 from physim.gradcheck import default_eps, random_problem
 
+#: columns of the --plot grid (a figure stays readable at ten catalogue devices)
+PANELS_PER_ROW = 4
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(
@@ -44,16 +47,23 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(
-            1, len(rows), figsize=(3 * len(rows), 3.2), constrained_layout=True
+        # a grid of at most PANELS_PER_ROW columns: one row of ten was 3000 × 320 px
+        ncol = min(PANELS_PER_ROW, len(rows))
+        nrow = -(-len(rows) // ncol)
+        fig, grid = plt.subplots(
+            nrow, ncol, figsize=(3 * ncol, 3.2 * nrow), constrained_layout=True, squeeze=False
         )
-        for ax, (name, _, _, err, _, gr, gb) in zip(axes, rows, strict=True):
+        axes = grid.ravel()
+        for ax in axes[len(rows) :]:
+            ax.set_visible(False)
+        for ax, (name, _, _, err, _, gr, gb) in zip(axes, rows, strict=False):
             scale = np.max(np.abs(gb))
             ax.plot(gb / scale, gr / scale, ".", ms=3)
             ax.plot([-1, 1], [-1, 1], "k-", lw=0.5)
             ax.set_title(f"{name}\nerr {err:.1e}", fontsize=9)
             ax.set_xlabel("BPTT (normalised)")
-        axes[0].set_ylabel("RHEL (normalised)")
+        for row in grid:
+            row[0].set_ylabel("RHEL (normalised)")
         fig.savefig(args.plot, dpi=100)
         print(f"wrote {args.plot}")
 

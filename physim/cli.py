@@ -9,6 +9,7 @@ from pathlib import Path
 from physim import jsonio
 from physim._version import __version__
 from physim.answers.commands import register as register_answers
+from physim.cli_args import settle
 from physim.cli_errors import report_error
 from physim.hssm.commands import register as register_hssm
 from physim.protocol.commands import register as register_protocol
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_spice(sub)
     register_study(sub)
     register_answers(sub)
-    return parser
+    return settle(parser)  # counts read `1e12`; options read `-1e-3` (physim.cli_args)
 
 
 def main(argv: list[str] | None = None) -> int:

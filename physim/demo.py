@@ -97,13 +97,15 @@ def run_demo(
         }
     )
     settings = {"epochs": epochs, "lr": lr, "eps": eps, "optimizer": "adam", "scale": "absolute"}
+    # the bar counts the updates (epochs); the measurement after the last one is not an epoch
     bar = tqdm(
-        total=epochs + 1, desc=f"RHEL training {device.name}", unit="epoch", disable=not progress
+        total=epochs, desc=f"RHEL training {device.name}", unit="epoch", disable=not progress
     )
     every = max(1, epochs // 10)
 
     def on_epoch(epoch: int, loss: float) -> None:
-        bar.update(1)
+        if epoch < epochs:
+            bar.update(1)
         bar.set_postfix(loss=f"{loss:.3e}")
         if not progress:
             return

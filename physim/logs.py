@@ -21,7 +21,9 @@ group=...)`` and ``xarray.open_datatree``:
   the index or, for parameters and integrator channels, the names; ``parameter_group`` and
   ``parameter_unit`` (``channel_group``, ``channel_unit``) sit beside them;
 * ``unit`` (H5MD) and ``units`` (CF) on every variable — the loss in the readout unit squared;
-  where the unit differs per parameter it reads ``<loss unit>/parameter_unit``;
+  a gradient whose parameters share one unit has the real unit (``m^2/(N/m)``); where the unit
+  differs per parameter it reads ``<loss unit>/parameter_unit`` (CF has no per-entry unit:
+  each entry's own is in ``parameter_unit``);
 * ADC readings whose converter has one LSB for every channel are stored as integer codes with a
   *scalar* CF ``scale_factor`` (value = codes × scale_factor, exact); with per-channel ranges the
   value is stored as float64 (exactly codes × lsb) beside an ``lsb`` variable per channel.
@@ -114,6 +116,30 @@ def channel_axis(device, n_w: int, B_shape: Sequence[int]) -> Axis:
                 group[off + k] = g.name
                 unit[off + k] = g.unit or "1"
     return Axis("channel", names, extra={"channel_group": group, "channel_unit": unit})
+
+
+def per_entry_unit(numerator: str, units: Sequence[str], placeholder: str) -> str:
+    """The CF ``units`` of an array whose entries carry ``units`` (``<numerator>/<unit>``):
+    the real unit when every entry shares one (``m^2/(N/m)``), else ``<numerator>/<placeholder>``
+    (CF has no per-entry unit; the entries' own units sit beside them in ``placeholder``)."""
+    distinct = set(units)
+    if len(distinct) != 1:
+        return f"{numerator}/{placeholder}"
+    (u,) = distinct
+    if u in ("", "1"):
+        return numerator
+    return f"{numerator}/({u})" if "/" in u or " " in u else f"{numerator}/{u}"
+
+
+def shared_unit(units: Sequence[str], placeholder: str) -> str:
+    """The one unit of ``units`` when they agree, else ``placeholder`` (see :func:`per_entry_unit`)."""
+    distinct = set(units)
+    return distinct.pop() if len(distinct) == 1 else placeholder
+
+
+def parameter_units(device) -> list[str]:
+    """Each θ entry's unit, in θ order."""
+    return [g.unit or "1" for g in device.groups for _ in range(g.size)]
 
 
 def loss_unit(device) -> str:
@@ -237,6 +263,8 @@ class LogWriter:
     force
         Overwrite an existing HDF5 file at ``path``.
 
+    Notes
+    -----
     Use as a context manager; leaving the block normally marks the log complete.
     """
 
@@ -328,7 +356,9 @@ class LogWriter:
             axes[-1] = channel_axis(
                 self.device, int(record.meta.get("n_w", 0)), record.meta.get("B_shape", [0, 0])
             )
-            unit = f"{loss_unit(self.device)}/channel_unit"
+            unit = per_entry_unit(
+                loss_unit(self.device), axes[-1].extra["channel_unit"], "channel_unit"
+            )
         lsb = None if record.lsb is None else np.broadcast_to(record.lsb, value.shape[-1:])
         if record.codes is not None and np.all(lsb == lsb[0]):
             codes = record.codes if timed else record.codes[None]
@@ -357,7 +387,11 @@ class LogWriter:
         """The measured gradient of one execution beside the ideal (and as-built) twin's."""
         g = self.f.require_group(f"{OBS}/{_safe(run)}").create_group("gradient")
         ax = self.params or Axis("parameter", size=len(estimate))
-        unit = f"{loss_unit(self.device)}/parameter_unit" if self.device is not None else "1"
+        unit = (
+            per_entry_unit(loss_unit(self.device), parameter_units(self.device), "parameter_unit")
+            if self.device is not None
+            else "1"
+        )
         for name, arr, what in (
             ("estimate", estimate, "gradient measured on the instrument"),
             ("ideal", ideal, "gradient of the ideal digital twin"),
@@ -376,7 +410,7 @@ class LogWriter:
             d = g.create_dataset("step_unit", data=step_units(self.device))
             _units(
                 d,
-                "parameter_unit",
+                shared_unit(parameter_units(self.device), "parameter_unit"),
                 "step unit s of each parameter: the fidelity compares s * gradient",
             )
             _attach(g, d, [ax], self._dimid)

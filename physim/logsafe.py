@@ -84,6 +84,12 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> WriterLock:
+        folder = self.path.parent
+        if not folder.is_dir():  # else the open below names the lock file, not the log
+            raise LogError(
+                f"{self.path}: its folder {folder} does not exist; create it first "
+                f"(mkdir -p {folder}) or choose another log path"
+            )
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -97,6 +97,19 @@ def bars_side_by_side(ax, series: dict[str, np.ndarray], unit: str) -> str:
         if logy:
             neg = v < 0
             ax.bar(x[~neg], np.abs(v[~neg]), width, color=f"C{j}", label=label)
+            zero = v == 0
+            if np.any(zero):
+                # an exact 0 has no bar on a log axis: mark it at the bottom instead of losing it
+                ax.plot(
+                    x[zero],
+                    np.full(int(zero.sum()), 0.03),
+                    "x",
+                    color=f"C{j}",
+                    ms=7,
+                    mew=2,
+                    transform=ax.get_xaxis_transform(),
+                    label=f"{label}: exactly 0 (×)",
+                )
             ax.bar(
                 x[neg],
                 np.abs(v[neg]),
@@ -108,6 +121,7 @@ def bars_side_by_side(ax, series: dict[str, np.ndarray], unit: str) -> str:
             )
         else:
             ax.bar(x, v, width, color=f"C{j}", label=label)
+    unit = readable_unit(unit)
     if logy:
         ax.set_yscale("log")
         ax.set_ylabel(f"|value| ({unit})")
@@ -115,6 +129,15 @@ def bars_side_by_side(ax, series: dict[str, np.ndarray], unit: str) -> str:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel(f"value ({unit})")
     return "linear"
+
+
+def readable_unit(unit: str) -> str:
+    """A log's ``<loss unit>/parameter_unit`` (the unit differs per parameter) as an axis
+    label says it: ``Wb^2 / unit of each parameter``; the x labels carry each unit."""
+    for placeholder, what in (("parameter_unit", "parameter"), ("channel_unit", "channel")):
+        if unit.endswith("/" + placeholder):
+            return f"{unit.removesuffix('/' + placeholder)} / unit of each {what}"
+    return unit
 
 
 def flag_gradient(
@@ -149,13 +172,14 @@ def flag_gradient(
             bad.append(f"{g}: cosine {cg:.3f}")
     if bad:
         msg = f"WRONG GRADIENT (cosine < {COSINE_FLAG}): " + "; ".join(bad)
+        # right of the axes, below where the legends sit: inside, it hid the bars it judges
         ax.text(
-            0.01,
-            0.97,
+            1.01,
+            0.02,
             f"WRONG GRADIENT (cosine < {COSINE_FLAG}):\n" + "\n".join(bad),
             transform=ax.transAxes,
             ha="left",
-            va="top",
+            va="bottom",
             color="red",
             fontsize=8,
             bbox=dict(facecolor="white", edgecolor="red", alpha=0.9),

@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from physim.instrument.specs import parse_nonideal
 from physim.protocol.specs import load_protocol
 from physim.specs import load_device
 from physim.study.task import run_point
+from physim.warnings import PhysimWarning
 
 #: the tolerance search may land one bit off the 2^-b law: rounding errors of a few integrator
 #: readings are not exactly proportional to the LSB
@@ -104,9 +106,16 @@ def test_attribution_separates_mismatch_from_measurement_error():
 
 def test_budget_json_has_a_tolerance_for_every_source(capsys, tmp_path):
     args = ["budget", "lc-ladder-8", "--nonideal", "pcb-c0g", "--replicates", "1"]
-    assert main([*args, "--steps", "100", "--json", "--out", str(tmp_path / "b.png")]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--steps", "100", "--json", "--out", str(tmp_path / "b.png")]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert {"attribution", "tolerances", "best_eps"} <= set(rep)
+    # the points' warnings (the ε scan's "raise eps" among them) are one line, not one per
+    # point raised raw
+    texts = [str(w.message) for w in caught if issubclass(w.category, PhysimWarning)]
+    assert len(texts) == 1 and "budget points warned" in texts[0], texts
+    assert rep["warnings"]["warned"] >= 1 and rep["warnings"]["messages"]
     assert [t["source"] for t in rep["tolerances"]] == [
         "dissipation",
         "dissipation/temperature",

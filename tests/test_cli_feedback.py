@@ -132,3 +132,12 @@ def test_train_accepts_every_dataset_and_the_usual_overrides():
 def test_train_overrides_are_validated_by_the_config_model(flag, value, pattern, capsys):
     assert main(["train", "--data", "tiny", flag, value]) == 2
     assert pattern in capsys.readouterr().err
+
+
+def test_the_demo_progress_bar_counts_epochs_not_measurements(tmp_path, capsys):
+    # the final measurement after the last update was counted as one more epoch (101 of 100)
+    from physim.demo import run_demo
+
+    run_demo(epochs=4, out=tmp_path, plot=False)
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert "4/4" in bar and "5/" not in bar

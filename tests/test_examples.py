@@ -19,3 +19,21 @@ def test_example_runs_quick(script, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_example_01_plot_is_a_readable_grid(tmp_path):
+    # one row of ten panels was a 3000 × 320 px strip
+    import matplotlib.image as mpimg
+
+    script = next(p for p in EXAMPLES if p.stem.startswith("01_"))
+    png = tmp_path / "rhel.png"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--plot", str(png)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    height, width = mpimg.imread(png).shape[:2]
+    assert width <= 1200 and width / height <= 2

@@ -85,11 +85,12 @@ def test_train_command_on_tiny_data(capsys, tmp_path):
     assert m["config"]["algo"] == "bptt" and m["config"]["seed"] == 2
     # --no-resume over that finished run is refused, and the run is left as it was
     before = {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir() if f.is_file()}
-    again = _parse([*_train_args(cfg, tmp_path), "--no-resume"])
-    assert again.func(again) == 2
-    assert "holds a finished training run (metrics.json); --no-resume would replace it" in (
-        capsys.readouterr().err
-    )
+    from physim.cli import main
+
+    assert main([*_train_args(cfg, tmp_path), "--no-resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physim train: error:")
+    assert "holds a finished training run (metrics.json); --no-resume would replace it" in err
     assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir() if f.is_file()} == before
 
 
@@ -101,9 +102,13 @@ def _train_args(cfg, tmp_path):
 def test_train_command_reports_bad_config(capsys, tmp_path):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"lr": -1.0}))
-    args = _parse(["train", "--config", str(cfg), "--quiet"])
-    assert args.func(args) == 2
-    assert "learning rate lr must be > 0" in capsys.readouterr().err
+    from physim.cli import main
+
+    assert main(["train", "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    # one line, prefixed like every other command's error
+    assert err.startswith("physim train: error:") and err.count("\n") == 1
+    assert "learning rate lr must be > 0" in err
 
 
 def test_cli_overrides_preset():
@@ -129,6 +134,17 @@ def test_a_param_option():
     assert spec.model.input_scale == 0.1  # the rest of the preset is kept
     with pytest.raises(ConfigError, match="a_param = 'softplus' sets the LinHRU stiffness map"):
         resolve_train_spec(_parse(["train", "--model", "nonlinhru", "--a-param", "softplus"]))
+
+
+def test_a_dataset_without_a_cpu_preset_gets_the_cpu_sized_model():
+    # `--data tiny` trained the paper-sized model (6 blocks, P = 256: 2.2 s a step) while
+    # `--data scp1` used the CPU preset
+    for model in ("linhru", "nonlinhru"):
+        spec = resolve_train_spec(_parse(["train", "--data", "tiny", "--model", model]))
+        cpu = resolve_train_spec(_parse(["train", "--data", "scp1", "--model", model]))
+        assert spec.data == "tiny" and spec.model == cpu.model
+        assert (spec.model.n_blocks, spec.model.ssm_dim) == (2, 32)
+        assert (spec.lr, spec.batch_size) == (cpu.lr, cpu.batch_size)
 
 
 def test_adding_presets_and_init_from_option(tmp_path):

@@ -3,11 +3,13 @@
 import json
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 
 from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
 from physim.hssm.train import batch_indices, check_memory, train
+from physim.logs import provenance
 from physim.logs import read_training as read_log
 from physim.optim import AdamState, adam_update, clip_by_global_norm
 
@@ -32,6 +34,7 @@ def _dataset(n=30, length=16, seed=0):
         task="classification",
         n_classes=2,
         n_channels=2,
+        source=f"test:sign-of-mean(n={n}, L={length}, seed={seed})",
     )
 
 
@@ -69,6 +72,22 @@ def test_resume_is_bit_identical(tmp_path, algo, norm):
         assert np.array_equal(a[key]["step"], b[key]["step"]), key
         assert np.array_equal(a[key]["value"], b[key]["value"]), key
     assert full.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
+
+
+def test_resume_on_other_data_is_refused_naming_both(tmp_path):
+    # `tiny` resolves to what is installed: the same configuration can name other data later
+    spec = _spec()
+    train(spec, tmp_path / "r", dataset=_dataset(seed=0), progress=False, stop_after=3)
+    other = _dataset(seed=1)
+    with pytest.raises(ConfigError, match=r"trained on test:sign-of-mean.*seed=0.*now.*seed=1"):
+        train(spec, tmp_path / "r", dataset=other, progress=False, plots=False)
+    res = train(spec, tmp_path / "r", dataset=_dataset(seed=0), progress=False, plots=False)
+    assert res.metrics["dataset"] == _dataset(seed=0).source
+    assert (
+        json.loads((tmp_path / "r/metrics.json").read_text())["dataset"] == res.metrics["dataset"]
+    )
+    with h5py.File(tmp_path / "r/train_log.h5") as f:
+        assert provenance(f)["dataset"] == res.metrics["dataset"]
 
 
 def test_resume_after_mid_interval_interrupt_truncates_log(tmp_path):

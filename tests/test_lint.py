@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("physim", "tests", "benchmarks", "examples")
+TARGETS = ("physim", "tests", "benchmarks", "examples", "docs")
 
 
 def _ruff() -> list[str]:

@@ -237,3 +237,39 @@ def test_tools_on_an_incomplete_log(tmp_path, capsys):
     assert main(["plot", str(path), "--out", str(tmp_path / "p.png")]) == 0
     rep = replay(path)
     assert rep.ok and rep.n_records == 1 and "incomplete" in rep.note
+
+
+def test_plot_never_overwrites_a_figure_it_did_not_write(demo_log, tmp_path, capsys):
+    # `physim plot physim-out/demo.h5` defaults to demo.png: the demo's own figure
+    pytest.importorskip("matplotlib")
+    log, png = tmp_path / "demo.h5", tmp_path / "demo.png"
+    shutil.copy(demo_log, log)
+    shutil.copy(demo_log.with_suffix(".png"), png)
+    before = png.read_bytes()
+    assert main(["plot", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physim plot: error:") and "demo.png exists" in err and "--force" in err
+    assert png.read_bytes() == before
+    assert main(["plot", str(log), "--force"]) == 0
+    assert png.read_bytes() != before
+
+
+def test_cf_units_are_real_units_where_the_parameters_share_one(demo_log, run_log):
+    # `m^2/parameter_unit` on two-mass, whose parameters are all N/m, was a placeholder
+    with h5py.File(demo_log, "r") as f:
+        g = f[logs.OBS + "/exec-0000/gradient"]
+        assert g["estimate"].attrs["units"] == "m^2/(N/m)"
+        assert g["step_unit"].attrs["units"] == "N/m"
+        assert f[logs.OBS + "/training/theta/value"].attrs["units"] == "N/m"
+    # an LC network mixes F, 1/H and A: the placeholder stays, the units sit beside the entries
+    with h5py.File(run_log, "r") as f:
+        g = f[logs.OBS + "/exec-0000/gradient"]
+        assert g["estimate"].attrs["units"] == "Wb^2/parameter_unit"
+
+
+@pytest.mark.parametrize(
+    ("units", "shown"),
+    [(["N/m", "N/m"], "m^2/(N/m)"), (["F", "F"], "m^2/F"), (["1"], "m^2"), (["F", "A"], "m^2/p")],
+)
+def test_per_entry_unit(units, shown):
+    assert logs.per_entry_unit("m^2", units, "p") == shown

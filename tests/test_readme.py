@@ -1,6 +1,7 @@
-"""Every ```bash snippet and ```toml block of README.md works as written.
+"""Every ```bash snippet and ```toml block of README.md and of the documentation pages
+(``docs/*.md``) works as written.
 
-Blocks are taken in README order. A ``<!-- readme-test: file=NAME -->`` comment right before a
+Blocks are taken in order: the README first, then the pages by name. A ``<!-- readme-test: file=NAME -->`` comment right before a
 TOML block saves it as NAME in a scratch directory, so that later shell snippets can use it as
 the README tells the reader to. Every TOML block must validate against one of the spec models
 of :data:`physim.schema.SCHEMAS`. Every shell snippet runs with ``bash -e`` in that directory,
@@ -28,6 +29,8 @@ from physim.schema import SCHEMAS, json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: the README and the documentation pages whose snippets run here (the generated pages hold none)
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: the only reasons a README shell snippet may be left unrun (the marker must name one)
 SKIP_REASONS = ("installs packages", "runs for many minutes")
 #: a README snippet that is not marked slow must finish within this (the suite's budget)
@@ -47,18 +50,22 @@ class Block:
     body: str
     marker: str
     line: int
+    page: str = "README.md"
 
     @property
     def id(self) -> str:
-        return f"{self.lang}@L{self.line}"
+        where = "" if self.page == "README.md" else f"{self.page}:"
+        return f"{where}{self.lang}@L{self.line}"
 
 
 def readme_blocks() -> list[Block]:
-    text = README.read_text()
     out = []
-    for m in _FENCE.finditer(text):
-        line = text.count("\n", 0, m.start("lang")) + 1
-        out.append(Block(m["lang"], m["body"], (m["marker"] or "").strip(), line))
+    for page in PAGES:
+        text = page.read_text()
+        for m in _FENCE.finditer(text):
+            line = text.count("\n", 0, m.start("lang")) + 1
+            marker = (m["marker"] or "").strip()
+            out.append(Block(m["lang"], m["body"], marker, line, str(page.relative_to(ROOT))))
     return out
 
 
@@ -155,14 +162,14 @@ def _bash_params():
         if b.marker.startswith("skip="):
             reason = b.marker.removeprefix("skip=")
             assert reason in SKIP_REASONS, (
-                f"README line {b.line}: skip reason {reason!r} is not one of {SKIP_REASONS}"
+                f"{b.page} line {b.line}: skip reason {reason!r} is not one of {SKIP_REASONS}"
             )
             marks.append(pytest.mark.skip(reason=f"README marks it: {reason}"))
         elif b.marker == "slow":
             marks.append(pytest.mark.slow)
         else:
             assert not b.marker or b.marker.startswith("file="), (
-                f"README line {b.line}: unknown readme-test marker {b.marker!r}"
+                f"{b.page} line {b.line}: unknown readme-test marker {b.marker!r}"
             )
         params.append(pytest.param(b, marks=marks, id=b.id))
     return params
@@ -179,7 +186,7 @@ def test_bash_block_runs(block, workdir):
         timeout=SNIPPET_TIMEOUT_S,
     )
     assert proc.returncode == 0, (
-        f"README line {block.line} failed (exit {proc.returncode}):\n{block.body}\n"
+        f"{block.page} line {block.line} failed (exit {proc.returncode}):\n{block.body}\n"
         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
     )
     assert "Traceback" not in proc.stderr
@@ -251,3 +258,31 @@ def test_skip_markers_need_a_listed_reason():
     text = README.read_text()
     reasons = re.findall(r"<!--\s*readme-test:\s*skip=([^>]*?)\s*-->", text)
     assert reasons and set(reasons) <= set(SKIP_REASONS)
+
+
+#: the README guides; the reference lives in docs/ (issue 25 asks for at most ~250 lines)
+README_MAX_LINES = 250
+
+
+def _commands(parser, prefix: str = "") -> list[str]:
+    """Every leaf command of the CLI (``sweep run``, ``budget``, …)."""
+    import argparse
+
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _commands(sub, f"{prefix}{name} ") or [f"{prefix}{name}"]
+    return out
+
+
+def test_readme_is_short_and_its_command_table_is_complete():
+    from physim.cli import build_parser
+
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES
+    table = [ln for ln in text.splitlines() if ln.startswith("| `physim ")]
+    listed = {re.match(r"\| `physim ([a-z-]+(?: [a-z]+)?)", ln)[1] for ln in table}
+    missing = [c for c in _commands(build_parser()) if c not in listed]
+    assert not missing, f"README's command table lacks {missing}"
+    assert "## Contents" in text

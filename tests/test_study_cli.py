@@ -71,6 +71,8 @@ def test_sweep_run_status_table_plot(tmp_path, capsys):
     assert main(["sweep", "plot", str(out)]) == 0
     png = out / "cosine.png"
     assert png.exists() and mpimg.imread(png).shape[1] > 300
+    assert main(["sweep", "plot", str(out), "--metric", "error"]) == 2  # was a TypeError
+    assert "physim sweep: error: no numeric metric 'error'" in capsys.readouterr().err
     path.write_text(TOML.replace("replicates = 2", "replicates = 3"))
     assert main(args) == 2
     assert "--restart" in capsys.readouterr().err
@@ -95,8 +97,11 @@ def test_plot_heatmap_facets_and_sampled(tmp_path):
             assert png.exists()
     with pytest.raises(StudyError, match=r"axis name\(s\) n_steps clash with result variables"):
         expand(parse_study(_small([{**steps, "name": None}])))
-    with pytest.raises(KeyError, match=r"no metric 'cos' in .*; choose one of cosine"):
+    with pytest.raises(KeyError, match=r"no numeric metric 'cos' in .*; choose one of cosine"):
         plot_study(tmp_path / "heat", metric="cos")
+    # `error` holds the failure messages: offered no more, and asked for, a one-line error
+    with pytest.raises(KeyError, match=r"choose one of (?!.*\berror\b).*sweep status"):
+        plot_study(tmp_path / "heat", metric="error")
     with pytest.raises(FileNotFoundError, match=r"does not exist yet; finish the study"):
         plot_study(tmp_path / "nothing")
 

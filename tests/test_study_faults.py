@@ -332,7 +332,8 @@ def test_every_point_failed_exits_non_zero(tmp_path, capsys):
     toml.write_text(ALL_FAIL)
     args = ["sweep", "run", str(toml), "--out", str(tmp_path / "o"), "--no-progress"]
     with ThreadPoolExecutor(1) as ex:  # the points, here in-process (the CLI's pool is spawned)
-        run_study(parse_study(tomllib.loads(ALL_FAIL)), executor=ex, out=tmp_path / "o")
+        with pytest.raises(StudyError, match="every one of the 4 points failed"):
+            run_study(parse_study(tomllib.loads(ALL_FAIL)), executor=ex, out=tmp_path / "o")
     assert main(args) == 2
     out, err = capsys.readouterr()
     assert "4 points, 4 failed" in out

@@ -98,6 +98,14 @@ def test_unknown_path_lists_the_valid_fields():
         expand(study(axes=[{"path": "protocol.epsilon", "values": [1.0]}]))
     with pytest.raises(StudyError, match=r"must start with one of device, protocol, nonideal"):
         expand(study(axes=[{"path": "chip.dt", "values": [1.0]}]))
+    # the gradient measure has no options: say so and name the measures that have the field
+    # (this listed "valid fields:" followed by nothing)
+    with pytest.raises(
+        StudyError,
+        match=r"valid fields: none \(it takes no options\); epochs is an option of the "
+        r"offline_vs_insitu and train measure: set \[measure\] kind first",
+    ):
+        expand(study(axes=[{"path": "measure.epochs", "values": [1, 2]}]))
 
 
 def test_an_axis_over_a_source_the_base_lacks_adds_it_or_says_what_it_needs():

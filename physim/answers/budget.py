@@ -76,19 +76,44 @@ CHIP_FAILURES = ("NumericalFault", "ChipFailure")
 Runner = Callable[[list[PointTask]], list[dict]]
 
 
-def make_runner(executor: Executor | None = None) -> Runner:
-    """Run a batch of point tasks through ``executor`` (or here, in order) and return results."""
+class PointWarnings:
+    """The warnings of every point a runner ran (each point's are in its result, not printed
+    by the worker): how many points warned, and each distinct message with its count."""
+
+    def __init__(self) -> None:
+        self.n_points = 0
+        self.n_warned = 0
+        self.messages: dict[str, int] = {}
+
+    def add(self, results: Sequence[dict]) -> None:
+        for r in results:
+            self.n_points += 1
+            texts = r.get("warnings") or []
+            self.n_warned += bool(texts)
+            for t in texts:
+                self.messages[t] = self.messages.get(t, 0) + 1
+
+    def summary(self) -> dict:
+        return {"points": self.n_points, "warned": self.n_warned, "messages": self.messages}
+
+
+def make_runner(executor: Executor | None = None, warned: PointWarnings | None = None) -> Runner:
+    """Run a batch of point tasks through ``executor`` (or here, in order) and return results;
+    ``warned`` gathers the points' warnings."""
 
     def run(tasks: list[PointTask]) -> list[dict]:
         if executor is None:
-            return [run_point(t) for t in tasks]
-        # the study engine's submission loop; results arrive in any order, keyed by index
-        out: list[dict | None] = [None] * len(tasks)
+            out = [run_point(t) for t in tasks]
+        else:
+            # the study engine's submission loop; results arrive in any order, keyed by index
+            out = [None] * len(tasks)
 
-        def keep(r: dict) -> None:
-            out[r["index"]] = r
+            def keep(r: dict) -> None:
+                out[r["index"]] = r
 
-        run_tasks(executor, [t.with_(index=i) for i, t in enumerate(tasks)], keep)
+            run_tasks(executor, [t.with_(index=i) for i, t in enumerate(tasks)], keep)
+        if warned is not None:
+            warned.add(out)
         return out
 
     return run

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from physim.answers.budget import (
+    PointWarnings,
     attribution,
     eps_curve,
     gradient_criterion,
@@ -24,6 +25,7 @@ from physim.device import Device
 from physim.instrument.specs import NonidealSpec
 from physim.plots import pyplot
 from physim.protocol.specs import ProtocolSpec
+from physim.warnings import warn
 
 
 def run_budget(
@@ -47,7 +49,8 @@ def run_budget(
     ``tolerances_train``: the level at which in-situ training through the chip ends above
     ``factor`` × the ideal chip's final loss.
     """
-    run = make_runner(executor)
+    warned = PointWarnings()
+    run = make_runner(executor, warned)
     curve = eps_curve(device, protocol, nonideal, replicates=replicates, seed=seed, run=run)
     used = float(eps) if eps is not None else curve["best_eps"]
     at = protocol.model_copy(update={"eps": used})
@@ -81,6 +84,19 @@ def run_budget(
         out["train"] = {**train, "criterion": crit.describe()}
         out["tolerances_train"] = tolerances(device, at, nonideal, criterion=crit, **kw_tol)
         verdicts.append(overall(device, at, nonideal, crit, **kw))
+    out["warnings"] = warned.summary()
+    if warned.n_warned:
+        # one line for the whole budget: its ε scan and level probes go past the chip on
+        # purpose, so most of its points warn (raise eps, saturated converter, ...)
+        common = max(warned.messages, key=warned.messages.get)
+        warn(
+            f"{warned.n_warned} of {warned.n_points} budget points warned "
+            f"({len(warned.messages)} distinct messages; the most common, "
+            f"{warned.messages[common]}×: {common})",
+            "the ε scan and the level probes go past the chip on purpose, so these are "
+            "expected there",
+            "read the verdict and the tolerances; every message is under warnings in --json",
+        )
     return out
 
 
@@ -178,10 +194,13 @@ def format_energy(energy: dict) -> list[str]:
 
 
 def plot_budget(rep: dict, path: str | Path) -> Path:
-    """Three panels: attribution bars, error vs ε, tolerated level over the preset."""
+    """Three panels, in the order of their letters: (a) attribution bars, (b) tolerated level
+    over the preset (a source with no level is drawn at the axis edge: ▲ within out to the
+    search bound, ▼ failing even there), (c) error vs ε. Legends sit below the panels."""
     plt = pyplot()
     path = Path(path)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+    below = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.32)}
     alone = [r for r in rep["attribution"] if r["config"] == "alone"]
     but = {r["source"]: r for r in rep["attribution"] if r["config"] == "all_but"}
     x = np.arange(len(alone))
@@ -199,9 +218,9 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
     ax.set_xticks(x, [r["source"] for r in alone], rotation=30, ha="right")
     ax.set_ylabel("relative gradient error vs as-built twin")
     ax.set_title("(a) attribution")
-    ax.legend(fontsize=8)
+    ax.legend(**below)
     c = rep["eps_curve"]
-    ax = axes[1]
+    ax = axes[2]
     ax.errorbar(c["eps"], c["rel_error"], yerr=c["rel_error_std"], marker="o", ms=3)
     ax.axvline(rep["best_eps"], color="C3", ls="--", label=f"best eps {rep['best_eps']:.2g}")
     ax.set_xscale("log")
@@ -209,20 +228,39 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
     ax.set_xlabel("nudge eps" + (" (relative)" if c["relative_eps"] else ""))
     ax.set_ylabel("relative gradient error, all sources")
     ax.set_title("(c) error vs eps")
-    ax.legend(fontsize=8)
-    ax = axes[2]
+    ax.legend(**below)
+    ax = axes[1]
     sets = [("gradient", rep["tolerances"], "o", 0.0)]
     if "tolerances_train" in rep:
         sets.append(("in-situ training", rep["tolerances_train"], "s", 0.15))
     names: list[str] = []
+    edge: set[str] = set()
     for label, tols, marker, dx in sets:
         first = True
         for t in tols:
-            if t["level"] is None or not t.get("preset"):
+            if not t.get("preset"):
                 continue
             if t["source"] not in names:
                 names.append(t["source"])
             i = names.index(t["source"])
+            if t["level"] is None:  # no level found inside the search bracket: say which way
+                within = "meets the criterion" in (t.get("note") or "")
+                ax.plot(
+                    [i + dx],
+                    [0.96 if within else 0.04],
+                    "^" if within else "v",
+                    color="C2" if within else "C3",
+                    mfc="white" if marker == "s" else None,
+                    ms=9,
+                    transform=ax.get_xaxis_transform(),
+                    label=None,
+                )
+                edge.add(
+                    "within out to the search bound (▲)"
+                    if within
+                    else "fails even at the bound (▼)"
+                )
+                continue
             lo_l, hi_l = t.get("interval") or t["spread"]
             m, lo, hi = (_margin(t, x) for x in (t["level"], lo_l, hi_l))
             lo, hi = min(lo, hi), max(lo, hi)
@@ -246,8 +284,12 @@ def plot_budget(rep: dict, path: str | Path) -> Path:
     if "train" in rep:
         title += f"; training loss <= {rep['train']['factor']:g}x ideal"
     ax.set_title(title, fontsize=10)
+    for what in sorted(edge):  # the edge markers' meaning, in the legend
+        ax.plot(
+            [], [], "^" if "▲" in what else "v", color="C2" if "▲" in what else "C3", label=what
+        )
     if names:
-        ax.legend(fontsize=8)
+        ax.legend(**below)
     fig.suptitle(f"{rep['device']} · {rep['protocol']} · {rep['nonideal']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

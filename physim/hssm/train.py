@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +52,18 @@ def chips_record(model: HSSM) -> list[dict] | None:
 
 
 def open_train_log(
-    path: Path, spec: TrainSpec, metric: str, resume_step: int | None, chips: list | None = None
+    path: Path,
+    spec: TrainSpec,
+    metric: str,
+    resume_step: int | None,
+    chips: list | None = None,
+    dataset: str = "",
 ):
     """The run directory's training log: resumed up to ``resume_step`` (the checkpoint), else
     started afresh — ``physim train`` owns its ``--out`` directory and documents that it
-    resumes, so the log of an earlier attempt at the same directory is replaced."""
-    prov = {"train_config": spec.model_dump_json(), "metric": metric}
+    resumes, so the log of an earlier attempt at the same directory is replaced. ``dataset``
+    is the resolved dataset (``Dataset.source``: ``tiny`` names which set it used)."""
+    prov = {"train_config": spec.model_dump_json(), "metric": metric, "dataset": dataset}
     if chips is not None:
         prov["chips"] = json.dumps(chips)
     return LogWriter(path, provenance=prov, kind="training", force=True, resume_upto=resume_step)
@@ -261,6 +268,8 @@ def _train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = dataset if dataset is not None else load_data(spec)
+    if progress:  # which data a name such as `tiny` resolved to is printed, not guessed
+        print(f"data {spec.data}: {ds.source}", file=sys.stderr)
     n_steps_seq = int(ds.X_train.shape[1])
     spec = output_step_for(spec, ds)
     check_memory(spec, n_steps_seq)
@@ -280,6 +289,14 @@ def _train(
             raise ConfigError(
                 f"{ckpt} belongs to a different configuration; use another --out directory "
                 "or delete the checkpoint to start afresh"
+            )
+        # the same configuration can name different data (`tiny` takes what is installed):
+        # resuming a model on other data would mix two runs in one result
+        trained_on = meta.get("dataset", "(not recorded: an older physim)")
+        if trained_on != ds.source:
+            raise ConfigError(
+                f"{ckpt} was trained on {trained_on}, but data {spec.data!r} is now "
+                f"{ds.source}; use another --out directory (or --no-resume to start afresh)"
             )
         adam = AdamState(meta["adam_step"], m, v)
         state = meta["state"]
@@ -312,6 +329,7 @@ def _train(
         metric,
         state["step"] if ckpt.exists() and resume else None,
         chips_record(model),
+        dataset=ds.source,
     )
     tensors = [Axis("tensor", names)]
 
@@ -385,7 +403,12 @@ def _train(
                     ckpt,
                     params,
                     adam,
-                    {"config": config_json, "adam_step": adam.step, "state": state},
+                    {
+                        "config": config_json,
+                        "dataset": ds.source,
+                        "adam_step": adam.step,
+                        "state": state,
+                    },
                     chip_states(model) if model.chips is not None else None,
                 )
             if progress and bar is None:
@@ -409,6 +432,7 @@ def _train(
     finished = state["step"] >= spec.n_steps or state["stopped"]
     metrics: dict[str, Any] = {
         "config": json.loads(config_json),
+        "dataset": ds.source,
         "steps": state["step"],
         "finished": finished,
         "early_stopped": state["stopped"],

@@ -172,13 +172,15 @@ def run_session(
                     if res.cost.energy is not None:
                         writer.write_energy(_run_name(epoch), res.cost.energy)
                     writer.append("loss", epoch, float(epoch), res.loss, logs.loss_unit(device))
-                    writer.append("theta", epoch, float(epoch), res.theta, "parameter_unit")
+                    units = logs.parameter_units(device)
+                    theta_unit = logs.shared_unit(units, "parameter_unit")
+                    writer.append("theta", epoch, float(epoch), res.theta, theta_unit)
                     writer.append(
                         "gradient",
                         epoch,
                         float(epoch),
                         estimate.grad,
-                        f"{logs.loss_unit(device)}/parameter_unit",
+                        logs.per_entry_unit(logs.loss_unit(device), units, "parameter_unit"),
                     )
 
             hist = train_in_situ(

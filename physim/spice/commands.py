@@ -139,7 +139,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"physim spice-check: error: {err}", file=sys.stderr)
         return 2
     passed = abs(agr.order() - 2.0) <= ORDER_TOL
-    print(format_agreement(agr))
+    # --json: stdout is the JSON alone (pipe it into jq); the table goes to stderr
+    print(format_agreement(agr), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({**agr.as_dict(), "passed": passed}))
     return 0 if passed else 1

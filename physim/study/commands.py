@@ -90,15 +90,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{plan.n_points} points, {n_failed} failed; wrote {out / 'results.nc'} and "
         f"{out / 'results.csv'}"
     )
-    if n_failed == plan.n_points:
-        from physim.study.spec import StudyError
+    from physim.study.outcome import report
 
-        i = min(store.done)
-        raise StudyError(
-            f"every one of the {plan.n_points} points failed (point {i}: {store.done[i]['error']}); "
-            f"the study has no result: fix the base or the axes (physim sweep status {out} lists "
-            "the failures) and rerun with --restart"
-        )
+    # the points' warnings, once each; every point failed is an error (exit 2), some are counted
+    report(plan, store.done)
     return 0
 
 

@@ -29,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from physim.study.expand import Plan, expand
+from physim.study.outcome import MAIN_GUARD_HINT, report
 from physim.study.point import PointTask
 from physim.study.spec import ExecutorSpec, StudyError, StudySpec
 from physim.study.store import StudyStore
@@ -312,7 +313,7 @@ def run_tasks(
                         if isinstance(err, BrokenProcessPool):
                             raise ExecutorLost(
                                 "the local worker pool broke: a worker process died (killed, "
-                                f"or out of memory) while running point {i}"
+                                f"or out of memory) while running point {i}; {MAIN_GUARD_HINT}"
                             ) from None
                         raise ExecutorLost(
                             f"the executor did not finish point {i} ({msg})"
@@ -411,6 +412,7 @@ def run_study(
         if store.pending():
             run_plan(plan, store, executor, on_result=on_result)
         ds = store.finish()
+        report(plan, store.done)  # warnings per point; raises when every point failed
         return ds.load()
 
 

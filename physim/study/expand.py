@@ -64,7 +64,18 @@ def _resolve_base(spec: StudySpec) -> dict[str, dict]:
 
 
 def _fields_msg(model: type[BaseModel]) -> str:
-    return ", ".join(f for f in model.model_fields if f != "kind")
+    names = [f for f in model.model_fields if f != "kind"]
+    return ", ".join(names) if names else "none (it takes no options)"
+
+
+def _other_measures_with(field: str) -> str:
+    """``; ...`` naming the measure kinds that have ``field`` (a path into another measure)."""
+    from physim.study.measures import MEASURES
+
+    kinds = [k for k in MEASURES.names() if field in MEASURES.get(k).spec_class.model_fields]
+    if not kinds:
+        return ""
+    return f"; {field} is an option of the {' and '.join(kinds)} measure: set [measure] kind first"
 
 
 def _segments(path: str) -> list[str]:
@@ -166,8 +177,10 @@ def locate(trees: dict[str, dict], objs: dict[str, Any], path: str) -> tuple[Any
         else:
             if model is None or seg not in model.model_fields:
                 valid = _fields_msg(model) if model is not None else "(none)"
+                hint = _other_measures_with(seg) if root == "measure" else ""
                 raise StudyError(
-                    f"unknown path {path!r}: {where} has no field {seg!r}; valid fields: {valid}"
+                    f"unknown path {path!r}: {where} has no field {seg!r}; valid fields: "
+                    f"{valid}{hint}"
                 )
             key = seg
             desc = model.model_fields[seg].description or ""

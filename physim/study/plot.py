@@ -23,6 +23,8 @@ def plot_defaults(measure: str) -> tuple[str, dict[str, float]]:
 # a cosine near 1 is read as its distance from 1 on a log scale (0.99 vs 0.9999 matters);
 # distances below this are drawn at it (round-off of a perfect gradient)
 COSINE_FLOOR = 1e-16
+#: characters per line of a y label (a variable's long name is a sentence)
+YLABEL_WIDTH = 45
 
 
 def _label(da) -> str:
@@ -124,8 +126,17 @@ def plot_study(
     default, thresholds = plot_defaults(measure)
     kind = MEASURES.get(measure)
     metric = metric or default
-    if metric not in ds.data_vars:
-        raise KeyError(f"no metric {metric!r} in {path}; choose one of {', '.join(ds.data_vars)}")
+    # only numbers can be drawn: `error` (the failure messages) is listed by sweep status
+    numeric = [v for v in ds.data_vars if ds[v].dtype.kind in "fiub"]
+    if metric not in numeric:
+        hint = (
+            "; the failure messages are listed by physim sweep status DIR"
+            if metric == "error"
+            else ""
+        )
+        raise KeyError(
+            f"no numeric metric {metric!r} in {path}; choose one of {', '.join(numeric)}{hint}"
+        )
     if threshold is None:
         threshold = thresholds.get(metric)
     raw = ds[metric]
@@ -148,7 +159,11 @@ def plot_study(
     dims = [d for d in da.dims if d != "replicate"]
     title = f"{ds.attrs.get('title', 'study')}\n{_label(da)}"
     u = da.attrs.get("units", "")
-    ylabel = f"{'1 − ' if flipped else ''}{metric}" + (f" ({u})" if u and u != "1" else "")
+    # the variable's long name, not its raw name (`loss_ratio`)
+    ylabel = f"{'1 − ' if flipped else ''}{raw.attrs.get('long_name', metric)}" + (
+        f" ({u})" if u and u != "1" else ""
+    )
+    ylabel = textwrap.fill(ylabel, YLABEL_WIDTH)
     if int(ds.failed.sum()):
         title += f" ({int(ds.failed.sum())} failed points left blank)"
     if dims == ["point"]:
@@ -198,7 +213,12 @@ def plot_study(
             yerr = [m - lower.values.ravel(), upper.values.ravel() - m]
             ax.errorbar([0], m, yerr=yerr, fmt="o")
         if threshold is not None:
-            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
+            # the note reads on the metric itself (a good gradient above cosine = 0.99), then
+            # where the line sits on a flipped axis
+            note = kind.threshold_notes.get(metric, "threshold at")
+            shown = f"{note} {metric} = {1.0 - threshold if flipped else threshold:g}"
+            shown += f" (1 − {metric} = {threshold:g})" if flipped else ""
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=shown)
         ax.set_ylabel(ylabel)
         if logy:
             ax.set_yscale("log")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from physim.specs import spec_from_json
 from physim.study.measures import MEASURES, Point, metric_info
 from physim.study.measures.gradient import GRADIENT_METRICS, GROUP_METRICS
 from physim.study.measures.train import TRAIN_METRICS
+from physim.study.outcome import catch_point_warnings, warning_texts
 from physim.study.point import PointTask
 from physim.study.spec import MeasureSpec
 from physim.threads import single_threaded_blas
+from physim.warnings import PhysimWarning
 
 _MEASURE: TypeAdapter = TypeAdapter(MeasureSpec)
 
@@ -44,9 +47,26 @@ def run_point(task: PointTask) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``index``, ``metrics`` (name → float), ``error`` (None or a message) and ``seconds``.
+        ``index``, ``metrics`` (name → float), ``error`` (None or a message), ``warnings``
+        (the distinct warning messages the point raised) and ``seconds``.
     """
     t0 = time.perf_counter()
+    # a worker would print warnings raw, naming no point: they travel in the result instead
+    # and the client summarises them (physim.study.outcome)
+    with catch_point_warnings() as caught:
+        warnings.filterwarnings("always", category=PhysimWarning)  # every point's, not once
+        error, metrics = _run(task)
+    return {
+        "index": task.index,
+        "metrics": metrics,
+        "error": error,
+        "warnings": warning_texts(caught),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _run(task: PointTask) -> tuple[str | None, dict[str, float]]:
+    """``(error, metrics)`` of one point; a failure is returned as its message."""
     prev = numba.get_num_threads()
     metrics: dict[str, float] = {}
     error = None
@@ -82,9 +102,4 @@ def run_point(task: PointTask) -> dict[str, Any]:
         error = f"{type(err).__name__}: {' '.join(str(err).split())}"
     finally:
         numba.set_num_threads(prev)
-    return {
-        "index": task.index,
-        "metrics": metrics,
-        "error": error,
-        "seconds": time.perf_counter() - t0,
-    }
+    return error, metrics

@@ -17,11 +17,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from physim.tools.logplot import check_png_out, plot_log
+    from physim.tools.logplot import plot_log
 
-    if args.out is not None:
-        check_png_out(args.out, args.force)
-    print(f"wrote {plot_log(args.log, args.out, args.run)}")
+    # plot_log refuses an existing file it did not write (the default beside the log too)
+    print(f"wrote {plot_log(args.log, args.out, args.run, force=args.force)}")
     return 0
 
 

@@ -32,6 +32,10 @@ def _strings(d) -> list[str]:
     return [x.decode() if isinstance(x, bytes) else str(x) for x in d[()]]
 
 
+#: legends beside the panels, right of the axes: inside they hid bars and traces
+OUTSIDE = {"fontsize": 7, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}
+
+
 def _stderr(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
@@ -70,11 +74,14 @@ def plot_log(
     out: str | Path | None = None,
     run: str | None = None,
     report: Callable[[str], None] = _stderr,
+    force: bool = False,
 ) -> Path:
     """Write a PNG summarising a log (for a run log: one protocol execution, default the
-    first); a wrong gradient is flagged on the figure and passed to ``report``."""
+    first); a wrong gradient is flagged on the figure and passed to ``report``. An existing
+    ``out`` that ``physim plot`` did not write — the default ``out`` beside the log included,
+    e.g. the demo's own ``demo.png`` beside ``demo.h5`` — is refused unless ``force``."""
     path = Path(path)
-    out = Path(out) if out is not None else path.with_suffix(".png")
+    out = check_png_out(out if out is not None else path.with_suffix(".png"), force)
     with logs.open_log(path) as f:
         kind = logs.kind(f)
     if kind == "training":
@@ -126,6 +133,13 @@ def plot_log(
                         grad[key] = gr[key][()]
                 if "parameter" in gr:
                     grad["names"] = _strings(gr["parameter"])
+                    if "parameter_unit" in gr:  # each parameter's own unit, beside its name
+                        grad["names"] = [
+                            f"{n} [{u}]"
+                            for n, u in zip(
+                                grad["names"], _strings(gr["parameter_unit"]), strict=True
+                            )
+                        ]
                     grad["groups"] = _strings(gr["parameter_group"])
                     grad["unit"] = gr["estimate"].attrs.get("unit", "1")
     fwd = {n: v for n, v in traj.items() if v[2] == "forward"}
@@ -141,7 +155,7 @@ def plot_log(
         )
         if on
     ]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 3.2 * len(panels)), squeeze=False)
     ax = dict(zip(panels, axes[:, 0], strict=True))
     algo = "RHEL (in situ)" if "estimate" in grad or "loss" in train else "forward only"
     fig.suptitle(
@@ -152,17 +166,19 @@ def plot_log(
             continue
         a = ax[key]
         tu, yu = next(iter(group.values()))[3:5]
-        for j, (n, (t, v, *_)) in enumerate(group.items()):
+        colour = 0  # one colour per (record, output) trace: C{o + j} gave two traces one colour
+        for n, (t, v, *_) in group.items():
             n_out = min(v.shape[-1], 4)
-            for b in range(v.shape[1]):
-                for o in range(n_out):
+            for o in range(n_out):
+                colour += 1
+                for b in range(v.shape[1]):
                     br = "" if v.shape[1] == 1 else f" branch {b} ({'+' if b == 0 else '−'}ε)"
                     a.plot(
                         t,
                         v[:, b, 0, o],
                         lw=1.0,
                         ls=("-", ":")[b % 2],
-                        color=f"C{o + j}",
+                        color=f"C{colour - 1}",
                         label=f"{n} output {o}{br}",
                     )
         a.set_xlabel(f"time ({tu})" if key == "fwd" else f"forward time retraced ({tu})")
@@ -173,7 +189,7 @@ def plot_log(
             else "echo runs (batch 0), against the forward time they retrace",
             fontsize=9,
         )
-        a.legend(fontsize=7, ncol=2, loc="upper right")
+        a.legend(**OUTSIDE)
         a.grid(True, alpha=0.3)
     if "acc" in ax:
         a = ax["acc"]
@@ -191,7 +207,7 @@ def plot_log(
         a.set_title(
             f"integrated ∂H/∂w × gain per learnable channel ({scale} axis)", fontsize=9, pad=16
         )
-        a.legend(fontsize=7)
+        a.legend(**OUTSIDE)
     if "grad" in ax:
         a = ax["grad"]
         est = grad["estimate"]
@@ -216,12 +232,12 @@ def plot_log(
                 a, est, grad["ideal"], groups_ or ["θ"] * est.size, report, grad.get("step_unit")
             )
         a.set_title(f"gradient dL/dθ per parameter ({scale} axis)", fontsize=9, pad=16)
-        a.legend(fontsize=7)
+        a.legend(**OUTSIDE)
     if "train" in ax:
         a = ax["train"]
         plot_loss(a, train["loss"], lunit)
         a.set_title("in-situ training: loss measured at each epoch (before its update)", fontsize=9)
-        a.legend(fontsize=7)
+        a.legend(**OUTSIDE)
     fig.tight_layout()
     fig.savefig(out, dpi=110, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)

@@ -52,6 +52,8 @@ class Measure:
         The variable ``physim sweep plot`` draws by default.
     thresholds
         Metric → the level ``physim sweep plot`` marks (a line or a contour).
+    threshold_notes
+        Metric → what its threshold means, in a few words (the line's legend).
     bounds
         Metric → (low, high), the range its values can take (a yield in [0, 1]):
         ``physim sweep plot`` keeps the ± 1 std band of the replicates inside it.
@@ -66,6 +68,7 @@ class Measure:
     spec_class: ClassVar[type[SpecModel]]
     plot_metric: ClassVar[str]
     thresholds: ClassVar[dict[str, float]] = {}
+    threshold_notes: ClassVar[dict[str, str]] = {}
     bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     log_metrics: ClassVar[tuple[str, ...]] = ()
     finite: ClassVar[tuple[str, ...]] = ()

@@ -112,6 +112,7 @@ class Gradient(Measure):
     plot_metric = "cosine"
     # the gradient is "good" above cosine 0.99
     thresholds = {"cosine": 0.99}
+    threshold_notes = {"cosine": "a good gradient above"}
     finite = ("cosine", "rel_error")
 
     @classmethod

@@ -37,6 +37,7 @@ class OfflineVsInsitu(Measure):
     plot_metric = "offline_over_insitu"
     # above 1 the chip trained on itself beats the twin-trained θ
     thresholds = {"offline_over_insitu": 1.0}
+    threshold_notes = {"offline_over_insitu": "in-situ learning beats the twin-trained θ above"}
     # the ratio spans decades as the mismatch grows (1 at σ = 0, ~500 at 10 % on chain-16)
     log_metrics = ("offline_over_insitu",)
 

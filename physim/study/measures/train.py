@@ -69,6 +69,7 @@ class Train(Measure):
     plot_metric = "loss_ratio"
     # training "works" when its final loss is within 2x the ideal instrument's
     thresholds = {"loss_ratio": 2.0}
+    threshold_notes = {"loss_ratio": "training works (within 2× the ideal chip's loss) below"}
     finite = ("loss_final",)
 
     @classmethod
