@@ -33,6 +33,7 @@ from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.logs import Axis, LogWriter
 from physim.optim import AdamState, adam_update, clip_by_global_norm
 from physim.spec_base import with_updates
+from physim.stability import UnstableStepError
 from physim.threads import single_threaded_blas
 
 CHECKPOINT = "checkpoint.npz"
@@ -357,6 +358,10 @@ def _train(
                 )
             except NumericalFault as fault:
                 raise fault.during(f"training step {step + 1} (lr = {spec.lr:g})") from None
+            except UnstableStepError as err:  # a learned θ beyond the integrator's limit
+                raise UnstableStepError(
+                    f"training step {step + 1} (lr = {spec.lr:g}): {err}"
+                ) from None
             check_training(step + 1, value, grads, spec.lr)
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
             adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
