@@ -156,11 +156,17 @@ class ChipCore:
         return GradientResult("rhel", float("nan"), grad, g_w, g_B, grad_u, kick=beta)
 
 
+#: attributes that are caches rebuilt on demand, not state (the zero ξ of a silent bath)
+_CACHES = frozenset({"_zeros"})
+
+
 def _state_of(obj) -> dict:
     """The mutable state of one instrument part: its random streams, arrays, counters and
     dicts of arrays (converter ranges), not its references to specs, devices or parts."""
     out = {}
     for k, v in vars(obj).items():
+        if k in _CACHES:
+            continue
         if isinstance(v, np.random.Generator):
             out[k] = ("rng", v.bit_generator.state)
         elif isinstance(v, np.ndarray):
