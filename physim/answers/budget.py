@@ -68,9 +68,10 @@ class BudgetPointError(RuntimeError):
     that fails."""
 
 
-#: failures that are the chip's own at that level: its dynamics blew up, or the programming
-#: DAC wrote an element value the device cannot have. Every other failure is an error.
-CHIP_FAILURES = ("NumericalFault", "ChipFailure")
+#: failures that are the chip's own at that level: its dynamics blew up, the programming DAC
+#: or the fabrication spread made an element value the device cannot have, or the chip's θ
+#: as programmed is beyond the integrator's stability limit. Every other failure is an error.
+CHIP_FAILURES = ("NumericalFault", "ChipFailure", "UnstableStepError")
 
 
 Runner = Callable[[list[PointTask]], list[dict]]
