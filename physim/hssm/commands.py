@@ -257,7 +257,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             a_param=args.a_param,
         )
     except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"physim compare-gradients: error: {err}", file=sys.stderr)
         return 2
     if args.out:
         out = Path(args.out)
