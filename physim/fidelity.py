@@ -162,14 +162,33 @@ class Fidelity:
 
 def fidelity(estimate: np.ndarray, reference: np.ndarray, device) -> Fidelity:
     """The unit-free :class:`Fidelity` of ``estimate`` vs ``reference`` (gradients w.r.t. θ)."""
+    return judge(
+        estimate,
+        reference,
+        step_units(device),
+        device.slices(),
+        unscaled=tuple(unscaled_groups(device)),
+    )
+
+
+def judge(
+    estimate: np.ndarray,
+    reference: np.ndarray,
+    units: np.ndarray,
+    slices: dict[str, slice],
+    *,
+    unscaled: tuple[str, ...] = (),
+) -> Fidelity:
+    """:func:`fidelity` from the step units and named group slices themselves (what a log
+    stores, where no device is at hand)."""
     est = np.asarray(estimate, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
-    s = step_units(device)
+    s = np.asarray(units, dtype=np.float64)
     ge, gr = s * est, s * ref
     overall = compare(ge, gr)
     total = float(np.sum(gr**2))
     groups = {}
-    for name, sl in device.slices().items():
+    for name, sl in slices.items():
         d = compare(ge[sl], gr[sl])
         d["share"] = float(np.sum(gr[sl] ** 2)) / total if total > 0 else float("nan")
         groups[name] = d
@@ -184,7 +203,7 @@ def fidelity(estimate: np.ndarray, reference: np.ndarray, device) -> Fidelity:
         cosine_si=align(est, ref)[0],
         worst_group=worst,
         overall=overall,
-        unscaled=tuple(unscaled_groups(device)),
+        unscaled=unscaled,
     )
 
 

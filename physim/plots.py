@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from physim import logs
-from physim.fidelity import GROUP_SHARE, scaled_cosine
+from physim.fidelity import GROUP_SHARE, judge
 
 #: a measured gradient whose cosine to the ideal twin is below this is flagged as wrong: at
 #: 0.9 a descent step still points within 26° of the true one, below it learning degrades
@@ -153,23 +153,23 @@ def flag_gradient(
     a group carrying at least :data:`~physim.fidelity.GROUP_SHARE` of the ideal's θ-scaled
     norm, is written on the figure in red and passed to ``report`` (the terminal)."""
     s = np.ones_like(ideal) if step_unit is None else np.asarray(step_unit, dtype=np.float64)
-    gm, gi = s * measured, s * ideal
-    c = scaled_cosine(gm, gi, None)
-    total = float(np.sum(gi**2))
+    spans = {}
+    for g, a, b in group_spans(groups):
+        spans[g if g not in spans else f"{g} [{a}:{b}]"] = slice(a, b)
+    f = judge(measured, ideal, s, spans)
+    c = f.cosine
     bad = []
     if not c >= COSINE_FLAG:
         bad.append(f"overall cosine {c:.3f}")
-    for g, a, b in group_spans(groups):
-        if total > 0 and float(np.sum(gi[a:b] ** 2)) < GROUP_SHARE * total:
+    for g, d in f.groups.items():
+        if d["share"] < GROUP_SHARE:
             continue  # too small a part of the step to judge the gradient by
-        if b - a == 1:  # a one-parameter "cosine" is ±1: compare the sign and ratio instead
-            r = measured[a] / ideal[a] if ideal[a] != 0 else float("nan")
-            if not r > 0:
-                bad.append(f"{g}: sign differs (ratio {r:.3g})")
+        if d["size"] == 1:  # a one-parameter "cosine" is ±1: compare the sign and ratio instead
+            if not d["sign"] > 0:
+                bad.append(f"{g}: sign differs (ratio {d['ratio']:.3g})")
             continue
-        cg = scaled_cosine(gm[a:b], gi[a:b], None)
-        if not cg >= COSINE_FLAG:
-            bad.append(f"{g}: cosine {cg:.3f}")
+        if not d["cosine"] >= COSINE_FLAG:
+            bad.append(f"{g}: cosine {d['cosine']:.3f}")
     if bad:
         msg = f"WRONG GRADIENT (cosine < {COSINE_FLAG}): " + "; ".join(bad)
         # right of the axes, below where the legends sit: inside, it hid the bars it judges

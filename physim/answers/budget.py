@@ -141,14 +141,15 @@ def point_task(
     )
 
 
-def _metric(r: dict, name: str) -> float:
+def _metric(r: dict, name: str, what: str | None = None) -> float:
     """A point's metric; NaN when the chip itself failed there (:data:`CHIP_FAILURES`); a
-    failure that is not the chip's raises :class:`BudgetPointError`."""
+    failure that is not the chip's raises :class:`BudgetPointError` naming the point
+    (``what``, default its index)."""
     err = r.get("error")
     if err:
         if err.split(":", 1)[0] in CHIP_FAILURES:
             return math.nan
-        raise BudgetPointError(f"budget point {r.get('index')} failed: {err}")
+        raise BudgetPointError(f"budget point {what or r.get('index')} failed: {err}")
     return float(r["metrics"].get(name, math.nan))
 
 
@@ -266,12 +267,8 @@ def train_criterion(factor: float = 2.0, epochs: int = 20, lr: float = 1e-2) -> 
 def _outcome(r: dict, crit: Criterion, what: str) -> tuple[bool, str | None]:
     """(passes, why it failed as a chip) of one point; raises for a failure that is not the
     chip's (see :data:`CHIP_FAILURES`)."""
-    err = r.get("error")
-    if err:
-        if err.split(":", 1)[0] in CHIP_FAILURES:
-            return False, err
-        raise BudgetPointError(f"budget point {what} failed: {err}")
-    return crit.passes(float(r["metrics"].get(crit.metric, math.nan))), None
+    value = _metric(r, crit.metric, what)
+    return crit.passes(value), r.get("error") or None
 
 
 #: replicate chips are added (up to :data:`MAX_REPLICATES`) until the tolerance's 90 %

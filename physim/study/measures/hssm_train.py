@@ -67,7 +67,7 @@ def _train_spec(m: HSSMTrainMeasure, algo: str = "rhel", nonideal=None, chip_see
         if getattr(m, k) is not None:
             upd[k] = getattr(m, k)
     # validated again, as a file would be
-    return spec.model_validate({**spec.model_dump(), **{k: v for k, v in upd.items()}})
+    return spec.model_validate({**spec.model_dump(), **upd})
 
 
 def _score(spec) -> tuple[float, str, float]:
