@@ -337,3 +337,43 @@ def test_reused_buffers_and_in_place_backward_give_the_fresh_result(algo, task):
         for name in params:
             np.testing.assert_array_equal(reused[name], want[name], err_msg=name)
     assert buf.nbytes > 0
+
+
+def test_recompute_norm_stats_is_the_mean_of_batch_statistics():
+    """Block 0's statistics are those of the encoder output, computed here by hand; block 1's
+    are the training-mode forward's; the result is their mean over the batches given."""
+    net, params, X, y = _tiny("linhru", norm="batch")
+    rng = np.random.default_rng(5)
+    batches = [rng.normal(size=(3, 12, 2)) + np.array([1.5, -0.5]) for _ in range(3)]
+    net.recompute_norm_stats(params, batches)
+    enc = [
+        b.transpose(1, 0, 2).reshape(-1, 2) @ params["encoder.W"].T + params["encoder.b"]
+        for b in batches
+    ]
+    want_mu = np.mean([e.mean(axis=0) for e in enc], axis=0)
+    want_var = np.mean([e.var(axis=0) for e in enc], axis=0)
+    np.testing.assert_allclose(params["blocks.0.norm.mean"], want_mu, rtol=1e-13)
+    np.testing.assert_allclose(params["blocks.0.norm.var"], want_var, rtol=1e-13)
+    # block 1: the batch statistics that a training forward (RHEL's caches) records
+    cached = [net.forward(params, b, keep="rhel")[2][1].stats for b in batches]
+    np.testing.assert_allclose(
+        params["blocks.1.norm.mean"], np.mean([c[0] for c in cached], axis=0), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        params["blocks.1.norm.var"], np.mean([c[1] for c in cached], axis=0), rtol=1e-12
+    )
+    # with one batch, evaluation mode now reproduces the training-mode output exactly
+    net.recompute_norm_stats(params, [X])
+    np.testing.assert_allclose(
+        net.predict(params, X), net.forward(params, X, keep="rhel")[0], rtol=1e-12
+    )
+
+
+def test_recompute_norm_stats_needs_a_batch_and_leaves_layer_norms_alone():
+    net, params, X, _ = _tiny("linhru", norm="batch")
+    with pytest.raises(ValueError, match="at least one batch"):
+        net.recompute_norm_stats(params, [])
+    net, params, X, _ = _tiny("linhru", norm="layer")
+    before = {k: v.copy() for k, v in params.items()}
+    net.recompute_norm_stats(params, [X])
+    assert all(np.array_equal(before[k], params[k]) for k in params)

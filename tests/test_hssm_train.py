@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
 from physim.hssm.train import batch_indices, check_memory, train
@@ -191,3 +192,30 @@ def test_init_from_errors(tmp_path):
     deeper = _spec(init_from=str(tmp_path / "a"), model=HSSMSpec(n_blocks=3, hidden=4, ssm_dim=3))
     with pytest.raises(ConfigError, match="different architecture"):
         train(deeper, tmp_path / "c", dataset=ds, progress=False)
+
+
+def test_precise_norm_statistics_change_evaluation_not_training(tmp_path):
+    """norm_stat_batches only resets the running statistics before evaluations: the training
+    losses are the same to the bit, the validation numbers are those of the recomputed ones."""
+    model = HSSMSpec(n_blocks=2, hidden=4, ssm_dim=3, dropout=0.0, norm="batch")
+    ds = _dataset()
+    train(_spec(model=model), tmp_path / "a", dataset=ds, progress=False, plots=False)
+    spec = _spec(model=model, norm_stat_batches=2)
+    precise = train(spec, tmp_path / "b", dataset=ds, progress=False, plots=False)
+    a, b = read_log(tmp_path / "a/train_log.h5"), read_log(tmp_path / "b/train_log.h5")
+    assert np.array_equal(a["loss"]["value"], b["loss"]["value"])
+    assert not np.array_equal(a["val_loss"]["value"], b["val_loss"]["value"])
+    # the final running statistics are the mean of the last evaluation's batches
+    from physim.hssm.model import HSSM
+    from physim.hssm.train import stat_batches
+
+    net = HSSM.build(model, 2, 2, "classification", spec.seed)
+    p = {k: v.copy() for k, v in precise.params.items()}
+    net.recompute_norm_stats(p, stat_batches(spec, spec.n_steps, ds.X_train))
+    for k in net.buffer_names():
+        np.testing.assert_allclose(p[k], precise.params[k], rtol=1e-12)
+
+
+def test_precise_norm_statistics_config_errors():
+    with pytest.raises(ValidationError, match="norm_stat_batches = 2 .* model.norm = 'layer'"):
+        _spec(norm_stat_batches=2)

@@ -199,6 +199,14 @@ class TrainSpec(SpecModel):
         "never; TOML has no null)",
     )
     checkpoint_every: int = Field(100, ge=1, description="write a checkpoint every this many steps")
+    norm_stat_batches: int = Field(
+        0,
+        ge=0,
+        description="batch norm: before every evaluation set the running statistics to the "
+        "mean batch statistics of this many training batches at the current parameters "
+        "(precise batch norm; a lossless core integrates the running averages' lag over the "
+        "whole sequence, see HSSM.recompute_norm_stats); 0: the running averages",
+    )
     init_from: str | None = Field(
         None,
         description="start from the parameters of an earlier run (its directory, whose best.npz "
@@ -217,6 +225,20 @@ class TrainSpec(SpecModel):
                 f"configuration itself; set {taken[0]} at the top level instead"
             )
         return v
+
+    @model_validator(mode="after")
+    def _norm_stats(self) -> TrainSpec:
+        if self.norm_stat_batches and self.model.norm != "batch":
+            raise ValueError(
+                f"norm_stat_batches = {self.norm_stat_batches} recomputes batch-norm statistics, "
+                f"but model.norm = {self.model.norm!r}; set it to 0 or use norm = 'batch'"
+            )
+        if self.norm_stat_batches and self.model.nonideal is not None:
+            raise ValueError(
+                "norm_stat_batches > 0 runs extra forward passes that would advance the chips' "
+                "noise streams; set it to 0 with model.nonideal"
+            )
+        return self
 
     @field_validator("patience", mode="before")
     @classmethod

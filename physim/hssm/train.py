@@ -177,6 +177,18 @@ def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
     return perm[j * b : (j + 1) * b]
 
 
+def stat_batches(spec: TrainSpec, step: int, X: np.ndarray):
+    """The ``spec.norm_stat_batches`` training batches whose statistics the batch norms take
+    before the evaluation at ``step`` (drawn without replacement while the set lasts)."""
+    n = X.shape[0]
+    b = min(spec.batch_size, n)
+    k = spec.norm_stat_batches
+    rng = np.random.default_rng([spec.seed, 3, step])
+    idx = rng.permutation(n) if k * b <= n else rng.integers(0, n, size=k * b)
+    for j in range(k):
+        yield X[np.sort(idx[j * b : (j + 1) * b])]
+
+
 def evaluate(model: HSSM, params, X, y, batch_size: int) -> dict[str, float]:
     """Loss and metric (accuracy or MSE) over a split, in batches, without dropout."""
     tot: dict[str, float] = {}
@@ -384,6 +396,8 @@ def _train(
                 flush=False,
             )
             if step % spec.eval_every == 0 or step == spec.n_steps:
+                if spec.norm_stat_batches:  # precise batch norm (HSSM.recompute_norm_stats)
+                    model.recompute_norm_stats(params, stat_batches(spec, step, ds.X_train))
                 ev = evaluate(model, params, ds.X_val, ys["val"], spec.eval_batch_size)
                 last_val = ev[metric]
                 log.append(
