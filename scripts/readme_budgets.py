@@ -1,15 +1,15 @@
 """Rerun the error budget of every technology preset on its catalogue device and write the
-README's budget tables from the results (no number in that section is typed by hand).
+README's verdicts and the documentation's budget tables from the results (through
+``scripts/readme_results.py``; no number there is typed by hand).
 
-    python scripts/readme_budgets.py                 # run every preset, then rewrite README
+    python scripts/readme_budgets.py                 # run every preset, then the tables
     python scripts/readme_budgets.py --only pcb-c0g  # one preset
-    python scripts/readme_budgets.py --readme-only   # rewrite README from results/budget/
+    python scripts/readme_budgets.py --readme-only   # = python scripts/readme_results.py
 
 Each preset names its device (``pairs_with``). A budget is ``physim budget DEVICE --nonideal
 PRESET --by train`` (gradient tolerances at θ-scaled cosine 0.99 and tolerances in learning
 terms: in-situ training within 2x of the ideal chip's final loss), 3 replicate chips to start
-with; its JSON goes to ``results/budget/PRESET.json`` with the command and the wall time. The
-README section between the ``budget-tables`` markers is rebuilt from those files.
+with; its JSON goes to ``results/budget/PRESET.json`` with the command and the wall time.
 ``tests/test_budget_claims.py`` checks each claim against a brute-force run on fresh chips.
 """
 
@@ -25,8 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "budget"
-README = ROOT / "README.md"
-BEGIN, END = "<!-- budget-tables: begin -->", "<!-- budget-tables: end -->"
 #: the criteria of the README's tables (the budget command's own defaults)
 TARGET, TRAIN = 0.99, {"factor": 2.0, "epochs": 20, "lr": 1e-2}
 REPLICATES = 3
@@ -82,83 +80,6 @@ def run_one(preset: str, device_name: str, workers: int) -> dict:
     return rep
 
 
-def _level(t: dict | None) -> str:
-    if t is None:
-        return "-"
-    if t["level"] is None:
-        note = t.get("note") or "-"
-        if "meets the criterion out to the search bound" in note:
-            return "not limiting (to the search bound)"
-        if "fails even at the search bound" in note:
-            alone = note.split("(", 1)[1].split(")")[0] if "alone misses it" in note else ""
-            return "fails at every level searched" + (f" ({alone})" if alone else "")
-        return note
-    s = f"{t['level']:.3g}"
-    if t.get("interval"):
-        lo, hi = t["interval"]
-        s += f" [{lo:.3g}, {hi:.3g}]"
-    if not t.get("pinned", True):
-        s += " (not pinned down)"
-    if t["limiting"]:
-        s = f"**{s} — the preset is beyond it**"
-    return s
-
-
-def table(rep: dict) -> str:
-    """The README block of one preset's budget."""
-    train = {t["source"]: t for t in rep.get("tolerances_train", [])}
-    lines = [
-        f"**{rep['preset']}** on `{rep['device']}` ({rep['replicates']}+ replicate chips, best "
-        f"ε {rep['best_eps']:.2g}; `{rep['command']}`, {rep['seconds']:.0f} s):",
-        "",
-    ]
-    lines += [f"- {v['line']}" for v in rep.get("verdicts", [])]
-    e = rep.get("energy_per_update")
-    if e:
-
-        def val(k: str) -> str:
-            x = e[k]
-            return "n/a" if x["value"] is None else f"{x['value']:.2g} {x['unit']}"
-
-        lines.append(
-            f"- one gradient update costs {val('energy_total')} and {val('time_update')}: "
-            f"converters {val('energy_converters')}, device drive {val('energy_drive')}, "
-            f"dissipated {val('energy_dissipated')}, flip {val('energy_flip')}"
-        )
-    lines += [
-        "",
-        "| source | unit | preset | tolerated: gradient (θ-scaled cosine ≥ "
-        f"{rep['target']}) | tolerated: in-situ training (loss ≤ "
-        f"{rep['train']['factor']:g}× ideal) |",
-        "|---|---|---|---|---|",
-    ]
-    for t in rep["tolerances"]:
-        pre = "-" if t.get("preset") is None else f"{t['preset']:.3g}"
-        lines.append(
-            f"| {t['source']} | {t['unit']} | {pre} | {_level(t)} | "
-            f"{_level(train.get(t['source']))} |"
-        )
-    return "\n".join(lines)
-
-
-def rewrite_readme() -> None:
-    reps = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
-    if not reps:
-        raise SystemExit(f"no budgets in {OUT}: run this script without --readme-only first")
-    body = "\n\n".join(table(r) for r in reps)
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} … {END} section to rewrite")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    note = (
-        "<!-- written by scripts/readme_budgets.py from results/budget/*.json; "
-        "do not edit by hand -->"
-    )
-    README.write_text(f"{head}{BEGIN}\n{note}\n\n{body}\n\n{END}{tail}")
-    print(f"rewrote the budget tables of {README.name} from {len(reps)} budgets")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", help="preset(s) to rerun (default: all)")
@@ -178,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             rep = run_one(preset, device, args.workers)
             (OUT / f"{preset}.json").write_text(json.dumps(rep, indent=1) + "\n")
             print(f"  {rep['seconds']:.0f} s; " + "; ".join(v["line"] for v in rep["verdicts"]))
-    rewrite_readme()
-    return 0
+    import readme_results  # this script's folder is on sys.path when run as a script
+
+    return readme_results.main([])
 
 
 if __name__ == "__main__":

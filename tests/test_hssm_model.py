@@ -377,3 +377,20 @@ def test_recompute_norm_stats_needs_a_batch_and_leaves_layer_norms_alone():
     before = {k: v.copy() for k, v in params.items()}
     net.recompute_norm_stats(params, [X])
     assert all(np.array_equal(before[k], params[k]) for k in params)
+
+
+def test_scale_dt_multiplies_every_linhru_step():
+    net, params, X, _ = _tiny("linhru", task="regression")
+    before = {i: net.devices[i].split(params[f"blocks.{i}.core"].copy()) for i in range(2)}
+    net.scale_dt(params, 0.25)
+    for i in range(2):
+        after = net.devices[i].split(params[f"blocks.{i}.core"])
+        sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+        np.testing.assert_allclose(sig(after["dt"]), 0.25 * sig(before[i]["dt"]), rtol=1e-12)
+        for g in ("A", "input_weight"):
+            assert np.array_equal(after[g], before[i][g])
+    with pytest.raises(ValueError, match="factor must be in"):
+        net.scale_dt(params, 1.5)
+    net, params, X, _ = _tiny("nonlinhru")
+    with pytest.raises(ValueError, match="needs LinHRU"):
+        net.scale_dt(params, 0.5)

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from physim.hssm.config import ConfigError, HSSMSpec, TrainSpec, parse_train_spec
-from physim.hssm.train import batch_indices, check_memory, train
+from physim.hssm.model import HSSM
+from physim.hssm.train import batch_indices, check_memory, load_init, train
 from physim.logs import provenance
 from physim.logs import read_training as read_log
 from physim.optim import AdamState, adam_update, clip_by_global_norm
@@ -219,3 +220,25 @@ def test_precise_norm_statistics_change_evaluation_not_training(tmp_path):
 def test_precise_norm_statistics_config_errors():
     with pytest.raises(ValidationError, match="norm_stat_batches = 2 .* model.norm = 'layer'"):
         _spec(norm_stat_batches=2)
+
+
+def test_init_dt_scale_needs_init_from(tmp_path):
+    with pytest.raises(ValidationError, match="init_dt_scale = 0.5 .* init_from = None"):
+        _spec(init_dt_scale=0.5)
+    first = train(_spec(), tmp_path / "a", dataset=_dataset(), progress=False, plots=False)
+    spec = _spec(init_from=str(tmp_path / "a"), init_dt_scale=0.5, n_steps=1)
+    model = HSSM.build(spec.model, 2, 2, "classification", spec.seed)
+    start = {k: v.copy() for k, v in load_init(spec.init_from, first.params).items()}
+    model.scale_dt(start, 0.5)
+    # the run's step 1 starts from exactly those parameters: its first loss equals theirs
+    train(spec, tmp_path / "b", dataset=_dataset(), progress=False, plots=False)
+    ds = _dataset()
+    idx = batch_indices(spec.seed, 0, ds.X_train.shape[0], spec.batch_size)
+    want, _, _ = model.loss_and_grad(
+        start,
+        ds.X_train[idx],
+        ds.y_train[idx],
+        algo="rhel",
+        rng=np.random.default_rng([spec.seed, 2, 0]),
+    )
+    assert read_log(tmp_path / "b/train_log.h5")["loss"]["value"][0] == want

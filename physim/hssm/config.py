@@ -213,6 +213,16 @@ class TrainSpec(SpecModel):
         "is used, or an .npz file) with the same architecture, e.g. a shorter-sequence run of a "
         "length curriculum; the optimiser starts afresh",
     )
+    init_dt_scale: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="with init_from, LinHRU: multiply every mode's step Δt by this factor "
+        "(θ_Δt = logit(sigmoid(θ_Δt)·factor)); a length curriculum from L_old to L_new with "
+        "factor L_old/L_new keeps each mode's response over the same share of the sequence "
+        "(adding problem, L = 1600 → 4096: validation MSE 0.063 at the start instead of 0.23); "
+        "None: the steps unchanged",
+    )
     memory_budget_gb: float = Field(4.0, gt=0, description="refuse runs estimated above this")
 
     @field_validator("data_options")
@@ -232,6 +242,14 @@ class TrainSpec(SpecModel):
             raise ValueError(
                 f"norm_stat_batches = {self.norm_stat_batches} recomputes batch-norm statistics, "
                 f"but model.norm = {self.model.norm!r}; set it to 0 or use norm = 'batch'"
+            )
+        if self.init_dt_scale is not None and (
+            self.init_from is None or self.model.model != "linhru"
+        ):
+            raise ValueError(
+                f"init_dt_scale = {self.init_dt_scale} rescales the LinHRU steps of the "
+                f"parameters named by init_from, but init_from = {self.init_from!r} and "
+                f"model.model = {self.model.model!r}; drop init_dt_scale or start from a LinHRU run"
             )
         if self.norm_stat_batches and self.model.nonideal is not None:
             raise ValueError(

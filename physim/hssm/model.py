@@ -271,6 +271,20 @@ class HSSM:
             params[k + "var"] *= 1.0 - w
             params[k + "var"] += w * var
 
+    def scale_dt(self, params: dict[str, np.ndarray], factor: float) -> None:
+        """Multiply every LinHRU mode's step Δt = sigmoid(θ_Δt) by ``factor`` (in place):
+        θ_Δt ← logit(sigmoid(θ_Δt)·factor). With factor L_old/L_new each mode covers the same
+        share of an L_new-step sequence as it did of L_old steps (a length curriculum)."""
+        if self.spec.model != "linhru":
+            raise ValueError(f"scale_dt needs LinHRU cores, got {self.spec.model!r}")
+        if not 0 < factor <= 1:
+            raise ValueError(f"scale_dt: factor must be in (0, 1], got {factor}")
+        for i, dev in enumerate(self.devices):
+            sl = dev.slices()["dt"]
+            theta = params[f"blocks.{i}.core"]
+            dt = factor / (1.0 + np.exp(-theta[sl]))
+            theta[sl] = np.log(dt) - np.log1p(-dt)
+
     def recompute_norm_stats(self, params: dict[str, np.ndarray], batches) -> None:
         """Precise batch norm: set the running statistics (in place) to the mean batch
         statistics of ``batches`` (input arrays) at the current parameters.

@@ -189,6 +189,23 @@ def stat_batches(spec: TrainSpec, step: int, X: np.ndarray):
         yield X[np.sort(idx[j * b : (j + 1) * b])]
 
 
+def curve(run: str | Path) -> dict[str, list]:
+    """A run's learning curve from its log, small enough for a results file: the step and
+    validation metric of every evaluation, and the mean training metric over the steps since
+    the previous evaluation."""
+    from physim.logs import read_training
+
+    log = read_training(Path(run) / LOG)
+    metric = "accuracy" if "val_accuracy" in log else "mse"
+    steps, val = log[f"val_{metric}"]["step"], log[f"val_{metric}"]["value"]
+    ts, tv = log[metric]["step"], log[metric]["value"]
+    edges = np.concatenate([[0], steps])
+    train = [
+        float(tv[(ts > a) & (ts <= b)].mean()) for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    return {"step": steps.tolist(), f"val_{metric}": val.tolist(), f"train_{metric}": train}
+
+
 def evaluate(model: HSSM, params, X, y, batch_size: int) -> dict[str, float]:
     """Loss and metric (accuracy or MSE) over a split, in batches, without dropout."""
     tot: dict[str, float] = {}
@@ -325,6 +342,8 @@ def _train(
         params = model.init_params(spec.seed)
         if spec.init_from is not None:
             params = load_init(spec.init_from, params)
+            if spec.init_dt_scale is not None:
+                model.scale_dt(params, spec.init_dt_scale)
         adam = AdamState.zeros(params)
         state = {
             "step": 0,

@@ -1,0 +1,60 @@
+"""The results scripts: the long-range chain runner and the README / docs rebuilder."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_results_sections_are_the_scripts_output():
+    mod = _load("readme_results")
+    for path, text in mod.rebuilt().items():
+        assert path.read_text() == text, f"{path.name} is stale: run scripts/readme_results.py"
+
+
+def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch):
+    lr = _load("long_range")
+    # a two-stage curriculum at toy size: the second stage starts from the first's parameters
+    monkeypatch.setattr(
+        lr, "CURRICULUM", ((20, 6, 1e-3, 64, "float64", 3), (40, 4, 1e-3, 64, "float32", 2))
+    )
+    monkeypatch.setattr(lr, "TARGETS", (40,))
+    args = ["--algo", "rhel", "--seed", "3", "--length", "40"]
+    args += ["--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    assert lr.main(args) == 0
+    out = tmp_path / "res" / "adding-L40-rhel-s3.json"
+    res = json.loads(out.read_text())
+    for key in ("task", "length", "algo", "seed", "test_mse", "baseline_mse"):
+        assert key in res, key
+    assert (res["task"], res["length"], res["algo"], res["seed"]) == ("adding", 40, "rhel", 3)
+    assert [s["length"] for s in res["stages"]] == [20, 40]
+    assert res["ratio"] == pytest.approx(res["test_mse"] / res["baseline_mse"])
+    assert len(res["stages"][1]["curve"]["val_mse"]) == 2  # evaluations at steps 2 and 4
+    stage2 = json.loads((tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").read_text())
+    assert stage2["config"]["init_from"].endswith("L20")
+    assert stage2["config"]["model"]["precision"] == "float32"
+    assert stage2["config"]["init_dt_scale"] == 0.5  # L 20 → 40: every mode's Δt halved
+    # a second call finds both stages finished and trains nothing
+    stamp = (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns
+    assert lr.main(args) == 0
+    assert (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads(out.read_text())["test_mse"] == res["test_mse"]
+
+    pytest.importorskip("matplotlib")
+    rr = _load("readme_results")
+    runs = rr.long_range_runs(tmp_path / "res")
+    rr.figure(runs, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert "| L = 40 | 0 of 1 solved" in rr.long_range_table(runs) or "1 of 1 solved" in (
+        rr.long_range_table(runs)
+    )
