@@ -223,7 +223,7 @@ def test_precise_norm_statistics_config_errors():
 
 
 def test_init_dt_scale_needs_init_from(tmp_path):
-    with pytest.raises(ValidationError, match="init_dt_scale = 0.5 .* init_from = None"):
+    with pytest.raises(ValidationError, match="init_dt_scale = 0.5 .* init_from is not set"):
         _spec(init_dt_scale=0.5)
     first = train(_spec(), tmp_path / "a", dataset=_dataset(), progress=False, plots=False)
     spec = _spec(init_from=str(tmp_path / "a"), init_dt_scale=0.5, n_steps=1)

@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from an earlier run's parameters (its directory or an .npz), e.g. the "
         "shorter-sequence stage of a length curriculum",
     )
+    p.add_argument(
+        "--init-dt-scale",
+        type=float,
+        metavar="FACTOR",
+        help="with --init-from: multiply every LinHRU step Δt by FACTOR in (0, 1], e.g. "
+        "L_old/L_new in a length curriculum",
+    )
     _chip_arguments(p)
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -169,6 +176,8 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
             upd[field] = getattr(args, arg)
     if getattr(args, "init_from", None):
         upd["init_from"] = str(Path(args.init_from).resolve())
+    if getattr(args, "init_dt_scale", None) is not None:
+        upd["init_dt_scale"] = args.init_dt_scale
     model_upd = {
         k: getattr(args, k)
         for k in ("model", "precision", "a_param", "nonideal", "chip_seed")
@@ -207,9 +216,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{spec.data}-{spec.model.model}-{spec.algo}-s{spec.seed}")
     if spec.data == "adding" and (spec.length or 0) >= 4000 and spec.init_from is None:
         print(
-            "note: at L >= 4000 the adding problem is learned in two stages here: first "
-            "`physim train --config adding-linhru-warmup --out DIR`, then this run with "
-            "--init-from DIR (see the README)",
+            "note: at L >= 4000 the adding problem is learned through a length curriculum "
+            "here: `python scripts/long_range.py --algo rhel --seed 0 --length L` runs its "
+            "stages (each one `--init-from` the last, steps Δt rescaled; docs/data.md)",
             file=sys.stderr,
         )
     if args.no_resume and (out / "metrics.json").exists():

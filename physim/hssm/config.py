@@ -243,13 +243,16 @@ class TrainSpec(SpecModel):
                 f"norm_stat_batches = {self.norm_stat_batches} recomputes batch-norm statistics, "
                 f"but model.norm = {self.model.norm!r}; set it to 0 or use norm = 'batch'"
             )
-        if self.init_dt_scale is not None and (
-            self.init_from is None or self.model.model != "linhru"
-        ):
+        if self.init_dt_scale is not None and self.init_from is None:
             raise ValueError(
-                f"init_dt_scale = {self.init_dt_scale} rescales the LinHRU steps of the "
-                f"parameters named by init_from, but init_from = {self.init_from!r} and "
-                f"model.model = {self.model.model!r}; drop init_dt_scale or start from a LinHRU run"
+                f"init_dt_scale = {self.init_dt_scale} rescales the steps of the parameters "
+                "that init_from names, but init_from is not set; add --init-from RUN_DIR or "
+                "drop init_dt_scale"
+            )
+        if self.init_dt_scale is not None and self.model.model != "linhru":
+            raise ValueError(
+                f"init_dt_scale rescales LinHRU steps Δt; model.model = {self.model.model!r} "
+                "has none; drop init_dt_scale"
             )
         if self.norm_stat_batches and self.model.nonideal is not None:
             raise ValueError(
