@@ -25,12 +25,15 @@ README = ROOT / "README.md"
 ANSWERS = ROOT / "docs" / "answers.md"
 LONG = ROOT / "results" / "long-range"
 BUDGETS = ROOT / "results" / "budget"
+PAPER_RUNS = ROOT / "results" / "paper"
 FIGURE = LONG / "curves.png"
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 BUDGET_BEGIN, BUDGET_END = "<!-- budget-tables: begin -->", "<!-- budget-tables: end -->"
 #: a run solves the task when its test MSE is at most this share of predicting the mean
 SOLVED = 0.10
 #: the paper's long-range headline (REFERENCE §2): PPG-DaLiA, linear HSSM, test MSE
+#: the paper's linear-HSSM test accuracy, RHEL / BPTT (REFERENCE §2), per physim preset
+PAPER = {"scp1-linhru-paper": (86.1, 86.4), "scp2-linhru-paper": (61.4, 63.9)}
 PAPER_LONG = "PPG-DaLiA, L = 49,920, 6 blocks, H 64, P 16, batch 4: test MSE 9.5e-2 / 9.1e-2"
 
 
@@ -114,9 +117,56 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
     plt.close(fig)
 
 
-def section(runs: list[dict]) -> str:
+def paper_runs(folder: Path = PAPER_RUNS) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def _paper_cell(runs: list[dict]) -> str:
     if not runs:
-        return "No long-range run is in `results/long-range/` yet (`scripts/long_range.py`)."
+        return "not run"
+    pct = [100 * r[f"test_{r['metric']}"] for r in sorted(runs, key=lambda r: r["seed"])]
+    steps = ", ".join(sorted({str(r["steps"]) for r in runs}))
+    hours = sum(r["train_hours"] for r in runs) / len(runs)
+    vals = ", ".join(f"{v:.1f}" for v in pct)
+    return f"{vals} ({len(runs)} seed{'s' * (len(runs) > 1)}; {steps} steps, {hours:.1f} h per run)"
+
+
+def paper_table(runs: list[dict]) -> str:
+    """The paper's configurations: the paper's RHEL / BPTT beside physim's runs of them."""
+    lines = [
+        "| configuration (6 blocks, the paper's H, P, lr, batch) | paper RHEL / BPTT, test % "
+        "(5 seeds, ≤ 100k steps) | physim RHEL, test % | physim BPTT |",
+        "|---|---|---|---|",
+    ]
+    for config in sorted({r["config"] for r in runs}):
+        at = [r for r in runs if r["config"] == config]
+        rhel, bptt = (_paper_cell([r for r in at if r["algo"] == a]) for a in ("rhel", "bptt"))
+        paper = PAPER.get(config)
+        ref = "-" if paper is None else f"{paper[0]} / {paper[1]}"
+        m = at[0]["model"]
+        size = f"H {m['hidden']}, P {m['ssm_dim']}, {m['precision']}"
+        lines.append(f"| `{config}` ({size}) | {ref} | {rhel} | {bptt} |")
+    return "\n".join(lines)
+
+
+def section(runs: list[dict], paper: list[dict] | None = None) -> str:
+    paper = paper_runs() if paper is None else paper
+    tail = []
+    if paper:
+        cmds = sorted({r["command"] for r in paper})
+        tail = [
+            "",
+            "The paper's own configurations, shortened to the steps shown (the paper trains up "
+            "to 100k steps with early stopping; physim's data: the same UEA recordings, "
+            "70/15/15 split):",
+            "",
+            paper_table(paper),
+            "",
+            f"Each run: `{cmds[0]}` (and `--config`, `--algo`, `--seed` as in the table).",
+        ]
+    if not runs:
+        head = "No long-range run is in `results/long-range/` yet (`scripts/long_range.py`)."
+        return "\n".join([head, *tail])
     r0 = runs[0]
     m = r0["model"]
     size = (
@@ -138,6 +188,7 @@ def section(runs: list[dict]) -> str:
         "",
         f"Each run: `{cmds[0]}` (and `--algo`, `--seed`, `--length` as in the table); "
         "`results/long-range/*.json` hold every stage's test MSE, steps, hours and curve.",
+        *tail,
     ]
     return "\n".join(body)
 
