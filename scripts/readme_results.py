@@ -59,7 +59,8 @@ def long_range_table(runs: list[dict]) -> str:
     for length in sorted({r["length"] for r in runs}):
         at = [r for r in runs if r["length"] == length]
         cells = [_cell([r for r in at if r["algo"] == a]) for a in ("rhel", "bptt")]
-        lines.append(f"| L = {length:,} | {cells[0]} | {cells[1]} |")
+        batches = "/".join(str(b) for b in sorted({r["batch_size"] for r in at}))
+        lines.append(f"| L = {length:,} (batch {batches}) | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -170,8 +171,8 @@ def section(runs: list[dict], paper: list[dict] | None = None) -> str:
     r0 = runs[0]
     m = r0["model"]
     size = (
-        f"{m['n_blocks']} blocks, H {m['hidden']}, P {m['ssm_dim']}, batch {r0['batch_size']}, "
-        f"{m['norm']} norm, A = {m['a_param']}(θ_A)"
+        f"{m['n_blocks']} blocks, H {m['hidden']}, P {m['ssm_dim']}, {m['norm']} norm, "
+        f"A = {m['a_param']}(θ_A)"
     )
     curriculum = " → ".join(f"{s['length']:,}" for s in max(runs, key=len_of)["stages"])
     cmds = sorted({r["command"] for r in runs})

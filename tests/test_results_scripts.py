@@ -26,7 +26,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     lr = _load("long_range")
     # a two-stage curriculum at toy size: the second stage starts from the first's parameters
     monkeypatch.setattr(
-        lr, "CURRICULUM", ((20, 6, 1e-3, 64, "float64", 3), (40, 4, 1e-3, 64, "float32", 2))
+        lr, "CURRICULUM", ((20, 6, 1e-3, 64, 8, "float64", 3), (40, 4, 1e-3, 64, 4, "float32", 2))
     )
     monkeypatch.setattr(lr, "TARGETS", (40,))
     args = ["--algo", "rhel", "--seed", "3", "--length", "40"]
@@ -43,6 +43,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     stage2 = json.loads((tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").read_text())
     assert stage2["config"]["init_from"].endswith("L20")
     assert stage2["config"]["model"]["precision"] == "float32"
+    assert stage2["config"]["batch_size"] == 4
     assert stage2["config"]["init_dt_scale"] == 0.5  # L 20 → 40: every mode's Δt halved
     # a second call finds both stages finished and trains nothing
     stamp = (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns
