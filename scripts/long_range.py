@@ -125,12 +125,16 @@ def main(argv=None) -> int:
         if not done.exists():
             print(f"[{chain.name}] stage L = {length}: {spec.n_steps} steps", file=sys.stderr)
             t0 = time.time()
-            train(spec, run, progress=True, plots=False)
-            wall = time.time() - t0
-            m = json.loads(done.read_text())
-            m["wall_seconds_this_call"] = wall
-            done.write_text(json.dumps(m, indent=2))
+            try:
+                train(spec, run, progress=True, plots=False)
+            finally:  # wall time summed over the calls that trained this stage, kills included
+                clock = run / "wall_seconds.json"
+                before = json.loads(clock.read_text()) if clock.exists() else 0.0
+                clock.write_text(json.dumps(before + time.time() - t0))
         m = json.loads(done.read_text())
+        clock = run / "wall_seconds.json"
+        # (stages run before this clock existed recorded their one call in metrics.json)
+        wall = json.loads(clock.read_text()) if clock.exists() else m["wall_seconds_this_call"]
         stages.append(
             {
                 "length": length,
@@ -143,6 +147,7 @@ def main(argv=None) -> int:
                 "test_mse": m["test_mse"],
                 "baseline_mse": m["baseline"],
                 "train_seconds": m["train_seconds"],
+                "wall_seconds": wall,
                 "seconds_per_step": m["seconds_per_step"],
                 "curve": curve(run),
             }
@@ -160,6 +165,7 @@ def main(argv=None) -> int:
                 "baseline_mse": m["baseline"],
                 "ratio": m["test_mse"] / m["baseline"],
                 "train_hours": sum(s["train_seconds"] for s in stages) / 3600,
+                "wall_hours": sum(s["wall_seconds"] for s in stages) / 3600,
                 "model": {
                     k: m["config"]["model"][k]
                     for k in ("model", "n_blocks", "hidden", "ssm_dim", "norm", "a_param")

@@ -47,8 +47,8 @@ def _cell(runs: list[dict]) -> str:
     r = np.array([x["ratio"] for x in runs])
     solved = int((r <= SOLVED).sum())
     seeds = ", ".join(f"{100 * x['ratio']:.1f} %" for x in sorted(runs, key=lambda x: x["seed"]))
-    hours = sum(x["train_hours"] for x in runs) / len(runs)
-    return f"{solved} of {len(runs)} solved ({seeds}; {hours:.1f} h per run)"
+    hours = sum(x["wall_hours"] for x in runs) / len(runs)
+    return f"{solved} of {len(runs)} solved ({seeds}; {hours:.1f} wall h per run)"
 
 
 def long_range_table(runs: list[dict]) -> str:
