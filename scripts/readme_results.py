@@ -64,6 +64,30 @@ def long_range_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stage_line(runs: list[dict]) -> str:
+    """Where the curriculum loses the task: each stage's test MSE / baseline, mean over the
+    chains (RHEL / BPTT), each chain counted once (from its longest result)."""
+    longest: dict[tuple, dict] = {}
+    for r in runs:
+        key = (r["algo"], r["seed"])
+        if key not in longest or r["length"] > longest[key]["length"]:
+            longest[key] = r
+    parts = []
+    for st in max(runs, key=len_of)["stages"]:
+        cell = []
+        for algo in ("rhel", "bptt"):
+            v = [
+                s["test_mse"] / s["baseline_mse"]
+                for (a, _), r in longest.items()
+                if a == algo
+                for s in r["stages"]
+                if s["length"] == st["length"]
+            ]
+            cell.append(f"{100 * np.mean(v):.1f}" if v else "-")
+        parts.append(f"L = {st['length']:,}: {' / '.join(cell)} %")
+    return "; ".join(parts)
+
+
 def figure(runs: list[dict], path: Path = FIGURE) -> None:
     """Validation MSE / baseline against cumulative steps over the curriculum, RHEL and BPTT
     of every seed, one panel per final length."""
@@ -184,6 +208,9 @@ def section(runs: list[dict], paper: list[dict] | None = None) -> str:
         f"a run solves it at test MSE ≤ {SOLVED:.0%} of predicting the mean:",
         "",
         long_range_table(runs),
+        "",
+        "Each stage's test MSE as a share of predicting the mean, RHEL / BPTT (mean over "
+        f"seeds): {stage_line(runs)}.",
         "",
         f"![learning curves](results/long-range/{FIGURE.name})",
         "",
