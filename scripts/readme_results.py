@@ -199,7 +199,6 @@ def section(runs: list[dict], paper: list[dict] | None = None) -> str:
         f"A = {m['a_param']}(θ_A)"
     )
     curriculum = " → ".join(f"{s['length']:,}" for s in max(runs, key=len_of)["stages"])
-    cmds = sorted({r["command"] for r in runs})
     body = [
         f"The paper's long-range headline is {PAPER_LONG} (RHEL / BPTT; PPG-DaLiA does not "
         "install offline). physim's is the adding problem (the sum of two marked values "
@@ -214,8 +213,10 @@ def section(runs: list[dict], paper: list[dict] | None = None) -> str:
         "",
         f"![learning curves](results/long-range/{FIGURE.name})",
         "",
-        f"Each run: `{cmds[0]}` (and `--algo`, `--seed`, `--length` as in the table); "
-        "`results/long-range/*.json` hold every stage's test MSE, steps, hours and curve.",
+        "Each run is `python scripts/long_range.py --algo ALGO --seed SEED --length L` (the "
+        "49,920 run continues the seed's 16,384 chain; a killed run resumes); "
+        "`results/long-range/*.json` hold every stage's test MSE, steps, hours, curve and "
+        "command.",
         *tail,
     ]
     return "\n".join(body)
