@@ -43,11 +43,17 @@ def main(argv=None) -> int:
             f"--config {args.config}: this script keeps the paper's configurations "
             "(training/*-paper.toml; physim configs lists them)"
         )
-    base = load_train_spec(args.config)
-    d = base.model_dump(mode="json")
-    d.update(algo=args.algo, seed=args.seed, n_steps=args.steps)
-    d["model"]["precision"] = args.precision
-    spec = parse_train_spec(d, args.config)
+    from physim.catalogues import CatalogueError
+    from physim.hssm.config import ConfigError
+
+    try:
+        base = load_train_spec(args.config)
+        d = base.model_dump(mode="json")
+        d.update(algo=args.algo, seed=args.seed, n_steps=args.steps)
+        d["model"]["precision"] = args.precision
+        spec = parse_train_spec(d, args.config)
+    except (CatalogueError, ConfigError) as err:
+        raise SystemExit(f"paper_runs.py: error: {err}") from None
     run = Path(args.runs) / f"{args.config}-{args.algo}-s{args.seed}-{args.precision}"
     t0 = time.time()
     res = train(spec, run, progress=True)
