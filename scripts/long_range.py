@@ -81,14 +81,20 @@ def stage_spec(length: int, algo: str, seed: int, a_param: str, prev: tuple[str,
     return parse_train_spec(d, f"long-range stage L = {length}")
 
 
-def git_commit() -> str:
+def provenance() -> dict[str, str]:
+    """What produced a result file: physim's version and commit and the machine (shared with
+    ``scripts/paper_runs.py``)."""
+    from physim import __version__
+
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         )
-        return out.stdout.strip() or "unknown"
+        commit = out.stdout.strip() or "unknown"
     except OSError:
-        return "unknown"
+        commit = "unknown"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    return {"physim_version": __version__, "physim_commit": commit, "machine": machine}
 
 
 def main(argv=None) -> int:
@@ -175,8 +181,7 @@ def main(argv=None) -> int:
                 "command": command
                 if length == args.length
                 else command.replace(f"--length {args.length}", f"--length {length}"),
-                "physim_commit": git_commit(),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                **provenance(),
             }
             path = out / f"adding-L{length}-{args.algo}-s{args.seed}.json"
             path.write_text(json.dumps(result, indent=1) + "\n")

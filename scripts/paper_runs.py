@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(ROOT / "results" / "paper"))
     args = ap.parse_args(argv)
 
-    from physim import __version__
+    from long_range import provenance  # this script's folder is on sys.path
+
     from physim.hssm.config import load_train_spec, parse_train_spec
     from physim.hssm.train import curve, train
 
@@ -90,8 +89,7 @@ def main(argv=None) -> int:
         "dataset": m["dataset"],
         "curve": curve(run),
         "command": command,
-        "physim_version": __version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **provenance(),
     }
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)

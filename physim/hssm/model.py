@@ -383,13 +383,13 @@ class HSSM:
         ws = _Workspace(H, dt)
         caches: list[_BlockCache] = []
         stats_only: list[tuple[np.ndarray, np.ndarray]] = []
+        kept = keep is not None and keep != "stats"  # what a backward needs is stored
         t.digital_forward += time.perf_counter() - t0
         for i, dev in enumerate(self.devices):
             k = f"blocks.{i}."
             t0 = time.perf_counter()
             gamma, beta = params[k + "norm.gamma"], params[k + "norm.beta"]
             stats = None
-            kept = keep is not None and keep != "stats"
             own = str(i) if kept else ""  # kept per block, or one shared array
             if self.spec.norm == "layer":
                 u = buf.get("u", x.shape, dt)  # the norm output, shared by the blocks
@@ -445,8 +445,8 @@ class HSSM:
             )
             if kept:
                 caches.append(_BlockCache(xhat, rstd, phi, traj, m1, m2, stats))
-            elif keep == "stats":
-                stats_only.append(tuple(np.array(s) for s in stats))
+            elif keep == "stats":  # batch_norm_stats' fresh arrays, not buffers
+                stats_only.append(stats)
             del u
             t.core_forward += t2 - t1
             t.digital_forward += time.perf_counter() - t0 - (t2 - t1)
