@@ -64,6 +64,16 @@ def long_range_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stage_labels(stages: list[dict]) -> list[str]:
+    """Each stage's length, and "(continued)" for a stage that goes on at the previous one's
+    length (``scripts/long_range.py`` allows a length twice)."""
+    return [
+        f"{st['length']:,}"
+        + (" (continued)" if i and stages[i - 1]["length"] == st["length"] else "")
+        for i, st in enumerate(stages)
+    ]
+
+
 def stage_line(runs: list[dict]) -> str:
     """Where the curriculum loses the task: each stage's test MSE / baseline, mean over the
     chains (RHEL / BPTT), each chain counted once (from its longest result)."""
@@ -73,18 +83,17 @@ def stage_line(runs: list[dict]) -> str:
         if key not in longest or r["length"] > longest[key]["length"]:
             longest[key] = r
     parts = []
-    for st in max(runs, key=len_of)["stages"]:
+    # every chain runs the same curriculum, so stage i is the same stage in each
+    for i, label in enumerate(stage_labels(max(runs, key=len_of)["stages"])):
         cell = []
         for algo in ("rhel", "bptt"):
             v = [
-                s["test_mse"] / s["baseline_mse"]
+                r["stages"][i]["test_mse"] / r["stages"][i]["baseline_mse"]
                 for (a, _), r in longest.items()
-                if a == algo
-                for s in r["stages"]
-                if s["length"] == st["length"]
+                if a == algo and i < len(r["stages"])
             ]
             cell.append(f"{100 * np.mean(v):.1f}" if v else "-")
-        parts.append(f"L = {st['length']:,}: {' / '.join(cell)} %")
+        parts.append(f"L = {label}: {' / '.join(cell)} %")
     return "; ".join(parts)
 
 
@@ -100,15 +109,15 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
     fig, axes = plt.subplots(1, len(lengths), figsize=(6 * len(lengths), 4), squeeze=False)
     colours = {0: "tab:blue", 1: "tab:orange", 2: "tab:green"}
     for ax, length in zip(axes[0], lengths, strict=True):
-        bounds = []
+        bounds, labels = [], []
         for r in sorted((r for r in runs if r["length"] == length), key=lambda r: r["seed"]):
             offset, xs, ys = 0, [], []
-            bounds = []
+            bounds, labels = [], stage_labels(r["stages"])
             for st in r["stages"]:
                 c = st["curve"]
                 xs += [offset + s for s in c["step"]]
                 ys += [v / st["baseline_mse"] for v in c["val_mse"]]
-                bounds.append((offset, st["length"]))
+                bounds.append(offset)
                 offset += st["steps"]
             ax.plot(
                 xs,
@@ -118,12 +127,12 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
                 label=f"{r['algo'].upper()} seed {r['seed']}",
                 lw=1.2,
             )
-        for x0, length_i in bounds:
+        for x0, label in zip(bounds, labels, strict=True):
             ax.axvline(x0, color="0.85", lw=0.8, zorder=0)
             ax.text(
                 x0,
                 1.02,
-                f"L={length_i:,}",
+                "L=" + label.replace(" (continued)", " cont."),
                 transform=ax.get_xaxis_transform(),
                 fontsize=7,
                 rotation=30,
@@ -198,7 +207,7 @@ def section(runs: list[dict], paper: list[dict] | None = None) -> str:
         f"{m['n_blocks']} blocks, H {m['hidden']}, P {m['ssm_dim']}, {m['norm']} norm, "
         f"A = {m['a_param']}(θ_A)"
     )
-    curriculum = " → ".join(f"{s['length']:,}" for s in max(runs, key=len_of)["stages"])
+    curriculum = " → ".join(stage_labels(max(runs, key=len_of)["stages"]))
     body = [
         f"The paper's long-range headline is {PAPER_LONG} (RHEL / BPTT; PPG-DaLiA does not "
         "install offline). physim's is the adding problem (the sum of two marked values "

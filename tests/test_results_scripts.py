@@ -24,10 +24,14 @@ def test_results_sections_are_the_scripts_output():
 
 def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch):
     lr = _load("long_range")
-    # a two-stage curriculum at toy size: the second stage starts from the first's parameters
-    monkeypatch.setattr(
-        lr, "CURRICULUM", ((20, 6, 1e-3, 64, 8, "float64", 3), (40, 4, 1e-3, 64, 4, "float32", 2))
+    # a three-stage curriculum at toy size: each stage starts from the previous one's
+    # parameters, and the third continues the second at the same length
+    toy = (
+        (20, 6, 1e-3, 64, 8, "float64", 3),
+        (40, 4, 1e-3, 64, 4, "float32", 2),
+        (40, 2, 1e-3, 64, 4, "float32", 2),
     )
+    monkeypatch.setattr(lr, "CURRICULUM", toy)
     monkeypatch.setattr(lr, "TARGETS", (40,))
     args = ["--algo", "rhel", "--seed", "3", "--length", "40"]
     args += ["--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
@@ -37,7 +41,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     for key in ("task", "length", "algo", "seed", "test_mse", "baseline_mse"):
         assert key in res, key
     assert (res["task"], res["length"], res["algo"], res["seed"]) == ("adding", 40, "rhel", 3)
-    assert [s["length"] for s in res["stages"]] == [20, 40]
+    assert [s["length"] for s in res["stages"]] == [20, 40, 40]
     assert res["ratio"] == pytest.approx(res["test_mse"] / res["baseline_mse"])
     assert len(res["stages"][1]["curve"]["val_mse"]) == 2  # evaluations at steps 2 and 4
     stage2 = json.loads((tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").read_text())
@@ -45,11 +49,19 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     assert stage2["config"]["model"]["precision"] == "float32"
     assert stage2["config"]["batch_size"] == 4
     assert stage2["config"]["init_dt_scale"] == 0.5  # L 20 → 40: every mode's Δt halved
+    stage3 = json.loads((tmp_path / "runs/adding-softplus-rhel-s3/L40-2/metrics.json").read_text())
+    assert stage3["config"]["init_from"].endswith("L40")
+    assert stage3["config"]["init_dt_scale"] is None  # same length: Δt kept
+    assert res["test_mse"] == stage3["test_mse"]  # the result is the last stage's
     # a second call finds both stages finished and trains nothing
     stamp = (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns
     assert lr.main(args) == 0
     assert (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns == stamp
     assert json.loads(out.read_text())["test_mse"] == res["test_mse"]
+    # a changed curriculum does not pass a finished stage of the old one off as its own
+    monkeypatch.setattr(lr, "CURRICULUM", (toy[0], toy[1][:1] + (5,) + toy[1][2:], toy[2]))
+    with pytest.raises(SystemExit, match=r"L40 holds a finished stage .*n_steps"):
+        lr.main(args)
 
     pytest.importorskip("matplotlib")
     rr = _load("readme_results")
