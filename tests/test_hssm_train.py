@@ -182,6 +182,27 @@ def test_init_from_an_earlier_run(tmp_path):
     assert first.params.keys() == second.params.keys()
 
 
+def test_lr_warmup_scales_the_first_steps(tmp_path):
+    """Adam's first update moves each entry by lr·g/(|g| + eps): with lr_warmup = 4 the first
+    step is at lr/4, so every parameter moves a quarter as far as without the warm-up."""
+    ds = _dataset()
+    plain = train(_spec(n_steps=1), tmp_path / "a", dataset=ds, progress=False, plots=False)
+    init = plain.model.init_params(_spec().seed)
+    warm = train(
+        _spec(n_steps=1, lr_warmup=4), tmp_path / "b", dataset=ds, progress=False, plots=False
+    )
+    moved = 0
+    for k, p0 in init.items():
+        if k.endswith(("mean", "var")):  # running statistics, not optimised
+            continue
+        d_plain, d_warm = plain.params[k] - p0, warm.params[k] - p0
+        np.testing.assert_allclose(d_warm, d_plain / 4, rtol=1e-6, atol=1e-15, err_msg=k)
+        moved += int(np.count_nonzero(np.abs(d_plain) > 1e-4))
+    assert moved > 20  # the comparison is not between unmoved entries
+    with pytest.raises(ValidationError):
+        _spec(lr_warmup=-1)
+
+
 def test_init_from_errors(tmp_path):
     ds = _dataset()
     with pytest.raises(ConfigError, match="init_from: .* does not exist"):

@@ -66,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --init-from: multiply every LinHRU step Δt by FACTOR in (0, 1], e.g. "
         "L_old/L_new in a length curriculum",
     )
+    p.add_argument(
+        "--lr-warmup",
+        type=int,
+        metavar="STEPS",
+        help="raise the learning rate linearly over STEPS steps (e.g. with --init-from, so a "
+        "fresh Adam does not undo the earlier run)",
+    )
     _chip_arguments(p)
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -171,7 +178,12 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
         upd["seed"] = args.seed
     if args.steps is not None:
         upd["n_steps"] = args.steps
-    for arg, field in (("lr", "lr"), ("batch", "batch_size"), ("length", "length")):
+    for arg, field in (
+        ("lr", "lr"),
+        ("lr_warmup", "lr_warmup"),
+        ("batch", "batch_size"),
+        ("length", "length"),
+    ):
         if getattr(args, arg, None) is not None:
             upd[field] = getattr(args, arg)
     if getattr(args, "init_from", None):

@@ -183,6 +183,14 @@ class TrainSpec(SpecModel):
     )
     time_channel: bool = Field(True, description="prepend a time channel t/L to the inputs")
     lr: float = Field(1e-4, description="Adam learning rate")
+    lr_warmup: int = Field(
+        0,
+        ge=0,
+        description="raise the learning rate linearly over this many steps, step k at "
+        "lr·k/lr_warmup (0: none). A run started from earlier parameters (init_from) has a "
+        "fresh Adam, whose first steps move every entry by about lr whatever its gradient; "
+        "a warm-up keeps that from undoing what the earlier run learned",
+    )
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
         (0.9, 0.999), description="Adam moment decays, each in [0, 1)"
     )

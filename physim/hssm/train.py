@@ -376,6 +376,7 @@ def _train(
         step = start
         while step < end and not state["stopped"]:
             t0 = time.perf_counter()
+            lr = spec.lr * min(1.0, (step + 1) / spec.lr_warmup) if spec.lr_warmup else spec.lr
             idx = batch_indices(spec.seed, step, n_train, spec.batch_size)
             try:
                 value, mets, grads = model.loss_and_grad(
@@ -388,14 +389,12 @@ def _train(
                     buffers=buffers,
                 )
             except NumericalFault as fault:
-                raise fault.during(f"training step {step + 1} (lr = {spec.lr:g})") from None
+                raise fault.during(f"training step {step + 1} (lr = {lr:g})") from None
             except UnstableStepError as err:  # a learned θ beyond the integrator's limit
-                raise UnstableStepError(
-                    f"training step {step + 1} (lr = {spec.lr:g}): {err}"
-                ) from None
-            check_training(step + 1, value, grads, spec.lr)
+                raise UnstableStepError(f"training step {step + 1} (lr = {lr:g}): {err}") from None
+            check_training(step + 1, value, grads, lr)
             grads, gnorm = clip_by_global_norm(grads, spec.clip_norm)
-            adam_update(params, grads, adam, lr=spec.lr, betas=spec.betas, eps=spec.adam_eps)
+            adam_update(params, grads, adam, lr=lr, betas=spec.betas, eps=spec.adam_eps)
             step += 1
             secs = time.perf_counter() - t0
             state["train_seconds"] += secs
