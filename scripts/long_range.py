@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(ROOT / "results" / "long-range"))
     args = ap.parse_args(argv)
 
+    from physim.hssm.config import parse_train_spec
     from physim.hssm.train import curve, train
 
     chain = Path(args.runs) / f"adding-{args.a_param}-{args.algo}-s{args.seed}"
@@ -147,12 +148,15 @@ def main(argv=None) -> int:
         done = run / "metrics.json"
         if done.exists():
             # a finished stage is reused only if it is this stage: a changed curriculum (or a
-            # stage trained from another predecessor) would otherwise pass its old result on
-            saved, want = json.loads(done.read_text())["config"], spec.model_dump(mode="json")
+            # stage trained from another predecessor) would otherwise pass its old result on.
+            # The saved configuration is read through today's schema, so a field added to
+            # TrainSpec since (at its default) is no difference.
+            saved = parse_train_spec(json.loads(done.read_text())["config"], str(done))
+            saved, want = saved.model_dump(mode="json"), spec.model_dump(mode="json")
             if want["model"]["output_step"] is None:  # resolved from the data by `train`
                 want["model"]["output_step"] = saved["model"]["output_step"]
             if saved != want:
-                diff = sorted(k for k in saved if saved[k] != want.get(k))
+                diff = sorted(k for k in saved.keys() | want.keys() if saved.get(k) != want.get(k))
                 raise SystemExit(
                     f"{run} holds a finished stage of another configuration (differs in "
                     f"{', '.join(diff)}); move it away or pass another --runs directory"

@@ -58,6 +58,13 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     assert lr.main(args) == 0
     assert (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns == stamp
     assert json.loads(out.read_text())["test_mse"] == res["test_mse"]
+    # a stage finished by an older physim, whose TrainSpec lacked a field added since, is
+    # still this stage (the field at its default)
+    first = tmp_path / "runs/adding-softplus-rhel-s3/L20/metrics.json"
+    old = json.loads(first.read_text())
+    del old["config"]["lr_warmup"]
+    first.write_text(json.dumps(old))
+    assert lr.main(args) == 0
     # a changed curriculum does not pass a finished stage of the old one off as its own
     monkeypatch.setattr(lr, "CURRICULUM", (toy[0], toy[1][:1] + (5,) + toy[1][2:], toy[2]))
     with pytest.raises(SystemExit, match=r"L40 holds a finished stage .*n_steps"):
