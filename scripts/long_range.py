@@ -27,30 +27,49 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: (length, steps, lr, n_samples, batch, precision, eval_every): the length curriculum. Each
-#: stage starts from the previous stage's best parameters with a fresh Adam and every mode's
-#: step Δt multiplied by L_previous/L (``init_dt_scale``), so each mode covers the same share of
-#: the longer sequence. Without that rescaling the L = 1600 model (test MSE 24 % of the
-#: baseline) started L = 4096 at 170 % and was back at 80 % after 300 steps; with it, it starts
-#: at 46 %. Sample counts shrink with length to keep the data near 260 MB (the split is
-#: 70/15/15); the last stage halves the batch to fit the session's hours (a BPTT step at
-#: L = 49,920 and batch 32 takes about 17 s on one core). At lr 3e-4 the L = 16,384 stage of
-#: seed 0 drifted away from its start (validation MSE 0.062 → 0.19 in 120 steps), hence 1e-4
-#: from there on. A length may appear twice: the second stage continues the first at the same
-#: length (same Δt, fresh Adam) in its own directory ``L<length>-2``. The 16,384 stage was
-#: short of steps (300 steps left seeds at 6–21 % of the baseline; 200 more took seed 0 from
-#: 20.0 to 12.5 % and seed 1 from 10.1 to 4.3 %), hence its continuation.
+
+class Stage(NamedTuple):
+    """One stage of the length curriculum."""
+
+    length: int
+    steps: int
+    lr: float
+    n_samples: int
+    batch: int
+    precision: str
+    eval_every: int
+    warmup: int = 0  # TrainSpec.lr_warmup
+    decay: str = "none"  # TrainSpec.lr_decay
+
+
+#: The length curriculum. Each stage starts from the previous stage's best parameters with a
+#: fresh Adam and every mode's step Δt multiplied by L_previous/L (``init_dt_scale``), so each
+#: mode covers the same share of the longer sequence. Without that rescaling the L = 1600
+#: model (test MSE 24 % of the baseline) started L = 4096 at 170 % and was back at 80 % after
+#: 300 steps; with it, it starts at 46 %. Sample counts shrink with length to keep the data
+#: near 260 MB (the split is 70/15/15); the last stage halves the batch to fit the session's
+#: hours (a BPTT step at L = 49,920 and batch 32 takes about 17 s on one core). At lr 3e-4
+#: the L = 16,384 stage of seed 0 drifted away from its start (validation MSE 0.062 → 0.19 in
+#: 120 steps), hence 1e-4 from there on. A length may appear more than once: a later stage
+#: continues the one before at the same length (same Δt, fresh Adam) in its own directory
+#: ``L<length>-<k>``. The 16,384 stage was short of steps (300 steps left seeds at 6–21 % of
+#: the baseline; 400 more took them to 2.7–18 %), hence its continuations; the third one lowers
+#: the learning rate along a cosine to 0, since at a constant 1e-4 seed 0 kept wandering (its
+#: BPTT run's best validation MSE came at step 120 of 400), and so does the 49,920 stage,
+#: whose constant-lr run on seed 1 ended at 15 %.
 CURRICULUM = (
-    (100, 1500, 1e-3, 8000, 32, "float64", 50),
-    (400, 500, 3e-4, 8000, 32, "float64", 25),
-    (1600, 400, 3e-4, 4000, 32, "float64", 25),
-    (4096, 300, 3e-4, 2000, 32, "float32", 25),
-    (16384, 300, 1e-4, 1000, 32, "float32", 30),
-    (16384, 400, 1e-4, 1000, 32, "float32", 40),
-    (49920, 400, 1e-4, 400, 16, "float32", 25),
+    Stage(100, 1500, 1e-3, 8000, 32, "float64", 50),
+    Stage(400, 500, 3e-4, 8000, 32, "float64", 25),
+    Stage(1600, 400, 3e-4, 4000, 32, "float64", 25),
+    Stage(4096, 300, 3e-4, 2000, 32, "float32", 25),
+    Stage(16384, 300, 1e-4, 1000, 32, "float32", 30),
+    Stage(16384, 400, 1e-4, 1000, 32, "float32", 40),
+    Stage(16384, 300, 1e-4, 1000, 32, "float32", 30, warmup=20, decay="cosine"),
+    Stage(49920, 400, 1e-4, 400, 16, "float32", 25, decay="cosine"),
 )
 #: lengths whose results are kept in the repository
 TARGETS = (16384, 49920)
@@ -76,7 +95,7 @@ def stage_spec(stage: tuple, algo: str, seed: int, a_param: str, prev: tuple[str
     stage's (run directory, length)."""
     from physim.hssm.config import PRESETS, parse_train_spec
 
-    length, steps, lr, n, batch, precision, every = stage
+    length, steps, lr, n, batch, precision, every, warmup, decay = Stage(*stage)
     d = PRESETS["adding-linhru-cpu"].model_dump(mode="json")
     d.update(
         name=f"adding-long-range-L{length}",
@@ -84,6 +103,8 @@ def stage_spec(stage: tuple, algo: str, seed: int, a_param: str, prev: tuple[str
         length=length,
         n_steps=steps,
         lr=lr,
+        lr_warmup=warmup,
+        lr_decay=decay,
         n_samples=n,
         batch_size=batch,
         algo=algo,
@@ -180,6 +201,8 @@ def main(argv=None) -> int:
                 "length": length,
                 "steps": m["steps"],
                 "lr": spec.lr,
+                "lr_warmup": spec.lr_warmup,
+                "lr_decay": spec.lr_decay,
                 "n_samples": spec.n_samples,
                 "batch_size": spec.batch_size,
                 "precision": spec.model.precision,

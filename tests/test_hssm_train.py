@@ -203,6 +203,32 @@ def test_lr_warmup_scales_the_first_steps(tmp_path):
         _spec(lr_warmup=-1)
 
 
+def test_cosine_decay_follows_half_a_cosine(tmp_path):
+    """lr_decay = "cosine": after a warm-up of 2 steps, lr·(1 + cos(π·j/8))/2 for the j-th of
+    the remaining 8 steps, 0 at the last; and in a run of 2 steps the first moves every
+    parameter half as far as a constant lr would (cos(π/2) = 0) and the second not at all."""
+    from physim.hssm.train import learning_rate
+
+    spec = _spec(n_steps=10, lr=0.3, lr_warmup=2, lr_decay="cosine")
+    got = [learning_rate(spec, s) for s in range(10)]
+    want = [0.15, 0.3] + [0.3 * (1 + np.cos(np.pi * j / 8)) / 2 for j in range(1, 9)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert learning_rate(_spec(lr=0.3), 7) == 0.3  # no decay by default
+    ds = _dataset()
+    plain = train(_spec(n_steps=1), tmp_path / "a", dataset=ds, progress=False, plots=False)
+    init = plain.model.init_params(_spec().seed)
+    cos = train(
+        _spec(n_steps=2, lr_decay="cosine"), tmp_path / "b", dataset=ds, progress=False, plots=False
+    )
+    for k, p0 in init.items():
+        if not k.endswith(("mean", "var")):
+            np.testing.assert_allclose(
+                cos.params[k] - p0, (plain.params[k] - p0) / 2, rtol=1e-6, atol=1e-15, err_msg=k
+            )
+    with pytest.raises(ValidationError):
+        _spec(lr_decay="linear")
+
+
 def test_init_from_errors(tmp_path):
     ds = _dataset()
     with pytest.raises(ConfigError, match="init_from: .* does not exist"):

@@ -73,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="raise the learning rate linearly over STEPS steps (e.g. with --init-from, so a "
         "fresh Adam does not undo the earlier run)",
     )
+    p.add_argument(
+        "--lr-decay",
+        choices=("none", "cosine"),
+        help="after the warm-up, keep the learning rate (none) or lower it along half a "
+        "cosine to 0 at the last step (cosine)",
+    )
     _chip_arguments(p)
     p.add_argument("--out", help="output directory (default runs/<data>-<model>-<algo>-s<seed>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -181,6 +187,7 @@ def resolve_train_spec(args: argparse.Namespace) -> TrainSpec:
     for arg, field in (
         ("lr", "lr"),
         ("lr_warmup", "lr_warmup"),
+        ("lr_decay", "lr_decay"),
         ("batch", "batch_size"),
         ("length", "length"),
     ):

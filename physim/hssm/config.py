@@ -191,6 +191,12 @@ class TrainSpec(SpecModel):
         "fresh Adam, whose first steps move every entry by about lr whatever its gradient; "
         "a warm-up keeps that from undoing what the earlier run learned",
     )
+    lr_decay: Literal["none", "cosine"] = Field(
+        "none",
+        description="learning-rate decay after the warm-up: 'none' keeps lr; 'cosine' lowers "
+        "it along half a cosine to 0 at the last step (n_steps), which lets a run that "
+        "wanders at a constant lr settle into the basin it found",
+    )
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
         (0.9, 0.999), description="Adam moment decays, each in [0, 1)"
     )

@@ -177,6 +177,20 @@ def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
     return perm[j * b : (j + 1) * b]
 
 
+def learning_rate(spec: TrainSpec, step: int) -> float:
+    """Adam's learning rate at training step ``step`` (0-based): a linear warm-up to ``lr``
+    over ``lr_warmup`` steps, then ``lr`` or, with ``lr_decay = "cosine"``, half a cosine
+    from ``lr`` down to 0 at step ``n_steps``."""
+    k = step + 1
+    if spec.lr_warmup and k <= spec.lr_warmup:
+        return spec.lr * k / spec.lr_warmup
+    if spec.lr_decay == "cosine":
+        span = max(spec.n_steps - spec.lr_warmup, 1)
+        frac = min(max(k - spec.lr_warmup, 0) / span, 1.0)
+        return spec.lr * 0.5 * (1.0 + np.cos(np.pi * frac))
+    return spec.lr
+
+
 def stat_batches(spec: TrainSpec, step: int, X: np.ndarray):
     """The ``spec.norm_stat_batches`` training batches whose statistics the batch norms take
     before the evaluation at ``step`` (drawn without replacement while the set lasts)."""
@@ -376,7 +390,7 @@ def _train(
         step = start
         while step < end and not state["stopped"]:
             t0 = time.perf_counter()
-            lr = spec.lr * min(1.0, (step + 1) / spec.lr_warmup) if spec.lr_warmup else spec.lr
+            lr = learning_rate(spec, step)
             idx = batch_indices(spec.seed, step, n_train, spec.batch_size)
             try:
                 value, mets, grads = model.loss_and_grad(
