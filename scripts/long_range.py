@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(ROOT / "results" / "long-range"))
     args = ap.parse_args(argv)
 
-    from physim.hssm.config import parse_train_spec
+    from physim.hssm.config import config_differences
     from physim.hssm.train import curve, train
 
     chain = Path(args.runs) / f"adding-{args.a_param}-{args.algo}-s{args.seed}"
@@ -172,12 +172,12 @@ def main(argv=None) -> int:
             # stage trained from another predecessor) would otherwise pass its old result on.
             # The saved configuration is read through today's schema, so a field added to
             # TrainSpec since (at its default) is no difference.
-            saved = parse_train_spec(json.loads(done.read_text())["config"], str(done))
-            saved, want = saved.model_dump(mode="json"), spec.model_dump(mode="json")
-            if want["model"]["output_step"] is None:  # resolved from the data by `train`
-                want["model"]["output_step"] = saved["model"]["output_step"]
-            if saved != want:
-                diff = sorted(k for k in saved.keys() | want.keys() if saved.get(k) != want.get(k))
+            saved = json.loads(done.read_text())["config"]
+            if spec.model.output_step is None:  # resolved from the data by `train`
+                model = spec.model.model_copy(update={"output_step": saved["model"]["output_step"]})
+                spec = spec.model_copy(update={"model": model})
+            diff = config_differences(saved, spec, str(done))
+            if diff:
                 raise SystemExit(
                     f"{run} holds a finished stage of another configuration (differs in "
                     f"{', '.join(diff)}); move it away or pass another --runs directory"

@@ -65,13 +65,16 @@ def long_range_table(runs: list[dict]) -> str:
 
 
 def stage_labels(stages: list[dict]) -> list[str]:
-    """Each stage's length, and "(continued)" for a stage that goes on at the previous one's
-    length (``scripts/long_range.py`` allows a length twice)."""
-    return [
-        f"{st['length']:,}"
-        + (" (continued)" if i and stages[i - 1]["length"] == st["length"] else "")
-        for i, st in enumerate(stages)
-    ]
+    """Each stage's length, with "continued" for a stage that goes on at the previous one's
+    length (``scripts/long_range.py`` allows a length more than once) and "cosine lr" for one
+    whose learning rate decays."""
+    out = []
+    for i, st in enumerate(stages):
+        notes = ["continued"] if i and stages[i - 1]["length"] == st["length"] else []
+        if st.get("lr_decay", "none") != "none":
+            notes.append(f"{st['lr_decay']} lr")
+        out.append(f"{st['length']:,}" + (f" ({', '.join(notes)})" if notes else ""))
+    return out
 
 
 def stage_line(runs: list[dict]) -> str:

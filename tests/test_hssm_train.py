@@ -92,6 +92,35 @@ def test_resume_on_other_data_is_refused_naming_both(tmp_path):
         assert provenance(f)["dataset"] == res.metrics["dataset"]
 
 
+def test_resume_reads_the_checkpoints_configuration_through_todays_schema(tmp_path):
+    """A checkpoint written before a TrainSpec field existed (its configuration lacks
+    lr_decay) resumes, bit-identically; one of another configuration is refused, naming the
+    field that differs."""
+    ds, spec = _dataset(), _spec()
+    full = train(spec, tmp_path / "full", dataset=ds, progress=False, plots=False)
+    train(spec, tmp_path / "r", dataset=ds, progress=False, stop_after=3)
+    ckpt = tmp_path / "r" / "checkpoint.npz"
+
+    def rewrite(edit):
+        with np.load(ckpt) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta"]))
+        config = json.loads(meta["config"])
+        edit(config)
+        meta["config"] = json.dumps(config)
+        arrays["meta"] = np.array(json.dumps(meta))
+        with open(ckpt, "wb") as f:
+            np.savez(f, **arrays)
+
+    rewrite(lambda c: c.pop("lr_decay"))
+    resumed = train(spec, tmp_path / "r", dataset=ds, progress=False, plots=False)
+    for k, v in full.params.items():
+        assert np.array_equal(v, resumed.params[k]), k
+    rewrite(lambda c: c.update(lr=c["lr"] * 2))
+    with pytest.raises(ConfigError, match=r"different configuration \(differs in lr\)"):
+        train(spec, tmp_path / "r", dataset=ds, progress=False, plots=False)
+
+
 def test_resume_after_mid_interval_interrupt_truncates_log(tmp_path):
     # stop between checkpoints: the log holds steps the checkpoint does not; resume drops them
     ds, spec = _dataset(), _spec(checkpoint_every=100)

@@ -29,7 +29,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     toy = (
         (20, 6, 1e-3, 64, 8, "float64", 3),
         (40, 4, 1e-3, 64, 4, "float32", 2),
-        (40, 2, 1e-3, 64, 4, "float32", 2),
+        (40, 2, 1e-3, 64, 4, "float32", 2, 1, "cosine"),
     )
     monkeypatch.setattr(lr, "CURRICULUM", toy)
     monkeypatch.setattr(lr, "TARGETS", (40,))
@@ -52,6 +52,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     stage3 = json.loads((tmp_path / "runs/adding-softplus-rhel-s3/L40-2/metrics.json").read_text())
     assert stage3["config"]["init_from"].endswith("L40")
     assert stage3["config"]["init_dt_scale"] is None  # same length: Δt kept
+    assert (stage3["config"]["lr_warmup"], stage3["config"]["lr_decay"]) == (1, "cosine")
     assert res["test_mse"] == stage3["test_mse"]  # the result is the last stage's
     # a second call finds both stages finished and trains nothing
     stamp = (tmp_path / "runs/adding-softplus-rhel-s3/L40/metrics.json").stat().st_mtime_ns
@@ -72,6 +73,7 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
 
     pytest.importorskip("matplotlib")
     rr = _load("readme_results")
+    assert rr.stage_labels(res["stages"]) == ["20", "40", "40 (continued, cosine lr)"]
     runs = rr.long_range_runs(tmp_path / "res")
     rr.figure(runs, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000

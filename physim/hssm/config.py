@@ -314,6 +314,19 @@ def parse_train_spec(data: dict, source: str = "(mapping)") -> TrainSpec:
         raise ConfigError(_format(err, source)) from None
 
 
+def config_differences(saved: dict, spec: TrainSpec, source: str) -> list[str]:
+    """The fields in which a saved configuration (a checkpoint's or a finished run's) differs
+    from ``spec``. The saved one is read through today's schema first, so a field added to
+    TrainSpec since it was written (at its default) is no difference; one today's schema
+    rejects is reported as such."""
+    try:
+        old = parse_train_spec(saved, source).model_dump(mode="json")
+    except ConfigError as err:
+        return [f"(no longer a valid configuration: {err})"]
+    new = spec.model_dump(mode="json")
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
 #: the training presets (``training/``: the paper's configurations of REFERENCE §2 and
 #: CPU-sized ones); see :mod:`physim.catalogues` for the lookup order. A user's file may be
 #: TOML or JSON.

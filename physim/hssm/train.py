@@ -28,7 +28,7 @@ from physim import jsonio, memory
 from physim.errors import NumericalFault, check_training
 from physim.hssm.buffers import StepBuffers
 from physim.hssm.chips import chip_states
-from physim.hssm.config import ConfigError, TrainSpec
+from physim.hssm.config import ConfigError, TrainSpec, config_differences
 from physim.hssm.model import HSSM, estimate_memory_bytes
 from physim.logs import Axis, LogWriter
 from physim.optim import AdamState, adam_update, clip_by_global_norm
@@ -329,10 +329,12 @@ def _train(
     ckpt = out / CHECKPOINT
     if resume and ckpt.exists():
         params, m, v, meta = _load(ckpt)
-        if meta["config"] != config_json:
+        differ = config_differences(json.loads(meta["config"]), spec, str(ckpt))
+        if differ:
             raise ConfigError(
-                f"{ckpt} belongs to a different configuration; use another --out directory "
-                "or delete the checkpoint to start afresh"
+                f"{ckpt} belongs to a different configuration (differs in "
+                f"{', '.join(differ)}); use another --out directory or delete the checkpoint "
+                "to start afresh"
             )
         # the same configuration can name different data (`tiny` takes what is installed):
         # resuming a model on other data would mix two runs in one result
