@@ -37,8 +37,32 @@ PAPER = {"scp1-linhru-paper": (86.1, 86.4), "scp2-linhru-paper": (61.4, 63.9)}
 PAPER_LONG = "PPG-DaLiA, L = 49,920, 6 blocks, H 64, P 16, batch 4: test MSE 9.5e-2 / 9.1e-2"
 
 
+def _stage_key(st: dict) -> tuple:
+    """What makes two chains' i-th stages the same stage (the steps trained may differ: early
+    stopping)."""
+    keys = ("length", "lr", "n_samples", "batch_size", "precision")
+    return tuple(st[k] for k in keys) + (st.get("lr_warmup", 0), st.get("lr_decay", "none"))
+
+
 def long_range_runs(folder: Path = LONG) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("adding-L*.json"))]
+    """The long-range results; refused if their chains did not run one curriculum, since the
+    per-stage line compares stage i across chains (a result left from an older curriculum
+    would be averaged with another stage)."""
+    files = sorted(folder.glob("adding-L*.json"))
+    runs = [json.loads(p.read_text()) for p in files]
+    if runs:
+        longest = max(range(len(runs)), key=lambda i: len_of(runs[i]))
+        ref = [_stage_key(st) for st in runs[longest]["stages"]]
+        for path, r in zip(files, runs, strict=True):
+            mine = [_stage_key(st) for st in r["stages"]]
+            bad = [i for i, k in enumerate(mine) if k != ref[i]]
+            if bad:
+                raise SystemExit(
+                    f"{path.name} and {files[longest].name} ran different curricula (stage "
+                    f"{bad[0] + 1}: {mine[bad[0]]} against {ref[bad[0]]}); rerun the older one "
+                    f"with scripts/long_range.py or remove it from {folder}"
+                )
+    return runs
 
 
 def _cell(runs: list[dict]) -> str:

@@ -74,6 +74,14 @@ def test_long_range_chain_writes_results_resumes_and_plots(tmp_path, monkeypatch
     pytest.importorskip("matplotlib")
     rr = _load("readme_results")
     assert rr.stage_labels(res["stages"]) == ["20", "40", "40 (continued, cosine lr)"]
+    # a result left from another curriculum is refused by name, not averaged with this one
+    other = json.loads(json.dumps(res))
+    other["algo"], other["stages"][2]["lr_decay"] = "bptt", "none"
+    stale = tmp_path / "res" / "adding-L40-bptt-s3.json"
+    stale.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match=r"adding-L40-.*-s3.json and adding-L40-.*different"):
+        rr.long_range_runs(tmp_path / "res")
+    stale.unlink()
     runs = rr.long_range_runs(tmp_path / "res")
     rr.figure(runs, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
