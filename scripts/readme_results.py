@@ -75,16 +75,22 @@ def _cell(runs: list[dict]) -> str:
     return f"{solved} of {len(runs)} solved ({seeds}; {hours:.1f} wall h per run)"
 
 
-def long_range_table(runs: list[dict]) -> str:
+def long_range_table(runs: list[dict], targets: tuple[int, ...] | None = None) -> str:
+    """One row per length with results, and per target length of ``scripts/long_range.py``
+    without any (so a length the curriculum aims at is never silently missing)."""
+    if targets is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported
+        from long_range import TARGETS as targets
     lines = [
         "| adding problem | physim RHEL: test MSE / predict-the-mean, per seed | physim BPTT |",
         "|---|---|---|",
     ]
-    for length in sorted({r["length"] for r in runs}):
+    for length in sorted({r["length"] for r in runs} | set(targets)):
         at = [r for r in runs if r["length"] == length]
         cells = [_cell([r for r in at if r["algo"] == a]) for a in ("rhel", "bptt")]
         batches = "/".join(str(b) for b in sorted({r["batch_size"] for r in at}))
-        lines.append(f"| L = {length:,} (batch {batches}) | {cells[0]} | {cells[1]} |")
+        size = f" (batch {batches})" if at else ""
+        lines.append(f"| L = {length:,}{size} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -133,7 +139,7 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
     import matplotlib.pyplot as plt
 
     lengths = sorted({r["length"] for r in runs})
-    fig, axes = plt.subplots(1, len(lengths), figsize=(6 * len(lengths), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(lengths), figsize=(8 * len(lengths), 4.4), squeeze=False)
     colours = {0: "tab:blue", 1: "tab:orange", 2: "tab:green"}
     for ax, length in zip(axes[0], lengths, strict=True):
         bounds, labels = [], []
@@ -159,7 +165,7 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
             ax.text(
                 x0,
                 1.02,
-                "L=" + label.replace(" (continued)", " cont."),
+                "L=" + label.replace("continued", "cont.").replace(" lr)", ")"),
                 transform=ax.get_xaxis_transform(),
                 fontsize=7,
                 rotation=30,
@@ -170,8 +176,8 @@ def figure(runs: list[dict], path: Path = FIGURE) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("training step (summed over the length curriculum)")
         ax.set_ylabel("validation MSE / predict-the-mean MSE")
-        ax.set_title(f"adding problem up to L = {length:,}", pad=28)
-        ax.legend(fontsize=7, ncol=2)
+        ax.set_title(f"adding problem up to L = {length:,}", pad=34)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
