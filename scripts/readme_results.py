@@ -79,7 +79,9 @@ def long_range_table(runs: list[dict], targets: tuple[int, ...] | None = None) -
     """One row per length with results, and per target length of ``scripts/long_range.py``
     without any (so a length the curriculum aims at is never silently missing)."""
     if targets is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported
+        here = str(Path(__file__).resolve().parent)  # on sys.path also when imported
+        if here not in sys.path:
+            sys.path.insert(0, here)
         from long_range import TARGETS as targets
     lines = [
         "| adding problem | physim RHEL: test MSE / predict-the-mean, per seed | physim BPTT |",
